@@ -1,0 +1,553 @@
+//! One Jupyter kernel: an ipykernel child process, its ZeroMQ sockets and one reader task.
+//!
+//! This layer knows nothing of MCP. It starts a kernel ([`Kernel::start`]), runs code while
+//! streaming outputs into an [`OutputSink`] ([`Kernel::execute`]), interrupts and kills it, and
+//! reports its state. An execution is complete when both the shell `execute_reply` and the iopub
+//! `idle` status for its msg_id arrived. A watcher task waits on the child process, so a dead
+//! kernel fails the call at once instead of hanging it.
+
+mod error;
+pub mod introspect;
+pub mod launch;
+mod reader;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jupyter_protocol::{
+    ExecuteRequest, InterruptRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
+    ReplyStatus, Stdio,
+};
+use jupyter_zmq_client::{ClientControlConnection, DealerSendConnection};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::time::{sleep, sleep_until};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use error::Error;
+pub use launch::LaunchConfig;
+use reader::{Channel, Routes};
+
+/// After a timeout's interrupt, how long the kernel has to finish before it is killed.
+pub const INTERRUPT_GRACE: Duration = Duration::from_millis(1500);
+/// How often a running execution lets its sink emit progress.
+const TICK: Duration = Duration::from_millis(250);
+/// Time limit for the server's own short requests (kernel_info, introspection).
+const INTERNAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One output of an execution, in the order the kernel produced it.
+#[derive(Debug, Clone)]
+pub enum KernelOutput {
+    Stream {
+        stderr: bool,
+        text: String,
+    },
+    /// The value of the cell's last expression; `data` is the MIME bundle.
+    ExecuteResult {
+        data: serde_json::Map<String, serde_json::Value>,
+    },
+    /// `display()` output, plots among them.
+    DisplayData {
+        data: serde_json::Map<String, serde_json::Value>,
+    },
+    Error {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
+}
+
+/// Receives outputs while a cell runs. `tick` is called periodically so a sink can emit progress.
+pub trait OutputSink: Send {
+    fn push(&mut self, output: KernelOutput);
+    fn tick(&mut self) {}
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecStatus {
+    Ok,
+    Error,
+    Timeout,
+    KernelDied,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOutcome {
+    pub status: ExecStatus,
+    pub execution_count: Option<u64>,
+    /// After a timeout: true if the kernel had to be killed (its state is lost).
+    pub killed: bool,
+}
+
+/// Kills the kernel's whole process group when dropped, unless it already exited. This is the
+/// backstop that keeps a kernel from outliving its handle on any path (error, panic, shutdown).
+struct ProcessGroup {
+    pid: Option<Pid>,
+    exited: CancellationToken,
+}
+
+impl ProcessGroup {
+    fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid
+            && !self.exited.is_cancelled()
+        {
+            let _ = killpg(pid, sig);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// A running kernel.
+///
+/// Field order matters for drop: the process group is killed before the runtime directory
+/// (sockets, connection file) is removed.
+pub struct Kernel {
+    id: String,
+    group: ProcessGroup,
+    started_at: Instant,
+    python_version: String,
+    ipykernel_version: String,
+    /// Shell requests; the replies come back through the reader task.
+    shell: tokio::sync::Mutex<DealerSendConnection>,
+    /// Interrupts; replies are read here directly, skipping stale ones.
+    control: tokio::sync::Mutex<ClientControlConnection>,
+    routes: Arc<Routes>,
+    busy: Arc<AtomicBool>,
+    exit_status: Arc<Mutex<Option<String>>>,
+    execution_count: AtomicU64,
+    _reader: DropGuard,
+    _dir: launch::RuntimeDir,
+}
+
+/// A snapshot for status reports.
+#[derive(Debug, Clone)]
+pub struct KernelInfo {
+    pub id: String,
+    pub alive: bool,
+    pub busy: bool,
+    pub execution_count: u64,
+    pub uptime: Duration,
+    pub python_version: String,
+    pub ipykernel_version: String,
+    pub pid: Option<u32>,
+    pub memory_rss_bytes: Option<u64>,
+    pub exit_status: Option<String>,
+}
+
+impl Kernel {
+    /// Starts ipykernel and waits until it answers `kernel_info`.
+    pub async fn start(cfg: &LaunchConfig) -> Result<Kernel, Error> {
+        let started_at = Instant::now();
+        let deadline = tokio::time::Instant::now() + cfg.startup_timeout;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let launch::Spawned {
+            mut child,
+            info,
+            dir,
+        } = launch::spawn(cfg, &id)?;
+
+        let exited = CancellationToken::new();
+        let group = ProcessGroup {
+            pid: child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .map(Pid::from_raw),
+            exited: exited.clone(),
+        };
+        let exit_status = Arc::new(Mutex::new(None));
+        {
+            let exited = exited.clone();
+            let exit_status = Arc::clone(&exit_status);
+            tokio::spawn(async move {
+                let status = match child.wait().await {
+                    Ok(s) => s.to_string(),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                if let Ok(mut slot) = exit_status.lock() {
+                    *slot = Some(status);
+                }
+                exited.cancel();
+            });
+        }
+
+        let startup_failed = |dir: &launch::RuntimeDir, exit: &Mutex<Option<String>>| {
+            let status = exit.lock().ok().and_then(|s| s.clone());
+            match status {
+                Some(status) => Error::StartupExited {
+                    status,
+                    log_tail: dir.log_tail(),
+                },
+                None => Error::StartupTimeout {
+                    secs: cfg.startup_timeout.as_secs(),
+                    log_tail: dir.log_tail(),
+                },
+            }
+        };
+
+        // ZeroMQ IPC connects fail on a missing socket file, so wait for the kernel to bind.
+        let sockets = launch::socket_paths(&info);
+        while !sockets.iter().all(|p| p.exists()) {
+            if exited.is_cancelled() || tokio::time::Instant::now() >= deadline {
+                // Give the watcher a moment to record the exit status for the message.
+                sleep(Duration::from_millis(50)).await;
+                return Err(startup_failed(&dir, &exit_status));
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+
+        let session = uuid::Uuid::new_v4().to_string();
+        let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
+        let mut iopub =
+            jupyter_zmq_client::create_client_iopub_connection(&info, "", &session).await?;
+        let shell = jupyter_zmq_client::create_client_shell_connection_with_identity(
+            &info, &session, identity,
+        )
+        .await?;
+        let control = jupyter_zmq_client::create_client_control_connection(&info, &session).await?;
+        // ipykernel 7 publishes on XPUB and greets each subscriber; waiting for it means no
+        // output of the first execution is lost to the subscription race.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        jupyter_zmq_client::wait_for_iopub_welcome(&mut iopub, remaining).await?;
+
+        let (shell_send, shell_recv) = shell.split();
+        let routes = Arc::new(Routes::default());
+        let busy = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
+        tokio::spawn(reader::run(
+            iopub,
+            shell_recv,
+            Arc::clone(&routes),
+            Arc::clone(&busy),
+            stop.clone(),
+        ));
+
+        let mut kernel = Kernel {
+            id,
+            group,
+            started_at,
+            python_version: String::new(),
+            ipykernel_version: String::new(),
+            shell: tokio::sync::Mutex::new(shell_send),
+            control: tokio::sync::Mutex::new(control),
+            routes,
+            busy,
+            exit_status,
+            execution_count: AtomicU64::new(0),
+            _reader: stop.drop_guard(),
+            _dir: dir,
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let reply = match kernel
+            .shell_request(KernelInfoRequest {}.into(), remaining)
+            .await
+        {
+            Ok(r) => r,
+            Err(Error::Died) | Err(Error::NoReply { .. }) => {
+                sleep(Duration::from_millis(50)).await;
+                return Err(startup_failed(&kernel._dir, &kernel.exit_status));
+            }
+            Err(e) => return Err(e),
+        };
+        if let JupyterMessageContent::KernelInfoReply(info) = reply.content {
+            kernel.python_version = info.language_info.version.clone();
+            kernel.ipykernel_version = info.implementation_version.clone();
+        }
+        introspect::install_helpers(&kernel).await?;
+        tracing::info!(
+            kernel_id = %kernel.id,
+            elapsed_ms = started_at.elapsed().as_millis() as u64,
+            "kernel started"
+        );
+        Ok(kernel)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn is_alive(&self) -> bool {
+        !self.group.exited.is_cancelled()
+    }
+
+    /// Kills the kernel's process group at once. Pending calls see `KernelDied`.
+    pub fn kill(&self) {
+        self.group.signal(Signal::SIGKILL);
+    }
+
+    /// Resolves when the kernel process has exited.
+    pub async fn exited(&self) {
+        self.group.exited.cancelled().await
+    }
+
+    /// Sends one shell request and waits for its reply.
+    async fn shell_request(
+        &self,
+        content: JupyterMessageContent,
+        timeout: Duration,
+    ) -> Result<JupyterMessage, Error> {
+        let request_name = match &content {
+            JupyterMessageContent::KernelInfoRequest(_) => "kernel_info_request",
+            _ => "request",
+        };
+        let msg = JupyterMessage::new(content, None);
+        let (_guard, mut rx) = self.routes.register(&msg.header.msg_id);
+        self.shell.lock().await.send(msg).await?;
+        let deadline = sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some((Channel::Shell, reply)) => return Ok(reply),
+                    Some(_) => {}
+                    None => return Err(Error::Died),
+                },
+                _ = self.group.exited.cancelled() => return Err(Error::Died),
+                _ = &mut deadline => return Err(Error::NoReply {
+                    request: request_name,
+                    secs: timeout.as_secs(),
+                }),
+            }
+        }
+    }
+
+    /// Runs `code`, streaming outputs into `sink`.
+    ///
+    /// On `timeout` the kernel is interrupted; if it does not finish within [`INTERRUPT_GRACE`]
+    /// it is killed. `cancel` (the client gave up) interrupts the kernel the same way.
+    pub async fn execute(
+        &self,
+        code: &str,
+        store_history: bool,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecOutcome, Error> {
+        let died = |execution_count| ExecOutcome {
+            status: ExecStatus::KernelDied,
+            execution_count,
+            killed: false,
+        };
+        if !self.is_alive() {
+            return Ok(died(None));
+        }
+        let request = ExecuteRequest {
+            code: code.to_string(),
+            silent: false,
+            store_history,
+            user_expressions: None,
+            allow_stdin: false,
+            stop_on_error: true,
+        };
+        let msg = JupyterMessage::new(request, None);
+        let (_guard, mut rx) = self.routes.register(&msg.header.msg_id);
+        self.shell.lock().await.send(msg).await?;
+
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut stopping: Option<ExecStatus> = None;
+        let mut reply: Option<(ReplyStatus, u64)> = None;
+        let mut idle = false;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while reply.is_none() || !idle {
+            tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some((channel, msg)) => handle_message(channel, msg, sink, &mut reply, &mut idle),
+                    None => return Ok(died(None)),
+                },
+                _ = self.group.exited.cancelled() => {
+                    // Keep whatever the kernel said before it died.
+                    while let Ok((channel, msg)) = rx.try_recv() {
+                        handle_message(channel, msg, sink, &mut reply, &mut idle);
+                    }
+                    return Ok(match stopping {
+                        Some(status) => ExecOutcome { status, execution_count: None, killed: true },
+                        None => died(None),
+                    });
+                }
+                _ = sleep_until(deadline) => match stopping {
+                    None => {
+                        stopping = Some(ExecStatus::Timeout);
+                        deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
+                        self.interrupt().await;
+                    }
+                    Some(status) => {
+                        tracing::warn!(kernel_id = %self.id, "kernel ignored the interrupt; killing it");
+                        self.kill();
+                        return Ok(ExecOutcome { status, execution_count: None, killed: true });
+                    }
+                },
+                _ = cancel.cancelled(), if stopping.is_none() => {
+                    stopping = Some(ExecStatus::Cancelled);
+                    deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
+                    self.interrupt().await;
+                }
+                _ = tick.tick() => sink.tick(),
+            }
+        }
+        let (reply_status, count) = reply.unwrap_or((ReplyStatus::Error, 0));
+        if store_history {
+            self.execution_count.store(count, Ordering::Relaxed);
+        }
+        let status = match (stopping, reply_status) {
+            (Some(s), _) => s,
+            (None, ReplyStatus::Ok) => ExecStatus::Ok,
+            (None, _) => ExecStatus::Error,
+        };
+        Ok(ExecOutcome {
+            status,
+            execution_count: Some(count),
+            killed: false,
+        })
+    }
+
+    /// Interrupts the running cell: an `interrupt_request` on the control channel, and SIGINT to
+    /// the kernel's process group if the kernel does not acknowledge it.
+    pub async fn interrupt(&self) {
+        let msg = JupyterMessage::new(InterruptRequest {}, None);
+        let msg_id = msg.header.msg_id.clone();
+        let acknowledged = async {
+            let mut control = self.control.lock().await;
+            control.send(msg).await.ok()?;
+            loop {
+                let reply = control.read().await.ok()?;
+                if reply
+                    .parent_header
+                    .as_ref()
+                    .is_some_and(|h| h.msg_id == msg_id)
+                {
+                    return Some(());
+                }
+            }
+        };
+        let acked = tokio::time::timeout(Duration::from_millis(500), acknowledged)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if !acked {
+            self.group.signal(Signal::SIGINT);
+        }
+    }
+
+    /// Runs server-side code (not stored in history) and returns its stdout; used for the
+    /// introspection helpers. Errors in that code come back as `Error::Unexpected`.
+    pub(crate) async fn run_internal(&self, code: &str) -> Result<String, Error> {
+        struct Capture {
+            stdout: String,
+            error: Option<String>,
+        }
+        impl OutputSink for Capture {
+            fn push(&mut self, output: KernelOutput) {
+                match output {
+                    KernelOutput::Stream {
+                        stderr: false,
+                        text,
+                    } => self.stdout.push_str(&text),
+                    KernelOutput::Error { ename, evalue, .. } => {
+                        self.error = Some(format!("{ename}: {evalue}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut capture = Capture {
+            stdout: String::new(),
+            error: None,
+        };
+        let never = CancellationToken::new();
+        let outcome = self
+            .execute(code, false, INTERNAL_TIMEOUT, &never, &mut capture)
+            .await?;
+        match outcome.status {
+            ExecStatus::Ok => Ok(capture.stdout),
+            ExecStatus::KernelDied => Err(Error::Died),
+            ExecStatus::Timeout | ExecStatus::Cancelled => Err(Error::NoReply {
+                request: "introspection request",
+                secs: INTERNAL_TIMEOUT.as_secs(),
+            }),
+            ExecStatus::Error => Err(Error::Unexpected(
+                capture.error.unwrap_or_else(|| "unknown error".into()),
+            )),
+        }
+    }
+
+    pub fn info(&self) -> KernelInfo {
+        let pid = self.group.pid.and_then(|p| u32::try_from(p.as_raw()).ok());
+        KernelInfo {
+            id: self.id.clone(),
+            alive: self.is_alive(),
+            busy: self.busy.load(Ordering::Relaxed),
+            execution_count: self.execution_count.load(Ordering::Relaxed),
+            uptime: self.started_at.elapsed(),
+            python_version: self.python_version.clone(),
+            ipykernel_version: self.ipykernel_version.clone(),
+            pid,
+            memory_rss_bytes: pid.filter(|_| self.is_alive()).and_then(rss_bytes),
+            exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
+        }
+    }
+}
+
+/// Folds one routed message into the execution's state and the sink.
+fn handle_message(
+    channel: Channel,
+    msg: JupyterMessage,
+    sink: &mut dyn OutputSink,
+    reply: &mut Option<(ReplyStatus, u64)>,
+    idle: &mut bool,
+) {
+    let bundle = |media: &jupyter_protocol::Media| match serde_json::to_value(media) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    match (channel, msg.content) {
+        (Channel::Shell, JupyterMessageContent::ExecuteReply(r)) => {
+            *reply = Some((r.status, r.execution_count.value() as u64));
+        }
+        (Channel::Shell, _) => {}
+        (Channel::IoPub, content) => match content {
+            JupyterMessageContent::Status(s)
+                if s.execution_state == jupyter_protocol::ExecutionState::Idle =>
+            {
+                *idle = true;
+            }
+            JupyterMessageContent::StreamContent(s) => sink.push(KernelOutput::Stream {
+                stderr: matches!(s.name, Stdio::Stderr),
+                text: s.text,
+            }),
+            JupyterMessageContent::ExecuteResult(r) => sink.push(KernelOutput::ExecuteResult {
+                data: bundle(&r.data),
+            }),
+            JupyterMessageContent::DisplayData(d) => sink.push(KernelOutput::DisplayData {
+                data: bundle(&d.data),
+            }),
+            JupyterMessageContent::UpdateDisplayData(d) => sink.push(KernelOutput::DisplayData {
+                data: bundle(&d.data),
+            }),
+            JupyterMessageContent::ErrorOutput(e) => sink.push(KernelOutput::Error {
+                ename: e.ename,
+                evalue: e.evalue,
+                traceback: e.traceback,
+            }),
+            _ => {}
+        },
+    }
+}
+
+/// Resident memory of a process, from /proc (Linux only; `None` elsewhere).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,78 @@
+//! The MCP layer: the rmcp server handler and its tools.
+//!
+//! Tools stay thin (validate, one domain call, format); the domain lives in `pool`, `kernel`,
+//! `notebook` and `packages`. Domain failures become tool results with `isError` and a `status`
+//! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
+
+mod error;
+mod tools;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool_handler};
+
+use crate::config::Settings;
+use crate::notebook::NotebookStore;
+use crate::pool::{Pool, PrincipalDirs};
+
+/// Everything the tools share; built once before the HTTP door opens.
+pub struct App {
+    pub settings: Settings,
+    pub pool: Arc<Pool>,
+}
+
+/// The principal of every request until authentication exists: one local user.
+pub const LOCAL_PRINCIPAL: &str = "local";
+
+impl App {
+    /// Who is calling. Kernels, notebooks and packages are keyed by it.
+    fn principal(&self, _ctx: &RequestContext<RoleServer>) -> String {
+        LOCAL_PRINCIPAL.to_string()
+    }
+
+    fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
+        NotebookStore::new(principal_dirs(&self.settings, principal).home)
+    }
+}
+
+/// The directories of a principal. The local principal works in the working directory itself.
+pub fn principal_dirs(settings: &Settings, _principal: &str) -> PrincipalDirs {
+    PrincipalDirs {
+        home: settings.working_dir.clone(),
+        packages: settings.working_dir.join(".packages"),
+    }
+}
+
+/// One MCP server instance; rmcp makes one per request (cheap: two `Arc`s and the router).
+#[derive(Clone)]
+pub struct JupyterMcp {
+    app: Arc<App>,
+    tool_router: ToolRouter<JupyterMcp>,
+}
+
+impl JupyterMcp {
+    pub fn new(app: Arc<App>) -> Self {
+        JupyterMcp {
+            app,
+            tool_router: Self::kernel_tools() + Self::code_tools() + Self::notebook_tools(),
+        }
+    }
+}
+
+const INSTRUCTIONS: &str = "Runs Python in real Jupyter (IPython) kernels. State persists between \
+calls on the same kernel (pick one with the optional `kernel` argument; default \"default\"). \
+Use execute_code to run code (plots come back as images), get_variables / inspect_variable to \
+look at state, install_package to add a PyPI package, and the notebook tools to save or read \
+.ipynb files in the working directory.";
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for JupyterMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::from_build_env())
+            .with_instructions(INSTRUCTIONS.to_string())
+    }
+}

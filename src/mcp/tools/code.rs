@@ -1,0 +1,256 @@
+//! Tools that run code or look at a kernel's state: execute_code, get_variables,
+//! inspect_variable, install_package.
+
+use std::time::{Duration, Instant};
+
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
+use crate::kernel::{ExecStatus, introspect};
+use crate::mcp::error::{ToolError, respond, structured};
+use crate::mcp::{JupyterMcp, principal_dirs};
+use crate::output::{Collector, OutputItem, ProgressFn};
+use crate::packages::{Installed, Installer, parse_requirement};
+use crate::pool::KernelState;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteCodeArgs {
+    /// Python source to run, as in a notebook cell. IPython syntax works (%magics, !shell).
+    pub code: String,
+    /// Kernel name (default "default"). Each name is a separate Python process with its own state.
+    pub kernel: Option<String>,
+    /// Time limit in seconds (default: the server's --exec-timeout; at most 3600). On expiry the
+    /// code is interrupted and what it printed so far is returned.
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExecuteCodeOutput {
+    /// ok, error (the code raised), timeout, kernel_died or cancelled.
+    pub status: ExecStatus,
+    /// Kernel name.
+    pub kernel: String,
+    /// The cell's number in the kernel's history.
+    pub execution_count: Option<u64>,
+    pub duration_ms: u64,
+    /// Outputs in the order the code produced them.
+    pub outputs: Vec<OutputItem>,
+    /// True if output above the server's cap was cut (head and tail kept).
+    pub truncated: bool,
+    /// What happened to the kernel, when it matters (restarts, kills).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectVariableArgs {
+    /// A variable name or dotted attribute path, e.g. `df` or `df.columns`. Not an expression.
+    pub name: String,
+    /// Kernel name (default "default").
+    pub kernel: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallPackageArgs {
+    /// A PyPI requirement: a project name with an optional version specifier, e.g. `requests`,
+    /// `numpy==2.1.0`, `pandas>=2,<3`. URLs, paths and pip options are refused.
+    pub package: String,
+    /// Kernel name (default "default"); the package becomes importable there at once.
+    pub kernel: Option<String>,
+}
+
+impl JupyterMcp {
+    fn exec_timeout(&self, requested: Option<f64>) -> Result<Duration, ToolError> {
+        match requested {
+            None => Ok(self.app.settings.exec_timeout),
+            Some(t) if t.is_finite() && t > 0.0 && t <= MAX_EXEC_TIMEOUT_SECS as f64 => {
+                Ok(Duration::from_secs_f64(t))
+            }
+            Some(t) => Err(ToolError::invalid(format!(
+                "timeout must be between 0 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {t}"
+            ))),
+        }
+    }
+}
+
+/// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
+/// progress token. The collector throttles to its tick (a few per second).
+fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
+    let token = ctx.meta.get_progress_token()?;
+    let peer = ctx.peer.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
+    tokio::spawn(async move {
+        while let Some((bytes, message)) = rx.recv().await {
+            let param =
+                ProgressNotificationParam::new(token.clone(), bytes as f64).with_message(message);
+            if peer.notify_progress(param).await.is_err() {
+                break;
+            }
+        }
+    });
+    Some(Box::new(move |bytes, message| {
+        let _ = tx.send((bytes, message));
+    }))
+}
+
+fn status_note(
+    status: ExecStatus,
+    killed: bool,
+    timeout: Duration,
+    replaced_dead: bool,
+) -> Option<String> {
+    let mut note = match (status, killed) {
+        (ExecStatus::Timeout, false) => Some(format!(
+            "timed out after {:.1} s: the code was interrupted; the kernel and its variables are kept",
+            timeout.as_secs_f64()
+        )),
+        (ExecStatus::Timeout, true) | (ExecStatus::Cancelled, true) => Some(
+            "the code did not stop on interrupt, so the kernel was killed; the next call starts a fresh kernel (variables are lost)".into(),
+        ),
+        (ExecStatus::KernelDied, _) => Some(
+            "the kernel process died while running this code (crash, os._exit, or out of memory); the next call starts a fresh kernel (variables are lost)".into(),
+        ),
+        (ExecStatus::Cancelled, false) => Some("cancelled by the client; the code was interrupted".into()),
+        _ => None,
+    };
+    if replaced_dead {
+        let restarted = "the previous kernel of this name had died, so this ran in a fresh kernel";
+        note = Some(match note {
+            Some(n) => format!("{restarted}; {n}"),
+            None => restarted.into(),
+        });
+    }
+    note
+}
+
+#[tool_router(router = code_tools, vis = "pub(crate)")]
+impl JupyterMcp {
+    /// Run Python code in a persistent Jupyter kernel (IPython). Variables, imports and
+    /// functions persist between calls on the same kernel. Returns printed output, the value of
+    /// the last expression, rich displays (matplotlib plots come back as PNG images) and errors
+    /// with tracebacks. Code that runs past `timeout` seconds is interrupted. Large output is cut
+    /// to its start and end. Use install_package, not pip, to add packages.
+    #[tool(
+        output_schema = schema_for_output::<ExecuteCodeOutput>(),
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn execute_code(
+        &self,
+        Parameters(args): Parameters<ExecuteCodeArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, args.kernel.as_deref())?;
+            let timeout = self.exec_timeout(args.timeout)?;
+            let started = Instant::now();
+            let lease = self.app.pool.lease(&key).await?;
+            let mut collector =
+                Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
+            let outcome = lease
+                .kernel
+                .execute(&args.code, true, timeout, &ctx.ct, &mut collector)
+                .await?;
+            let (outputs, truncated) = collector.finish();
+            let note = status_note(outcome.status, outcome.killed, timeout, lease.replaced_dead);
+            let mut content: Vec<ContentBlock> =
+                outputs.iter().map(OutputItem::to_content).collect();
+            if let Some(n) = &note {
+                content.push(ContentBlock::text(format!("[{n}]")));
+            } else if content.is_empty() {
+                content.push(ContentBlock::text("[ran without output]"));
+            }
+            let out = ExecuteCodeOutput {
+                status: outcome.status,
+                kernel: key.name,
+                execution_count: outcome.execution_count,
+                duration_ms: started.elapsed().as_millis() as u64,
+                outputs,
+                truncated,
+                note,
+            };
+            let mut result = structured(content, &out)?;
+            result.is_error = Some(out.status != ExecStatus::Ok);
+            Ok(result)
+        };
+        respond(result.await)
+    }
+
+    /// List the user's variables in a kernel (not modules, not IPython's own names, not names
+    /// starting with `_`), each with its type, a short repr, and length/shape/dtype when it has
+    /// them.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn get_variables(
+        &self,
+        Parameters(super::kernels::KernelArgs { kernel }): Parameters<super::kernels::KernelArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            if self.app.pool.status(&key).state == KernelState::NotStarted {
+                let empty = serde_json::json!({"variables": [], "total": 0, "truncated": false});
+                return structured(vec![], &empty);
+            }
+            let lease = self.app.pool.lease(&key).await?;
+            structured(vec![], &introspect::variables(&lease.kernel).await?)
+        };
+        respond(result.await)
+    }
+
+    /// Describe one variable or attribute (`df`, `model.coef_`): type, module, a capped repr,
+    /// shape/dtype/columns and the first rows for numpy and pandas objects, and the first line
+    /// of its documentation.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn inspect_variable(
+        &self,
+        Parameters(InspectVariableArgs { name, kernel }): Parameters<InspectVariableArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            introspect::validate_name(&name)?;
+            let lease = self.app.pool.lease(&key).await?;
+            structured(vec![], &introspect::inspect(&lease.kernel, &name).await?)
+        };
+        respond(result.await)
+    }
+
+    /// Install a package from PyPI (pre-built wheels only) so that it imports in the kernel
+    /// without a restart. Returns the installed name and version, or pip's last lines on failure.
+    #[tool(
+        output_schema = schema_for_output::<Installed>(),
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn install_package(
+        &self,
+        Parameters(InstallPackageArgs { package, kernel }): Parameters<InstallPackageArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            let requirement = parse_requirement(&package)?;
+            let dirs = principal_dirs(&self.app.settings, &key.principal);
+            let installer =
+                Installer::new(self.app.settings.python.clone(), dirs.packages, PIP_TIMEOUT);
+            let installed = installer.install(&requirement).await?;
+            // The import system caches directory listings; make the new files visible now.
+            if self.app.pool.status(&key).state != KernelState::NotStarted {
+                let lease = self.app.pool.lease(&key).await?;
+                lease
+                    .kernel
+                    .run_internal("__import__('importlib').invalidate_caches()")
+                    .await?;
+            }
+            let text = format!("installed {} {}", installed.name, installed.version);
+            structured(vec![ContentBlock::text(text)], &installed)
+        };
+        respond(result.await)
+    }
+}

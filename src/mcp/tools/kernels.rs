@@ -1,0 +1,203 @@
+//! Kernel lifecycle tools: status, restart, interrupt, list, shut down.
+
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mcp::JupyterMcp;
+use crate::mcp::error::{respond, structured};
+use crate::pool::{KernelState, Status};
+
+/// Arguments of the tools that act on one kernel.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelArgs {
+    /// Kernel name (default "default"). Each name is a separate Python process with its own state.
+    pub kernel: Option<String>,
+}
+
+/// The limits a kernel runs under.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Limits {
+    /// Default time limit of one execution, in seconds.
+    pub exec_timeout_secs: u64,
+    /// Output bytes one call returns at most.
+    pub max_output_bytes: usize,
+    /// Live kernels allowed.
+    pub max_kernels: usize,
+    /// Idle kernels are shut down after this many seconds (absent: never).
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// State of one kernel.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KernelStatus {
+    /// Kernel name.
+    pub kernel: String,
+    /// not_started, starting, idle, busy or dead.
+    pub state: KernelState,
+    /// Number of the last stored execution (0 for a fresh kernel).
+    pub execution_count: Option<u64>,
+    /// Seconds since this kernel process started; a restart resets it.
+    pub uptime_secs: Option<f64>,
+    pub python_version: Option<String>,
+    pub ipykernel_version: Option<String>,
+    /// Resident memory of the kernel process.
+    pub memory_rss_bytes: Option<u64>,
+    pub limits: Limits,
+}
+
+/// Every kernel of the caller.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KernelList {
+    pub kernels: Vec<KernelStatus>,
+    pub max_kernels: usize,
+}
+
+/// Result of interrupt_kernel / shutdown_kernel.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KernelAction {
+    pub kernel: String,
+    /// What was done: interrupted or shut_down.
+    pub action: String,
+}
+
+impl JupyterMcp {
+    fn kernel_status(&self, status: Status) -> KernelStatus {
+        let s = &self.app.settings;
+        let info = status.info.as_ref();
+        KernelStatus {
+            kernel: status.name,
+            state: status.state,
+            execution_count: info.map(|i| i.execution_count),
+            uptime_secs: info.map(|i| (i.uptime.as_secs_f64() * 10.0).round() / 10.0),
+            python_version: info.map(|i| i.python_version.clone()),
+            ipykernel_version: info.map(|i| i.ipykernel_version.clone()),
+            memory_rss_bytes: info.and_then(|i| i.memory_rss_bytes),
+            limits: Limits {
+                exec_timeout_secs: s.exec_timeout.as_secs(),
+                max_output_bytes: s.max_output_bytes,
+                max_kernels: s.max_kernels,
+                idle_timeout_secs: s.idle_timeout.map(|d| d.as_secs()),
+            },
+        }
+    }
+}
+
+#[tool_router(router = kernel_tools, vis = "pub(crate)")]
+impl JupyterMcp {
+    /// Report a kernel's state (not_started, starting, idle, busy, dead), execution count,
+    /// uptime, Python and ipykernel versions, memory use and the limits in force. Does not start
+    /// a kernel.
+    #[tool(
+        output_schema = schema_for_output::<KernelStatus>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_kernel_status(
+        &self,
+        Parameters(KernelArgs { kernel }): Parameters<KernelArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        respond((|| {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            structured(vec![], &self.kernel_status(self.app.pool.status(&key)))
+        })())
+    }
+
+    /// Restart a kernel: kills its Python process (every variable is lost, a running call ends)
+    /// and starts a fresh one.
+    #[tool(
+        output_schema = schema_for_output::<KernelStatus>(),
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn restart_kernel(
+        &self,
+        Parameters(KernelArgs { kernel }): Parameters<KernelArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            drop(self.app.pool.restart(&key).await?);
+            structured(vec![], &self.kernel_status(self.app.pool.status(&key)))
+        };
+        respond(result.await)
+    }
+
+    /// Interrupt the code running on a kernel (like Ctrl-C), keeping its state. The running
+    /// execute_code call returns with what it printed so far.
+    #[tool(
+        output_schema = schema_for_output::<KernelAction>(),
+        annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn interrupt_kernel(
+        &self,
+        Parameters(KernelArgs { kernel }): Parameters<KernelArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = async {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            self.app.pool.interrupt(&key).await?;
+            structured(
+                vec![],
+                &KernelAction {
+                    kernel: key.name,
+                    action: "interrupted".into(),
+                },
+            )
+        };
+        respond(result.await)
+    }
+
+    /// Shut a kernel down and free its place under the kernel limit (its state is lost).
+    #[tool(
+        output_schema = schema_for_output::<KernelAction>(),
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn shutdown_kernel(
+        &self,
+        Parameters(KernelArgs { kernel }): Parameters<KernelArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        respond((|| {
+            let key = self.key(&ctx, kernel.as_deref())?;
+            self.app.pool.shutdown_kernel(&key)?;
+            structured(
+                vec![],
+                &KernelAction {
+                    kernel: key.name,
+                    action: "shut_down".into(),
+                },
+            )
+        })())
+    }
+
+    /// List your kernels with their state.
+    #[tool(
+        output_schema = schema_for_output::<KernelList>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_kernels(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let principal = self.app.principal(&ctx);
+        let kernels = self
+            .app
+            .pool
+            .list(&principal)
+            .into_iter()
+            .map(|s| self.kernel_status(s))
+            .collect();
+        respond(structured(
+            vec![],
+            &KernelList {
+                kernels,
+                max_kernels: self.app.settings.max_kernels,
+            },
+        ))
+    }
+}

@@ -1,0 +1,31 @@
+//! The MCP tools, grouped by what they act on. Each group is one `#[tool_router]` block; the
+//! server adds the routers together.
+
+mod code;
+mod kernels;
+mod notebooks;
+
+use rmcp::RoleServer;
+use rmcp::service::RequestContext;
+
+use super::JupyterMcp;
+use super::error::ToolError;
+use crate::pool::KernelKey;
+
+/// The kernel name used when a call names none.
+pub const DEFAULT_KERNEL: &str = "default";
+
+impl JupyterMcp {
+    /// The (principal, kernel name) a call acts on.
+    fn key(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kernel: Option<&str>,
+    ) -> Result<KernelKey, ToolError> {
+        let principal = self.app.principal(ctx);
+        Ok(KernelKey::new(
+            &principal,
+            kernel.unwrap_or(DEFAULT_KERNEL),
+        )?)
+    }
+}

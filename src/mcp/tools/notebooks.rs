@@ -1,0 +1,203 @@
+//! Notebook tools: create_notebook, read_notebook, list_notebooks. Paths are relative to the
+//! caller's directory; the store refuses anything that leaves it.
+
+use rmcp::handler::server::tool::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mcp::JupyterMcp;
+use crate::mcp::error::{ToolError, respond, structured};
+use crate::notebook::{CellSpec, NotebookEntry, NotebookStore, NotebookSummary};
+use crate::output::{OutputItem, convert_nbformat};
+
+/// Cells read_notebook returns when no limit is given.
+const DEFAULT_CELL_LIMIT: usize = 50;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNotebookArgs {
+    /// Relative path ending in .ipynb, e.g. `analysis/report.ipynb`. Folders are created.
+    pub path: String,
+    /// Cells to put in the notebook, in order (default: none).
+    #[serde(default)]
+    pub cells: Vec<CellSpec>,
+    /// Replace an existing file (default false: an existing file is an error).
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadNotebookArgs {
+    /// Relative path of the notebook, as list_notebooks shows it.
+    pub path: String,
+    /// Include the cells' saved outputs (default true); images come back as image content.
+    pub include_outputs: Option<bool>,
+    /// Index of the first cell to return (default 0).
+    #[serde(default)]
+    pub start: usize,
+    /// Number of cells to return (default 50).
+    pub limit: Option<usize>,
+}
+
+/// One cell as read_notebook returns it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CellOut {
+    pub index: usize,
+    pub id: Option<String>,
+    /// code, markdown or raw.
+    pub cell_type: String,
+    pub source: String,
+    pub execution_count: Option<i64>,
+    pub outputs: Vec<OutputItem>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReadNotebookOutput {
+    pub path: String,
+    /// Cells in the whole notebook.
+    pub total_cells: usize,
+    pub cells: Vec<CellOut>,
+    /// True if saved outputs were left out to respect the output cap.
+    pub outputs_truncated: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NotebookList {
+    pub notebooks: Vec<NotebookEntry>,
+}
+
+impl JupyterMcp {
+    /// Runs a blocking notebook operation off the async threads.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let store = self.app.notebooks(&self.app.principal(ctx))?;
+        tokio::task::spawn_blocking(move || op(store))
+            .await
+            .map_err(|e| ToolError {
+                status: "internal_error",
+                message: e.to_string(),
+            })?
+            .map_err(ToolError::from)
+    }
+}
+
+#[tool_router(router = notebook_tools, vis = "pub(crate)")]
+impl JupyterMcp {
+    /// Create a Jupyter notebook (.ipynb, nbformat 4.5) with the given cells. Refuses to
+    /// overwrite an existing file unless `overwrite` is true.
+    #[tool(
+        output_schema = schema_for_output::<NotebookSummary>(),
+        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_notebook(
+        &self,
+        Parameters(CreateNotebookArgs {
+            path,
+            cells,
+            overwrite,
+        }): Parameters<CreateNotebookArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = self
+            .with_store(&ctx, move |s| s.create(&path, &cells, overwrite))
+            .await;
+        respond(result.and_then(|summary| structured(vec![], &summary)))
+    }
+
+    /// Read a notebook's cells (index, id, type, source) and, by default, their saved outputs.
+    /// Use `start` and `limit` to page through long notebooks.
+    #[tool(
+        output_schema = schema_for_output::<ReadNotebookOutput>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn read_notebook(
+        &self,
+        Parameters(args): Parameters<ReadNotebookArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let include = args.include_outputs.unwrap_or(true);
+        let limit = Some(args.limit.unwrap_or(DEFAULT_CELL_LIMIT));
+        let path = args.path.clone();
+        let view = self
+            .with_store(&ctx, move |s| s.read(&path, include, args.start, limit))
+            .await;
+        let budget = self.app.settings.max_output_bytes;
+        respond(view.and_then(|view| {
+            let (out, content) = notebook_content(view, budget);
+            structured(content, &out)
+        }))
+    }
+
+    /// List the notebooks in the working directory (recursively), with size and modification time.
+    #[tool(
+        output_schema = schema_for_output::<NotebookList>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_notebooks(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let result = self.with_store(&ctx, |s| s.list()).await;
+        respond(result.and_then(|notebooks| structured(vec![], &NotebookList { notebooks })))
+    }
+}
+
+/// Builds the structured view and the content blocks (cell text, then its outputs, images as
+/// image content), dropping outputs once `budget` bytes were used.
+fn notebook_content(
+    view: crate::notebook::NotebookView,
+    budget: usize,
+) -> (ReadNotebookOutput, Vec<ContentBlock>) {
+    let mut used = 0usize;
+    let mut outputs_truncated = false;
+    let mut content = Vec::new();
+    let mut cells = Vec::new();
+    for cell in view.cells {
+        content.push(ContentBlock::text(format!(
+            "[cell {} · {} · id {}]\n{}",
+            cell.index,
+            cell.cell_type,
+            cell.id.as_deref().unwrap_or("-"),
+            cell.source
+        )));
+        let mut outputs = Vec::new();
+        for item in cell.outputs.iter().filter_map(convert_nbformat) {
+            let size = item.size();
+            if used + size > budget {
+                outputs_truncated = true;
+                continue;
+            }
+            used += size;
+            content.push(item.to_content());
+            outputs.push(item);
+        }
+        cells.push(CellOut {
+            index: cell.index,
+            id: cell.id,
+            cell_type: cell.cell_type,
+            source: cell.source,
+            execution_count: cell.execution_count,
+            outputs,
+        });
+    }
+    if outputs_truncated {
+        content.push(ContentBlock::text(
+            "[some saved outputs were left out to respect the output cap]",
+        ));
+    }
+    let out = ReadNotebookOutput {
+        path: view.path,
+        total_cells: view.total_cells,
+        cells,
+        outputs_truncated,
+    };
+    (out, content)
+}

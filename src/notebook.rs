@@ -1,0 +1,1045 @@
+//! Notebooks: nbformat v4.5 files confined to one root directory (a principal's directory).
+//!
+//! This module owns every file-system touch for `create_notebook`, `read_notebook` and
+//! `list_notebooks`. The kernel runs as the same OS user and can write anywhere in the root,
+//! so nothing here trusts what it finds: paths are relative, `..` and hidden components are
+//! refused, symlinks are resolved and must stay inside the root, reads are size-capped, and
+//! writes go through a temp file and a rename so a crash never leaves half a notebook.
+//!
+//! Known limit: the checks run before the open, so a process racing to swap a directory for
+//! a symlink between the two could still redirect an intermediate directory. The final
+//! component is opened with `O_NOFOLLOW` to narrow that window.
+//!
+//! All functions are blocking (std::fs); call them from `spawn_blocking` in async code.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Largest notebook `create` will write, in bytes.
+pub(crate) const MAX_WRITE_BYTES: usize = 10 * 1024 * 1024;
+/// Largest notebook file `read` will open, in bytes.
+pub(crate) const MAX_READ_BYTES: u64 = 50 * 1024 * 1024;
+/// Longest relative path accepted, in bytes.
+pub(crate) const MAX_PATH_BYTES: usize = 1024;
+/// How many directory entries `list` visits before giving up (bounds work on huge trees).
+pub(crate) const MAX_LIST_VISITS: usize = 100_000;
+/// Length of generated cell ids (nbformat allows 1-64 chars of `[a-zA-Z0-9-_]`).
+const CELL_ID_LEN: usize = 16;
+/// Suffix every notebook path must carry.
+const NOTEBOOK_SUFFIX: &str = ".ipynb";
+
+/// Why a notebook operation failed. Messages name only the caller's relative path.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("notebook path is empty; give a relative path such as `analysis/report.ipynb`")]
+    EmptyPath,
+    #[error("notebook path is longer than {max} bytes; use a shorter relative path")]
+    PathTooLong { max: usize },
+    #[error("notebook path `{path}` is absolute; give a path relative to the working directory")]
+    AbsolutePath { path: String },
+    #[error("notebook path contains a NUL byte; use printable characters only")]
+    NulByte,
+    #[error("notebook path `{path}` contains `..`; paths must stay inside the working directory")]
+    ParentComponent { path: String },
+    #[error(
+        "notebook path `{path}` has a hidden component (starting with `.`); \
+         use names that do not start with a dot"
+    )]
+    HiddenComponent { path: String },
+    #[error("notebook path `{path}` does not end in `.ipynb`; only `.ipynb` files are notebooks")]
+    NotIpynb { path: String },
+    #[error(
+        "notebook path `{path}` goes through a symlink that leaves the working directory (or \
+         cannot be resolved); use a path whose directories are inside the working directory"
+    )]
+    SymlinkEscape { path: String },
+    #[error("notebook `{path}` already exists; pass overwrite=true to replace it")]
+    AlreadyExists { path: String },
+    #[error("notebook `{path}` was not found; call list_notebooks to see what exists")]
+    NotFound { path: String },
+    #[error("`{path}` is not a regular file; give the path of a .ipynb file")]
+    NotAFile { path: String },
+    #[error(
+        "notebook `{path}` would be {size} bytes, over the {max}-byte limit; write fewer or smaller cells"
+    )]
+    WriteTooLarge {
+        path: String,
+        size: usize,
+        max: usize,
+    },
+    #[error(
+        "notebook `{path}` is {size} bytes, over the {max}-byte read limit; split it into smaller notebooks"
+    )]
+    ReadTooLarge { path: String, size: u64, max: u64 },
+    #[error("notebook `{path}` is not valid JSON ({reason}); fix or recreate the file")]
+    InvalidJson { path: String, reason: String },
+    #[error(
+        "notebook `{path}` is nbformat {found}; only nbformat 4 is supported (convert it with `jupyter nbconvert --to notebook --nbformat 4`)"
+    )]
+    UnsupportedFormat { path: String, found: String },
+    #[error("notebook `{path}` is not a valid nbformat 4 notebook: {reason}")]
+    InvalidNotebook { path: String, reason: String },
+    #[error("working directory has more than {max} entries to scan; remove unneeded files")]
+    TooManyEntries { max: usize },
+    #[error("could not {action} `{path}`: {source}; check the file's permissions and free space")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The kind of a notebook cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CellType {
+    /// Python code, run by the kernel.
+    Code,
+    /// Markdown text.
+    Markdown,
+    /// Raw text, left untouched by Jupyter.
+    Raw,
+}
+
+impl CellType {
+    fn as_str(self) -> &'static str {
+        match self {
+            CellType::Code => "code",
+            CellType::Markdown => "markdown",
+            CellType::Raw => "raw",
+        }
+    }
+}
+
+/// One cell to write into a new notebook.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) struct CellSpec {
+    /// Cell kind: `code`, `markdown` or `raw`.
+    pub(crate) cell_type: CellType,
+    /// Full text of the cell (lines separated by `\n`).
+    pub(crate) source: String,
+}
+
+/// What `create` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub(crate) struct NotebookSummary {
+    /// Path of the notebook, relative to the working directory.
+    pub(crate) path: String,
+    /// Number of cells written.
+    pub(crate) cell_count: usize,
+    /// Ids given to the cells, in cell order.
+    pub(crate) cell_ids: Vec<String>,
+    /// Size of the file written, in bytes.
+    pub(crate) size_bytes: u64,
+}
+
+/// A window of cells from a notebook.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub(crate) struct NotebookView {
+    /// Path of the notebook, relative to the working directory.
+    pub(crate) path: String,
+    /// Major format version (always 4).
+    pub(crate) nbformat: i64,
+    /// Minor format version (4.5 and later carry cell ids).
+    pub(crate) nbformat_minor: i64,
+    /// Number of cells in the whole notebook, not just this window.
+    pub(crate) total_cells: usize,
+    /// The requested cells, in order.
+    pub(crate) cells: Vec<CellView>,
+}
+
+/// One cell as read from a notebook.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub(crate) struct CellView {
+    /// Zero-based position of the cell in the notebook.
+    pub(crate) index: usize,
+    /// Cell id (absent in notebooks older than nbformat 4.5).
+    pub(crate) id: Option<String>,
+    /// Cell kind as written in the file: `code`, `markdown` or `raw`.
+    pub(crate) cell_type: String,
+    /// Full text of the cell (list-form sources are joined).
+    pub(crate) source: String,
+    /// Execution counter of a code cell; null if never run or not a code cell.
+    pub(crate) execution_count: Option<i64>,
+    /// Raw nbformat output dicts; empty unless outputs were requested.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) outputs: Vec<Value>,
+}
+
+/// One notebook found under the root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub(crate) struct NotebookEntry {
+    /// Path of the notebook, relative to the working directory, `/`-separated.
+    pub(crate) path: String,
+    /// File size in bytes.
+    pub(crate) size_bytes: u64,
+    /// Last modification time, RFC 3339 in UTC.
+    pub(crate) modified: String,
+}
+
+/// Notebooks of one principal, all under `root`.
+#[derive(Debug, Clone)]
+pub(crate) struct NotebookStore {
+    /// Canonical (symlink-free, absolute) root; every resolved path starts with it.
+    root: PathBuf,
+}
+
+impl NotebookStore {
+    /// Opens the store at `root`, creating the directory (mode 0700) if it does not exist.
+    pub(crate) fn new(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| io_err("create the working directory", "", e))?;
+        let root =
+            fs::canonicalize(root).map_err(|e| io_err("resolve the working directory", "", e))?;
+        Ok(Self { root })
+    }
+
+    /// Maps a caller's relative notebook path to an absolute path inside the root.
+    ///
+    /// The result is built from the canonical deepest existing ancestor, so it holds no
+    /// symlink that was present at check time.
+    pub(crate) fn resolve(&self, rel: &str) -> Result<PathBuf, Error> {
+        let parts = check_relative(rel)?;
+        if !rel.ends_with(NOTEBOOK_SUFFIX) {
+            return Err(Error::NotIpynb {
+                path: rel.to_owned(),
+            });
+        }
+        self.confine(rel, &parts)
+    }
+
+    /// Writes a new nbformat 4.5 notebook holding `cells`, creating parent directories.
+    pub(crate) fn create(
+        &self,
+        path: &str,
+        cells: &[CellSpec],
+        overwrite: bool,
+    ) -> Result<NotebookSummary, Error> {
+        let target = self.resolve(path)?;
+        let display = display_path(path);
+        if !overwrite && fs::symlink_metadata(&target).is_ok() {
+            return Err(Error::AlreadyExists { path: display });
+        }
+        let cell_ids = new_cell_ids(cells.len());
+        let bytes = render_notebook(cells, &cell_ids).map_err(|e| Error::InvalidNotebook {
+            path: display.clone(),
+            reason: e.to_string(),
+        })?;
+        if bytes.len() > MAX_WRITE_BYTES {
+            return Err(Error::WriteTooLarge {
+                path: display,
+                size: bytes.len(),
+                max: MAX_WRITE_BYTES,
+            });
+        }
+        self.make_parent(&target, &display)?;
+        write_atomic(&target, &bytes, overwrite, &display)?;
+        Ok(NotebookSummary {
+            path: display,
+            cell_count: cells.len(),
+            cell_ids,
+            size_bytes: bytes.len() as u64,
+        })
+    }
+
+    /// Reads cells `start..start+limit` of a notebook; `start` past the end gives no cells.
+    pub(crate) fn read(
+        &self,
+        path: &str,
+        include_outputs: bool,
+        start: usize,
+        limit: Option<usize>,
+    ) -> Result<NotebookView, Error> {
+        let target = self.resolve(path)?;
+        let display = display_path(path);
+        let bytes = read_capped(&target, &display)?;
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
+            path: display.clone(),
+            reason: e.to_string(),
+        })?;
+        parse_view(&doc, &display, include_outputs, start, limit)
+    }
+
+    /// Every `*.ipynb` regular file under the root, sorted by path.
+    ///
+    /// Symlinks are not followed and hidden entries (such as `.packages`) are skipped.
+    pub(crate) fn list(&self) -> Result<Vec<NotebookEntry>, Error> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        let mut visits = 0usize;
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // A subdirectory the kernel made unreadable should not hide the others.
+                Err(e) if dir != self.root => {
+                    tracing::debug!(error = %e, "skipping unreadable directory while listing notebooks");
+                    continue;
+                }
+                Err(e) => return Err(io_err("list", ".", e)),
+            };
+            for entry in entries.flatten() {
+                visits += 1;
+                if visits > MAX_LIST_VISITS {
+                    return Err(Error::TooManyEntries {
+                        max: MAX_LIST_VISITS,
+                    });
+                }
+                self.visit(&entry, &mut stack, &mut found);
+            }
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Classifies one directory entry for `list`: descend, record, or ignore.
+    fn visit(
+        &self,
+        entry: &fs::DirEntry,
+        stack: &mut Vec<PathBuf>,
+        found: &mut Vec<NotebookEntry>,
+    ) {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            return;
+        }
+        // DirEntry::file_type does not follow symlinks, so links are neither listed nor walked.
+        let Ok(file_type) = entry.file_type() else {
+            return;
+        };
+        let path = entry.path();
+        if file_type.is_dir() {
+            stack.push(path);
+        } else if file_type.is_file()
+            && name.to_string_lossy().ends_with(NOTEBOOK_SUFFIX)
+            && let Some(nb) = self.entry_for(&path)
+        {
+            found.push(nb);
+        }
+    }
+
+    fn entry_for(&self, path: &Path) -> Option<NotebookEntry> {
+        let meta = fs::symlink_metadata(path).ok()?;
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let rel = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let modified = meta
+            .modified()
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default();
+        Some(NotebookEntry {
+            path: rel,
+            size_bytes: meta.len(),
+            modified,
+        })
+    }
+
+    /// Resolves `parts` under the root, refusing any existing symlink that leads outside.
+    fn confine(&self, rel: &str, parts: &[&OsStr]) -> Result<PathBuf, Error> {
+        let escape = || Error::SymlinkEscape {
+            path: rel.to_owned(),
+        };
+        let mut existing = self.root.clone();
+        let mut depth = 0;
+        for part in parts {
+            let next = existing.join(part);
+            match fs::symlink_metadata(&next) {
+                Ok(_) => {
+                    existing = next;
+                    depth += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(io_err("inspect", rel, e)),
+            }
+        }
+        // A dangling link fails to canonicalize: refuse it, since we cannot show it stays inside.
+        let canonical = fs::canonicalize(&existing).map_err(|_| escape())?;
+        if !canonical.starts_with(&self.root) {
+            return Err(escape());
+        }
+        Ok(parts[depth..].iter().fold(canonical, |acc, p| acc.join(p)))
+    }
+
+    /// Creates the parent directories of `target` (mode 0700) and re-checks they stay inside.
+    fn make_parent(&self, target: &Path, display: &str) -> Result<(), Error> {
+        let Some(parent) = target.parent() else {
+            return Err(Error::EmptyPath);
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| io_err("create the directory of", display, e))?;
+        // Someone may have swapped in a symlink since `resolve`; check again now it exists.
+        let canonical =
+            fs::canonicalize(parent).map_err(|e| io_err("resolve the directory of", display, e))?;
+        if canonical.starts_with(&self.root) {
+            Ok(())
+        } else {
+            Err(Error::SymlinkEscape {
+                path: display.to_owned(),
+            })
+        }
+    }
+}
+
+/// Syntactic checks on a relative path; returns its normal components.
+fn check_relative(rel: &str) -> Result<Vec<&OsStr>, Error> {
+    if rel.is_empty() {
+        return Err(Error::EmptyPath);
+    }
+    if rel.len() > MAX_PATH_BYTES {
+        return Err(Error::PathTooLong {
+            max: MAX_PATH_BYTES,
+        });
+    }
+    if rel.contains('\0') {
+        return Err(Error::NulByte);
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(rel).components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(Error::AbsolutePath {
+                    path: rel.to_owned(),
+                });
+            }
+            Component::ParentDir => {
+                return Err(Error::ParentComponent {
+                    path: rel.to_owned(),
+                });
+            }
+            Component::CurDir => {}
+            Component::Normal(name) => {
+                if name.to_string_lossy().starts_with('.') {
+                    return Err(Error::HiddenComponent {
+                        path: rel.to_owned(),
+                    });
+                }
+                parts.push(name);
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::EmptyPath);
+    }
+    Ok(parts)
+}
+
+/// The caller's path in canonical `/`-separated form (no `.` or empty components).
+fn display_path(rel: &str) -> String {
+    rel.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn io_err(action: &'static str, path: &str, source: io::Error) -> Error {
+    Error::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `count` distinct cell ids (uuid v4 hex, truncated; collisions are regenerated).
+fn new_cell_ids(count: usize) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(count);
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let mut id = uuid::Uuid::new_v4().simple().to_string();
+        id.truncate(CELL_ID_LEN);
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Serializes a notebook the way nbformat does: sorted keys, one-space indent, final newline.
+fn render_notebook(cells: &[CellSpec], ids: &[String]) -> Result<Vec<u8>, serde_json::Error> {
+    let cells: Vec<Value> = cells
+        .iter()
+        .zip(ids)
+        .map(|(c, id)| render_cell(c, id))
+        .collect();
+    let doc = json!({
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            },
+            "language_info": { "name": "python" },
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    });
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    doc.serialize(&mut ser)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn render_cell(cell: &CellSpec, id: &str) -> Value {
+    let mut obj = Map::new();
+    obj.insert("id".into(), Value::from(id));
+    obj.insert("cell_type".into(), Value::from(cell.cell_type.as_str()));
+    obj.insert("metadata".into(), json!({}));
+    obj.insert("source".into(), Value::from(cell.source.as_str()));
+    // The schema requires these on code cells and forbids them on markdown and raw cells.
+    if cell.cell_type == CellType::Code {
+        obj.insert("execution_count".into(), Value::Null);
+        obj.insert("outputs".into(), json!([]));
+    }
+    Value::Object(obj)
+}
+
+/// Writes `bytes` to a temp file beside `target`, syncs it, then moves it into place.
+fn write_atomic(target: &Path, bytes: &[u8], overwrite: bool, display: &str) -> Result<(), Error> {
+    let tmp = temp_path(target);
+    let written = write_temp(&tmp, bytes).map_err(|e| io_err("write", display, e));
+    let published = written.and_then(|()| publish(&tmp, target, overwrite, display));
+    // The temp file is gone after a rename; removing it again is a harmless no-op then.
+    let _ = fs::remove_file(&tmp);
+    if published.is_ok() {
+        sync_parent(target);
+    }
+    published
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Hidden, so `list` never shows a temp file left by a crash.
+    target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Moves the temp file to `target`. Without `overwrite`, a hard link publishes it only if
+/// `target` does not exist, closing the race between the existence check and the write.
+fn publish(tmp: &Path, target: &Path, overwrite: bool, display: &str) -> Result<(), Error> {
+    if overwrite {
+        return fs::rename(tmp, target).map_err(|e| io_err("replace", display, e));
+    }
+    match fs::hard_link(tmp, target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+            path: display.to_owned(),
+        }),
+        // Some file systems lack hard links: fall back to check-then-rename.
+        Err(_) if fs::symlink_metadata(target).is_err() => {
+            fs::rename(tmp, target).map_err(|e| io_err("write", display, e))
+        }
+        Err(_) => Err(Error::AlreadyExists {
+            path: display.to_owned(),
+        }),
+    }
+}
+
+/// Best effort: make the rename itself durable.
+fn sync_parent(target: &Path) {
+    if let Some(parent) = target.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Reads a regular file without following a final symlink, refusing files over the cap.
+fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                path: display.to_owned(),
+            },
+            _ => io_err("open", display, e),
+        })?;
+    let meta = file.metadata().map_err(|e| io_err("inspect", display, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: display.to_owned(),
+        });
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(Error::ReadTooLarge {
+            path: display.to_owned(),
+            size: meta.len(),
+            max: MAX_READ_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    // `take` bounds the read even if the file grows after the size check.
+    file.take(MAX_READ_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err("read", display, e))?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(Error::ReadTooLarge {
+            path: display.to_owned(),
+            size: bytes.len() as u64,
+            max: MAX_READ_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Checks the format version and extracts the requested window of cells.
+fn parse_view(
+    doc: &Value,
+    path: &str,
+    include_outputs: bool,
+    start: usize,
+    limit: Option<usize>,
+) -> Result<NotebookView, Error> {
+    let invalid = |reason: String| Error::InvalidNotebook {
+        path: path.to_owned(),
+        reason,
+    };
+    let nbformat = match doc.get("nbformat") {
+        Some(v) if v.as_i64() == Some(4) => 4,
+        Some(v) => {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_owned(),
+                found: v.to_string(),
+            });
+        }
+        None => return Err(invalid("the top-level `nbformat` field is missing".into())),
+    };
+    let nbformat_minor = doc
+        .get("nbformat_minor")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let Some(all) = doc.get("cells").and_then(Value::as_array) else {
+        return Err(invalid(
+            "the top-level `cells` field is missing or not a list".into(),
+        ));
+    };
+    let cells = all
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|(index, cell)| parse_cell(index, cell, include_outputs).map_err(&invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NotebookView {
+        path: path.to_owned(),
+        nbformat,
+        nbformat_minor,
+        total_cells: all.len(),
+        cells,
+    })
+}
+
+fn parse_cell(index: usize, cell: &Value, include_outputs: bool) -> Result<CellView, String> {
+    let Some(obj) = cell.as_object() else {
+        return Err(format!("cell {index} is not an object"));
+    };
+    let Some(cell_type) = obj.get("cell_type").and_then(Value::as_str) else {
+        return Err(format!("cell {index} has no `cell_type` string"));
+    };
+    let source = join_source(obj.get("source"))
+        .ok_or_else(|| format!("cell {index}: `source` must be a string or a list of strings"))?;
+    let outputs = match obj.get("outputs").and_then(Value::as_array) {
+        Some(outputs) if include_outputs => outputs.clone(),
+        _ => Vec::new(),
+    };
+    Ok(CellView {
+        index,
+        id: obj.get("id").and_then(Value::as_str).map(str::to_owned),
+        cell_type: cell_type.to_owned(),
+        source,
+        execution_count: obj.get("execution_count").and_then(Value::as_i64),
+        outputs,
+    })
+}
+
+/// nbformat stores multiline text as a string or as a list of lines (each keeping its `\n`).
+fn join_source(source: Option<&Value>) -> Option<String> {
+    match source {
+        None => Some(String::new()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(lines)) => lines
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .map(|l| l.concat()),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn store() -> (tempfile::TempDir, NotebookStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NotebookStore::new(dir.path().join("root")).unwrap();
+        (dir, store)
+    }
+
+    fn cells() -> Vec<CellSpec> {
+        vec![
+            CellSpec {
+                cell_type: CellType::Markdown,
+                source: "# Title\nsome text".into(),
+            },
+            CellSpec {
+                cell_type: CellType::Code,
+                source: "x = 1\nprint(x)".into(),
+            },
+            CellSpec {
+                cell_type: CellType::Raw,
+                source: "raw".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn new_creates_root_with_mode_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, store) = store();
+        let mode = fs::metadata(store.root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn refuses_empty_path() {
+        let (_dir, store) = store();
+        assert!(matches!(store.resolve(""), Err(Error::EmptyPath)));
+        assert!(matches!(store.resolve("./"), Err(Error::EmptyPath)));
+    }
+
+    #[test]
+    fn refuses_absolute_path() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.resolve("/etc/x.ipynb"),
+            Err(Error::AbsolutePath { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_parent_component() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.resolve("../x.ipynb"),
+            Err(Error::ParentComponent { .. })
+        ));
+        assert!(matches!(
+            store.resolve("a/../../x.ipynb"),
+            Err(Error::ParentComponent { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_nul_byte() {
+        let (_dir, store) = store();
+        assert!(matches!(store.resolve("a\0.ipynb"), Err(Error::NulByte)));
+    }
+
+    #[test]
+    fn refuses_hidden_component() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.resolve(".packages/x.ipynb"),
+            Err(Error::HiddenComponent { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_too_long_path() {
+        let (_dir, store) = store();
+        let long = format!("{}.ipynb", "a".repeat(MAX_PATH_BYTES));
+        assert!(matches!(
+            store.resolve(&long),
+            Err(Error::PathTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_non_ipynb() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.resolve("notes.txt"),
+            Err(Error::NotIpynb { .. })
+        ));
+        assert!(matches!(
+            store.create("x.py", &[], false),
+            Err(Error::NotIpynb { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_symlinked_file_outside_root() {
+        let (dir, store) = store();
+        let outside = dir.path().join("outside.ipynb");
+        fs::write(&outside, "{}").unwrap();
+        symlink(&outside, store.root.join("evil.ipynb")).unwrap();
+        assert!(matches!(
+            store.read("evil.ipynb", false, 0, None),
+            Err(Error::SymlinkEscape { .. })
+        ));
+        assert!(matches!(
+            store.create("evil.ipynb", &[], true),
+            Err(Error::SymlinkEscape { .. })
+        ));
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "{}");
+    }
+
+    #[test]
+    fn refuses_dangling_symlink() {
+        let (dir, store) = store();
+        symlink(
+            dir.path().join("nowhere.ipynb"),
+            store.root.join("dangling.ipynb"),
+        )
+        .unwrap();
+        assert!(matches!(
+            store.resolve("dangling.ipynb"),
+            Err(Error::SymlinkEscape { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_symlinked_parent_outside_root() {
+        let (dir, store) = store();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        symlink(&outside, store.root.join("sub")).unwrap();
+        assert!(matches!(
+            store.create("sub/x.ipynb", &cells(), false),
+            Err(Error::SymlinkEscape { .. })
+        ));
+        assert!(matches!(
+            store.create("sub/deeper/x.ipynb", &cells(), false),
+            Err(Error::SymlinkEscape { .. })
+        ));
+        assert!(fs::read_dir(&outside).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn allows_symlink_that_stays_inside_root() {
+        let (_dir, store) = store();
+        fs::create_dir(store.root.join("real")).unwrap();
+        symlink(store.root.join("real"), store.root.join("alias")).unwrap();
+        let resolved = store.resolve("alias/x.ipynb").unwrap();
+        assert_eq!(resolved, store.root.join("real/x.ipynb"));
+    }
+
+    #[test]
+    fn refuses_existing_without_overwrite() {
+        let (_dir, store) = store();
+        store.create("a.ipynb", &cells(), false).unwrap();
+        assert!(matches!(
+            store.create("a.ipynb", &[], false),
+            Err(Error::AlreadyExists { .. })
+        ));
+        let replaced = store.create("a.ipynb", &[], true).unwrap();
+        assert_eq!(replaced.cell_count, 0);
+        assert_eq!(
+            store.read("a.ipynb", false, 0, None).unwrap().total_cells,
+            0
+        );
+    }
+
+    #[test]
+    fn refuses_oversized_write() {
+        let (_dir, store) = store();
+        let big = vec![CellSpec {
+            cell_type: CellType::Code,
+            source: "x".repeat(MAX_WRITE_BYTES),
+        }];
+        assert!(matches!(
+            store.create("big.ipynb", &big, false),
+            Err(Error::WriteTooLarge { .. })
+        ));
+        assert!(!store.root.join("big.ipynb").exists());
+    }
+
+    #[test]
+    fn refuses_invalid_json() {
+        let (_dir, store) = store();
+        fs::write(store.root.join("bad.ipynb"), "{ not json").unwrap();
+        assert!(matches!(
+            store.read("bad.ipynb", false, 0, None),
+            Err(Error::InvalidJson { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_nbformat_3() {
+        let (_dir, store) = store();
+        let v3 = json!({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}});
+        fs::write(store.root.join("old.ipynb"), v3.to_string()).unwrap();
+        assert!(matches!(
+            store.read("old.ipynb", false, 0, None),
+            Err(Error::UnsupportedFormat { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_missing_file() {
+        let (_dir, store) = store();
+        assert!(matches!(
+            store.read("nope.ipynb", false, 0, None),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_directory_named_ipynb() {
+        let (_dir, store) = store();
+        fs::create_dir(store.root.join("dir.ipynb")).unwrap();
+        assert!(matches!(
+            store.read("dir.ipynb", false, 0, None),
+            Err(Error::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn round_trip_create_then_read() {
+        let (_dir, store) = store();
+        let summary = store.create("sub/dir/nb.ipynb", &cells(), false).unwrap();
+        assert_eq!(summary.path, "sub/dir/nb.ipynb");
+        assert_eq!(summary.cell_count, 3);
+        let view = store.read("sub/dir/nb.ipynb", true, 0, None).unwrap();
+        assert_eq!(
+            (view.nbformat, view.nbformat_minor, view.total_cells),
+            (4, 5, 3)
+        );
+        for (cell, spec) in view.cells.iter().zip(cells()) {
+            assert_eq!(cell.cell_type, spec.cell_type.as_str());
+            assert_eq!(cell.source, spec.source);
+            assert!(cell.outputs.is_empty());
+            assert_eq!(cell.execution_count, None);
+        }
+        let ids: Vec<_> = view.cells.iter().map(|c| c.id.clone().unwrap()).collect();
+        assert_eq!(ids, summary.cell_ids);
+    }
+
+    #[test]
+    fn read_joins_list_sources_and_windows() {
+        let (_dir, store) = store();
+        let doc = json!({
+            "nbformat": 4, "nbformat_minor": 4, "metadata": {},
+            "cells": [
+                {"cell_type": "code", "source": ["a = 1\n", "b = 2"], "execution_count": 7,
+                 "metadata": {}, "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi\n"}]},
+                {"cell_type": "markdown", "source": "two", "metadata": {}},
+            ]
+        });
+        fs::write(store.root.join("old4.ipynb"), doc.to_string()).unwrap();
+        let view = store.read("old4.ipynb", true, 0, Some(1)).unwrap();
+        assert_eq!(view.total_cells, 2);
+        assert_eq!(view.cells.len(), 1);
+        assert_eq!(view.cells[0].source, "a = 1\nb = 2");
+        assert_eq!(view.cells[0].execution_count, Some(7));
+        assert_eq!(view.cells[0].id, None);
+        assert_eq!(view.cells[0].outputs.len(), 1);
+        let no_outputs = store.read("old4.ipynb", false, 0, None).unwrap();
+        assert!(no_outputs.cells[0].outputs.is_empty());
+        let tail = store.read("old4.ipynb", false, 1, None).unwrap();
+        assert_eq!((tail.cells.len(), tail.cells[0].index), (1, 1));
+        assert!(
+            store
+                .read("old4.ipynb", false, 99, None)
+                .unwrap()
+                .cells
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn cell_ids_are_unique_and_valid() {
+        let ids = new_cell_ids(2000);
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 2000);
+        for id in &ids {
+            assert!((8..=32).contains(&id.len()));
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            );
+        }
+    }
+
+    #[test]
+    fn list_is_sorted_recursive_and_skips_hidden_and_links() {
+        let (dir, store) = store();
+        for p in ["b.ipynb", "a/z.ipynb", "a.ipynb", "c/d/e.ipynb"] {
+            store.create(p, &[], false).unwrap();
+        }
+        fs::write(store.root.join("notes.txt"), "x").unwrap();
+        fs::create_dir_all(store.root.join(".packages")).unwrap();
+        fs::write(store.root.join(".packages/hidden.ipynb"), "{}").unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("o.ipynb"), "{}").unwrap();
+        symlink(&outside, store.root.join("link")).unwrap();
+        symlink(outside.join("o.ipynb"), store.root.join("link.ipynb")).unwrap();
+        let listed = store.list().unwrap();
+        let paths: Vec<_> = listed.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a.ipynb", "a/z.ipynb", "b.ipynb", "c/d/e.ipynb"]);
+        assert!(listed.iter().all(|e| e.size_bytes > 0));
+        assert!(chrono::DateTime::parse_from_rfc3339(&listed[0].modified).is_ok());
+    }
+
+    #[test]
+    fn created_notebook_passes_nbformat_validator() {
+        let python = Path::new("/work/main/.venv/bin/python");
+        if !python.exists() {
+            println!(
+                "skipping: {} not found, nbformat validation not run",
+                python.display()
+            );
+            return;
+        }
+        let (_dir, store) = store();
+        store.create("valid.ipynb", &cells(), false).unwrap();
+        let status = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import nbformat,sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))",
+            ])
+            .arg(store.root.join("valid.ipynb"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}

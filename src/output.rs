@@ -1,0 +1,512 @@
+//! Turning kernel outputs into what a tool returns: text with ANSI codes stripped, images as
+//! image content, HTML-only results as their `text/plain`, and a byte cap that keeps the head and
+//! the tail of a flood with a note of what was cut.
+//!
+//! The cap is enforced while the cell runs (the [`Collector`] is the execution's sink), so the
+//! server holds at most about `max_bytes` of a cell's output however much it prints.
+
+use std::collections::VecDeque;
+
+use rmcp::model::ContentBlock;
+use serde::Serialize;
+
+use crate::kernel::{KernelOutput, OutputSink};
+
+/// Largest slice of new output one progress notification carries.
+const PROGRESS_CHUNK_BYTES: usize = 2048;
+
+/// One output as a tool returns it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputItem {
+    /// Text the code printed.
+    Stream {
+        /// `stdout` or `stderr`.
+        name: String,
+        text: String,
+    },
+    /// The value of the cell's last expression, as text.
+    ExecuteResult { text: String },
+    /// Rich output shown with `display()`, as text.
+    DisplayData { text: String },
+    /// An image (returned as MCP image content; only its size is repeated here).
+    Image {
+        mime_type: String,
+        /// Size of the base64 data.
+        bytes: usize,
+        #[serde(skip)]
+        #[schemars(skip)]
+        data: String,
+    },
+    /// An exception raised by the code.
+    Error {
+        ename: String,
+        evalue: String,
+        /// Traceback without ANSI colour codes.
+        traceback: String,
+    },
+    /// Marks where output above the cap was cut.
+    Truncated { omitted_bytes: u64, note: String },
+}
+
+impl OutputItem {
+    /// Bytes this item counts against the output cap.
+    pub fn size(&self) -> usize {
+        match self {
+            OutputItem::Stream { text, .. }
+            | OutputItem::ExecuteResult { text }
+            | OutputItem::DisplayData { text } => text.len(),
+            OutputItem::Image { data, .. } => data.len(),
+            OutputItem::Error {
+                evalue, traceback, ..
+            } => evalue.len() + traceback.len(),
+            OutputItem::Truncated { note, .. } => note.len(),
+        }
+    }
+
+    /// The text of a text-like item, for trimming.
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self {
+            OutputItem::Stream { text, .. }
+            | OutputItem::ExecuteResult { text }
+            | OutputItem::DisplayData { text } => Some(text),
+            OutputItem::Error { traceback, .. } => Some(traceback),
+            _ => None,
+        }
+    }
+
+    /// The MCP content block for this item.
+    pub fn to_content(&self) -> ContentBlock {
+        match self {
+            OutputItem::Stream { text, .. }
+            | OutputItem::ExecuteResult { text }
+            | OutputItem::DisplayData { text } => ContentBlock::text(text.clone()),
+            OutputItem::Image {
+                mime_type, data, ..
+            } => ContentBlock::image(data.clone(), mime_type.clone()),
+            OutputItem::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
+                if traceback.is_empty() {
+                    ContentBlock::text(format!("{ename}: {evalue}"))
+                } else {
+                    ContentBlock::text(traceback.clone())
+                }
+            }
+            OutputItem::Truncated { note, .. } => ContentBlock::text(note.clone()),
+        }
+    }
+}
+
+/// Converts one kernel output (ANSI stripped, best MIME type chosen).
+pub fn convert(output: KernelOutput) -> OutputItem {
+    match output {
+        KernelOutput::Stream { stderr, text } => OutputItem::Stream {
+            name: if stderr { "stderr" } else { "stdout" }.into(),
+            text: strip_ansi(&text),
+        },
+        KernelOutput::ExecuteResult { data } => {
+            from_bundle(&data, |text| OutputItem::ExecuteResult { text })
+        }
+        KernelOutput::DisplayData { data } => {
+            from_bundle(&data, |text| OutputItem::DisplayData { text })
+        }
+        KernelOutput::Error {
+            ename,
+            evalue,
+            traceback,
+        } => OutputItem::Error {
+            ename: strip_ansi(&ename),
+            evalue: strip_ansi(&evalue),
+            traceback: strip_ansi(&traceback.join("\n")),
+        },
+    }
+}
+
+/// Converts an nbformat output dict (as stored in a notebook) the same way.
+pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
+        _ => String::new(),
+    };
+    let data = || {
+        output
+            .get("data")
+            .and_then(|d| d.as_object())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let kernel_output = match output.get("output_type")?.as_str()? {
+        "stream" => KernelOutput::Stream {
+            stderr: output.get("name").and_then(|n| n.as_str()) == Some("stderr"),
+            text: text_of(output.get("text")?),
+        },
+        "execute_result" => KernelOutput::ExecuteResult { data: data() },
+        "display_data" => KernelOutput::DisplayData { data: data() },
+        "error" => KernelOutput::Error {
+            ename: output.get("ename")?.as_str()?.to_string(),
+            evalue: output.get("evalue")?.as_str()?.to_string(),
+            traceback: output
+                .get("traceback")
+                .and_then(|t| t.as_array())
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|l| l.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        _ => return None,
+    };
+    Some(convert(kernel_output))
+}
+
+fn from_bundle(
+    data: &serde_json::Map<String, serde_json::Value>,
+    text_item: impl Fn(String) -> OutputItem,
+) -> OutputItem {
+    for mime in ["image/png", "image/jpeg"] {
+        if let Some(b64) = data.get(mime).and_then(|v| v.as_str()) {
+            let data: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            return OutputItem::Image {
+                mime_type: mime.into(),
+                bytes: data.len(),
+                data,
+            };
+        }
+    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
+        other => other.to_string(),
+    };
+    // HTML-only renderers (a DataFrame, say) also send text/plain, which an LLM reads best.
+    for mime in ["text/plain", "text/markdown", "application/json"] {
+        if let Some(v) = data.get(mime) {
+            return text_item(strip_ansi(&text(v)));
+        }
+    }
+    let mimes: Vec<&str> = data.keys().map(String::as_str).collect();
+    text_item(format!(
+        "[output of type {} has no text form to show]",
+        mimes.join(", ")
+    ))
+}
+
+pub fn strip_ansi(s: &str) -> String {
+    if !s.contains('\x1b') {
+        return s.to_string();
+    }
+    String::from_utf8_lossy(&strip_ansi_escapes::strip(s)).into_owned()
+}
+
+/// Progress callback: total output bytes seen so far and the newest output text.
+pub type ProgressFn = Box<dyn FnMut(u64, String) + Send>;
+
+/// Collects an execution's outputs under a byte cap, keeping the first half of the budget from
+/// the start of the output and the second half from its end.
+pub struct Collector {
+    head: Vec<OutputItem>,
+    head_bytes: usize,
+    head_limit: usize,
+    /// Once set, new output goes to the tail, which drops its oldest bytes past `tail_limit`.
+    spilled: bool,
+    tail: VecDeque<OutputItem>,
+    tail_bytes: usize,
+    tail_limit: usize,
+    omitted_bytes: u64,
+    seen_bytes: u64,
+    progress: Option<ProgressFn>,
+    pending_progress: String,
+}
+
+impl Collector {
+    pub fn new(max_bytes: usize, progress: Option<ProgressFn>) -> Self {
+        let head_limit = max_bytes / 2;
+        Collector {
+            head: Vec::new(),
+            head_bytes: 0,
+            head_limit,
+            spilled: false,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            tail_limit: max_bytes - head_limit,
+            omitted_bytes: 0,
+            seen_bytes: 0,
+            progress,
+            pending_progress: String::new(),
+        }
+    }
+
+    /// The outputs in order, with a truncation marker where output was cut, and whether any was.
+    pub fn finish(self) -> (Vec<OutputItem>, bool) {
+        let truncated = self.omitted_bytes > 0;
+        let mut items = self.head;
+        if truncated {
+            items.push(OutputItem::Truncated {
+                omitted_bytes: self.omitted_bytes,
+                note: format!(
+                    "\n[... {} bytes of output cut: only the first and last parts are kept. hint: print less, write large results to a file, or raise --max-output-bytes ...]\n",
+                    self.omitted_bytes
+                ),
+            });
+        }
+        items.extend(self.tail);
+        (items, truncated)
+    }
+
+    fn add(&mut self, mut item: OutputItem) {
+        let size = item.size();
+        self.seen_bytes += size as u64;
+        if !self.spilled {
+            if self.head_bytes + size <= self.head_limit {
+                self.head_bytes += size;
+                push_merged(&mut self.head, item);
+                return;
+            }
+            self.spilled = true;
+            // Fill the head to its limit with the start of this item, if it is text.
+            let room = self.head_limit - self.head_bytes;
+            if room > 0
+                && let Some(text) = item.text_mut()
+            {
+                let cut = floor_char_boundary(text, room);
+                let rest = text.split_off(cut);
+                let head_part = std::mem::replace(text, rest);
+                let mut first = item.clone();
+                if let Some(t) = first.text_mut() {
+                    *t = head_part;
+                }
+                self.head_bytes += first.size();
+                push_merged(&mut self.head, first);
+            }
+        }
+        let size = item.size();
+        if size > self.tail_limit && item.text_mut().is_none() {
+            // An image larger than the whole tail budget cannot be kept in part.
+            self.omitted_bytes += size as u64;
+            return;
+        }
+        self.tail_bytes += size;
+        push_merged_back(&mut self.tail, item);
+        self.trim_tail();
+    }
+
+    fn trim_tail(&mut self) {
+        while self.tail_bytes > self.tail_limit {
+            let excess = self.tail_bytes - self.tail_limit;
+            let Some(front) = self.tail.front_mut() else {
+                break;
+            };
+            let front_size = front.size();
+            match front.text_mut() {
+                Some(text) if front_size > excess => {
+                    let cut = ceil_char_boundary(text, excess);
+                    text.drain(..cut);
+                    self.tail_bytes -= cut;
+                    self.omitted_bytes += cut as u64;
+                }
+                _ => {
+                    self.tail.pop_front();
+                    self.tail_bytes -= front_size;
+                    self.omitted_bytes += front_size as u64;
+                }
+            }
+        }
+    }
+}
+
+impl OutputSink for Collector {
+    fn push(&mut self, output: KernelOutput) {
+        let item = convert(output);
+        if self.progress.is_some()
+            && let OutputItem::Stream { text, .. } = &item
+        {
+            self.pending_progress.push_str(text);
+            if self.pending_progress.len() > PROGRESS_CHUNK_BYTES {
+                let start = ceil_char_boundary(
+                    &self.pending_progress,
+                    self.pending_progress.len() - PROGRESS_CHUNK_BYTES,
+                );
+                self.pending_progress.drain(..start);
+            }
+        }
+        self.add(item);
+    }
+
+    fn tick(&mut self) {
+        if self.pending_progress.is_empty() {
+            return;
+        }
+        let message = std::mem::take(&mut self.pending_progress);
+        if let Some(progress) = self.progress.as_mut() {
+            progress(self.seen_bytes, message);
+        }
+    }
+}
+
+/// Appends, joining consecutive text of the same stream into one item.
+fn push_merged(items: &mut Vec<OutputItem>, item: OutputItem) {
+    if let (
+        Some(OutputItem::Stream { name: a, text: t }),
+        OutputItem::Stream { name: b, text: new },
+    ) = (items.last_mut(), &item)
+        && a == b
+    {
+        t.push_str(new);
+        return;
+    }
+    items.push(item);
+}
+
+fn push_merged_back(items: &mut VecDeque<OutputItem>, item: OutputItem) {
+    if let (
+        Some(OutputItem::Stream { name: a, text: t }),
+        OutputItem::Stream { name: b, text: new },
+    ) = (items.back_mut(), &item)
+        && a == b
+    {
+        t.push_str(new);
+        return;
+    }
+    items.push_back(item);
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(text: &str) -> KernelOutput {
+        KernelOutput::Stream {
+            stderr: false,
+            text: text.into(),
+        }
+    }
+
+    fn text_of(items: &[OutputItem]) -> String {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                OutputItem::Stream { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn small_output_is_kept_whole_and_merged() {
+        let mut c = Collector::new(1024, None);
+        c.push(stream("a"));
+        c.push(stream("b"));
+        let (items, truncated) = c.finish();
+        assert!(!truncated);
+        assert_eq!(items.len(), 1);
+        assert_eq!(text_of(&items), "ab");
+    }
+
+    #[test]
+    fn flood_keeps_head_and_tail_within_cap() {
+        let mut c = Collector::new(1000, None);
+        c.push(stream("START"));
+        for i in 0..10_000 {
+            c.push(stream(&format!("line {i}\n")));
+        }
+        c.push(stream("END"));
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        let total: usize = items
+            .iter()
+            .filter(|i| !matches!(i, OutputItem::Truncated { .. }))
+            .map(|i| i.size())
+            .sum();
+        assert!(total <= 1000, "{total}");
+        let text = text_of(&items);
+        assert!(text.starts_with("START"));
+        assert!(text.ends_with("END"));
+        let omitted = items.iter().find_map(|i| match i {
+            OutputItem::Truncated { omitted_bytes, .. } => Some(*omitted_bytes),
+            _ => None,
+        });
+        let produced: u64 = 8
+            + (0..10_000)
+                .map(|i| format!("line {i}\n").len() as u64)
+                .sum::<u64>();
+        assert_eq!(omitted.unwrap() + total as u64, produced);
+    }
+
+    #[test]
+    fn one_huge_write_is_cut_on_char_boundaries() {
+        let mut c = Collector::new(1001, None);
+        c.push(stream(&"é".repeat(10_000)));
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        assert!(text_of(&items).chars().all(|ch| ch == 'é'));
+    }
+
+    #[test]
+    fn ansi_codes_are_stripped_from_tracebacks() {
+        let item = convert(KernelOutput::Error {
+            ename: "ZeroDivisionError".into(),
+            evalue: "division by zero".into(),
+            traceback: vec!["\x1b[0;31mZeroDivisionError\x1b[0m: division by zero".into()],
+        });
+        let OutputItem::Error { traceback, .. } = item else {
+            panic!()
+        };
+        assert_eq!(traceback, "ZeroDivisionError: division by zero");
+    }
+
+    #[test]
+    fn html_only_falls_back_to_text_plain() {
+        let mut data = serde_json::Map::new();
+        data.insert("text/html".into(), "<table></table>".into());
+        data.insert("text/plain".into(), "   a\n0  1".into());
+        let item = convert(KernelOutput::ExecuteResult { data });
+        assert!(matches!(item, OutputItem::ExecuteResult { text } if text == "   a\n0  1"));
+    }
+
+    #[test]
+    fn png_becomes_an_image() {
+        let mut data = serde_json::Map::new();
+        data.insert("image/png".into(), "iVBORw0K\nGgo=".into());
+        data.insert("text/plain".into(), "<Figure>".into());
+        let item = convert(KernelOutput::DisplayData { data });
+        assert!(
+            matches!(item, OutputItem::Image { mime_type, data, .. } if mime_type == "image/png" && data == "iVBORw0KGgo=")
+        );
+    }
+
+    #[test]
+    fn progress_reports_new_text_on_tick() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&seen);
+        let mut c = Collector::new(
+            1024,
+            Some(Box::new(move |n, m| sink.lock().unwrap().push((n, m)))),
+        );
+        c.push(stream("hello "));
+        c.push(stream("world"));
+        c.tick();
+        c.tick();
+        assert_eq!(*seen.lock().unwrap(), vec![(11, "hello world".to_string())]);
+    }
+}

@@ -1,0 +1,433 @@
+//! The kernel pool: (principal, kernel name) -> kernel.
+//!
+//! Kernel identity is never the MCP session: remote clients open a new session per call, so state
+//! must survive them. The pool keeps one warm spare kernel so the first call on a new name does
+//! not wait for Python start-up, refuses more than `max_kernels` names, shuts idle kernels down,
+//! and replaces a dead kernel on its next call. Calls on one kernel run one at a time in arrival
+//! order (tokio's `Mutex` queues waiters fairly); calls on different kernels run in parallel.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::kernel::{self, Kernel, KernelInfo, LaunchConfig};
+
+/// Longest kernel name accepted.
+const MAX_KERNEL_NAME_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "kernel limit reached: {max} kernels are running ({names}).\nhint: reuse one of them, call shutdown_kernel on one you no longer need, or start the server with a higher --max-kernels"
+    )]
+    TooManyKernels { max: usize, names: String },
+    #[error(
+        "invalid kernel name {0:?}: use 1 to 64 characters of letters, digits, '-', '_' and '.'"
+    )]
+    InvalidName(String),
+    #[error("no kernel named {0:?} is running; list_kernels shows the running ones")]
+    NoSuchKernel(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Kernel(#[from] kernel::Error),
+}
+
+/// Who a kernel belongs to and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    pub principal: String,
+    pub name: String,
+}
+
+impl KernelKey {
+    pub fn new(principal: &str, name: &str) -> Result<KernelKey, Error> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_KERNEL_NAME_LEN
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(Error::InvalidName(name.chars().take(80).collect()));
+        }
+        Ok(KernelKey {
+            principal: principal.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A principal's directories: the kernel's working directory and the package target, which is
+/// on the kernel's `sys.path`.
+#[derive(Debug, Clone)]
+pub struct PrincipalDirs {
+    pub home: PathBuf,
+    pub packages: PathBuf,
+}
+
+/// Kernel state as reported to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelState {
+    NotStarted,
+    Starting,
+    Idle,
+    Busy,
+    Dead,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub launch: LaunchConfig,
+    pub max_kernels: usize,
+    pub idle_timeout: Option<Duration>,
+    /// Keep a warm spare kernel.
+    pub spare: bool,
+}
+
+/// One kernel name's place in the pool.
+struct Slot {
+    key: KernelKey,
+    /// Serializes calls on this kernel in arrival order. Held for a whole call.
+    queue: Arc<tokio::sync::Mutex<()>>,
+    /// The current kernel; std mutex, never held across an await.
+    kernel: Mutex<Option<Arc<Kernel>>>,
+    starting: AtomicBool,
+    last_used: Mutex<Instant>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<Arc<Kernel>> {
+        self.kernel.lock().ok().and_then(|k| k.clone())
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn kill(&self) {
+        if let Some(k) = self.kernel.lock().ok().and_then(|mut k| k.take()) {
+            k.kill();
+        }
+    }
+}
+
+/// Exclusive use of one kernel for one call; the next call on that name waits until it drops.
+pub struct Lease {
+    pub kernel: Arc<Kernel>,
+    /// True when the previous kernel of this name had died and this one replaced it.
+    pub replaced_dead: bool,
+    slot: Arc<Slot>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.slot.touch();
+    }
+}
+
+pub struct Pool {
+    cfg: PoolConfig,
+    dirs: Box<dyn Fn(&str) -> PrincipalDirs + Send + Sync>,
+    /// Slots by key; std mutex, held only for map operations.
+    slots: Mutex<HashMap<KernelKey, Arc<Slot>>>,
+    spare: Mutex<Option<Kernel>>,
+    refilling: AtomicBool,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// A status snapshot of one kernel name.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub name: String,
+    pub state: KernelState,
+    pub info: Option<KernelInfo>,
+}
+
+impl Pool {
+    /// Creates the pool, starts the spare and the idle reaper. `stop` ends both.
+    pub fn new(
+        cfg: PoolConfig,
+        dirs: impl Fn(&str) -> PrincipalDirs + Send + Sync + 'static,
+        stop: CancellationToken,
+    ) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            cfg,
+            dirs: Box::new(dirs),
+            slots: Mutex::new(HashMap::new()),
+            spare: Mutex::new(None),
+            refilling: AtomicBool::new(false),
+            stop,
+            tasks: TaskTracker::new(),
+        });
+        pool.refill_spare();
+        if let Some(idle) = pool.cfg.idle_timeout {
+            let weak = Arc::downgrade(&pool);
+            let stop = pool.stop.clone();
+            pool.tasks.spawn(async move {
+                let period = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                let mut interval = tokio::time::interval(period);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = interval.tick() => match weak.upgrade() {
+                            Some(pool) => pool.reap_idle(idle),
+                            None => break,
+                        },
+                    }
+                }
+            });
+        }
+        pool
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.cfg
+    }
+
+    /// Waits until the warm spare is ready (or could not start). For start-up and tests.
+    pub async fn wait_spare_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.spare.lock().map(|s| s.is_some()).unwrap_or(false) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn refill_spare(self: &Arc<Self>) {
+        if !self.cfg.spare
+            || self.stop.is_cancelled()
+            || self.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let pool = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let started = tokio::select! {
+                _ = pool.stop.cancelled() => None,
+                k = Kernel::start(&pool.cfg.launch) => Some(k),
+            };
+            match started {
+                Some(Ok(kernel)) if !pool.stop.is_cancelled() => {
+                    if let Ok(mut spare) = pool.spare.lock() {
+                        *spare = Some(kernel);
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "could not start the warm spare kernel"),
+                _ => {}
+            }
+            pool.refilling.store(false, Ordering::Release);
+        });
+    }
+
+    fn take_spare(self: &Arc<Self>) -> Option<Kernel> {
+        let spare = self.spare.lock().ok()?.take();
+        self.refill_spare();
+        spare.filter(|k| k.is_alive())
+    }
+
+    fn slot(&self, key: &KernelKey, create: bool) -> Result<Option<Arc<Slot>>, Error> {
+        if self.stop.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let mut slots = self.slots.lock().map_err(|_| Error::ShuttingDown)?;
+        if let Some(slot) = slots.get(key) {
+            return Ok(Some(Arc::clone(slot)));
+        }
+        if !create {
+            return Ok(None);
+        }
+        if slots.len() >= self.cfg.max_kernels {
+            let mut names: Vec<&str> = slots.keys().map(|k| k.name.as_str()).collect();
+            names.sort_unstable();
+            return Err(Error::TooManyKernels {
+                max: self.cfg.max_kernels,
+                names: names.join(", "),
+            });
+        }
+        let slot = Arc::new(Slot {
+            key: key.clone(),
+            queue: Arc::new(tokio::sync::Mutex::new(())),
+            kernel: Mutex::new(None),
+            starting: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
+        });
+        slots.insert(key.clone(), Arc::clone(&slot));
+        Ok(Some(slot))
+    }
+
+    /// Waits for this kernel's turn, starting (or replacing a dead) kernel as needed.
+    pub async fn lease(self: &Arc<Self>, key: &KernelKey) -> Result<Lease, Error> {
+        let Some(slot) = self.slot(key, true)? else {
+            return Err(Error::ShuttingDown);
+        };
+        let turn = Arc::clone(&slot.queue).lock_owned().await;
+        slot.touch();
+        let current = slot.current();
+        let replaced_dead = current.as_ref().is_some_and(|k| !k.is_alive());
+        let kernel = match current.filter(|k| k.is_alive()) {
+            Some(k) => k,
+            None => {
+                slot.starting.store(true, Ordering::Release);
+                let result = self.fresh_kernel(&key.principal).await;
+                slot.starting.store(false, Ordering::Release);
+                let kernel = Arc::new(result?);
+                if let Ok(mut k) = slot.kernel.lock() {
+                    *k = Some(Arc::clone(&kernel));
+                }
+                kernel
+            }
+        };
+        Ok(Lease {
+            kernel,
+            replaced_dead,
+            slot,
+            _turn: turn,
+        })
+    }
+
+    /// A kernel bound to the principal: the spare if one is warm, else a new one.
+    async fn fresh_kernel(self: &Arc<Self>, principal: &str) -> Result<Kernel, Error> {
+        let kernel = match self.take_spare() {
+            Some(k) => k,
+            None => Kernel::start(&self.cfg.launch).await?,
+        };
+        let dirs = (self.dirs)(principal);
+        let home = serde_json::to_string(&dirs.home.display().to_string())
+            .map_err(|e| kernel::Error::Unexpected(e.to_string()))?;
+        let packages = serde_json::to_string(&dirs.packages.display().to_string())
+            .map_err(|e| kernel::Error::Unexpected(e.to_string()))?;
+        // Runs as server code: no name is bound in the user's namespace.
+        let bind = format!(
+            "(lambda os, sys: (os.chdir({home}), os.environ.__setitem__('HOME', {home}), {packages} in sys.path or sys.path.insert(0, {packages})))(__import__('os'), __import__('sys'))"
+        );
+        kernel.run_internal(&bind).await?;
+        Ok(kernel)
+    }
+
+    /// State of one kernel name, without waiting for a running call.
+    pub fn status(&self, key: &KernelKey) -> Status {
+        let slot = self.slot(key, false).ok().flatten();
+        slot_status(&key.name, slot.as_deref())
+    }
+
+    /// Every kernel of a principal.
+    pub fn list(&self, principal: &str) -> Vec<Status> {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .map(|s| {
+                s.values()
+                    .filter(|s| s.key.principal == principal)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out: Vec<Status> = slots
+            .iter()
+            .map(|s| slot_status(&s.key.name, Some(s)))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Interrupts whatever runs on the kernel. Does not wait for the call in progress.
+    pub async fn interrupt(&self, key: &KernelKey) -> Result<(), Error> {
+        let kernel = self
+            .slot(key, false)?
+            .and_then(|s| s.current())
+            .ok_or_else(|| Error::NoSuchKernel(key.name.clone()))?;
+        kernel.interrupt().await;
+        Ok(())
+    }
+
+    /// Kills the kernel (a running call ends with `kernel_died`) and starts a fresh one.
+    pub async fn restart(self: &Arc<Self>, key: &KernelKey) -> Result<Lease, Error> {
+        if let Some(slot) = self.slot(key, false)? {
+            slot.kill();
+        }
+        self.lease(key).await
+    }
+
+    /// Stops the kernel and forgets its name, freeing its place under the kernel limit.
+    pub fn shutdown_kernel(&self, key: &KernelKey) -> Result<(), Error> {
+        let slot = self
+            .slots
+            .lock()
+            .map_err(|_| Error::ShuttingDown)?
+            .remove(key)
+            .ok_or_else(|| Error::NoSuchKernel(key.name.clone()))?;
+        slot.kill();
+        Ok(())
+    }
+
+    fn reap_idle(&self, idle: Duration) {
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
+        slots.retain(|key, slot| {
+            let idle_for = slot.last_used.lock().map(|t| t.elapsed()).unwrap_or_default();
+            // A kernel whose queue is taken is in use, however long ago its call began.
+            let in_use = slot.queue.try_lock().is_err();
+            if idle_for < idle || in_use {
+                return true;
+            }
+            tracing::info!(kernel = %key.name, principal = %key.principal, idle_secs = idle_for.as_secs(), "shutting down idle kernel");
+            slot.kill();
+            false
+        });
+    }
+
+    /// Stops every kernel and the spare, and waits for the pool's tasks.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .map(|mut s| s.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for slot in &slots {
+            slot.kill();
+        }
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        drop(spare);
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+fn slot_status(name: &str, slot: Option<&Slot>) -> Status {
+    let Some(slot) = slot else {
+        return Status {
+            name: name.to_string(),
+            state: KernelState::NotStarted,
+            info: None,
+        };
+    };
+    let info = slot.current().map(|k| k.info());
+    let state = match &info {
+        _ if slot.starting.load(Ordering::Acquire) => KernelState::Starting,
+        None => KernelState::NotStarted,
+        Some(i) if !i.alive => KernelState::Dead,
+        Some(i) if i.busy => KernelState::Busy,
+        Some(_) => KernelState::Idle,
+    };
+    Status {
+        name: name.to_string(),
+        state,
+        info,
+    }
+}
