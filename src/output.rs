@@ -105,7 +105,7 @@ pub fn convert(output: KernelOutput) -> OutputItem {
     match output {
         KernelOutput::Stream { stderr, text } => OutputItem::Stream {
             name: if stderr { "stderr" } else { "stdout" }.into(),
-            text: strip_ansi(&text),
+            text: strip_ansi(text),
         },
         KernelOutput::ExecuteResult { data } => {
             from_bundle(&data, |text| OutputItem::ExecuteResult { text })
@@ -118,9 +118,9 @@ pub fn convert(output: KernelOutput) -> OutputItem {
             evalue,
             traceback,
         } => OutputItem::Error {
-            ename: strip_ansi(&ename),
-            evalue: strip_ansi(&evalue),
-            traceback: strip_ansi(&traceback.join("\n")),
+            ename: strip_ansi(ename),
+            evalue: strip_ansi(evalue),
+            traceback: strip_ansi(traceback.join("\n")),
         },
     }
 }
@@ -186,7 +186,7 @@ fn from_bundle(
     // HTML-only renderers (a DataFrame, say) also send text/plain, which an LLM reads best.
     for mime in ["text/plain", "text/markdown", "application/json"] {
         if let Some(v) = data.get(mime) {
-            return text_item(strip_ansi(&text(v)));
+            return text_item(strip_ansi(text(v)));
         }
     }
     let mimes: Vec<&str> = data.keys().map(String::as_str).collect();
@@ -196,11 +196,12 @@ fn from_bundle(
     ))
 }
 
-pub fn strip_ansi(s: &str) -> String {
+/// Removes ANSI escape sequences; text without any is returned as is, without a copy.
+pub fn strip_ansi(s: String) -> String {
     if !s.contains('\x1b') {
-        return s.to_string();
+        return s;
     }
-    String::from_utf8_lossy(&strip_ansi_escapes::strip(s)).into_owned()
+    String::from_utf8_lossy(&strip_ansi_escapes::strip(&s)).into_owned()
 }
 
 /// Progress callback: total output bytes seen so far and the newest output text.
@@ -285,11 +286,21 @@ impl Collector {
             }
         }
         let size = item.size();
-        if size > self.tail_limit && item.text_mut().is_none() {
+        match item.text_mut() {
+            // Only the end of an item larger than the tail can survive: cut it before storing.
+            Some(text) if size > self.tail_limit => {
+                let cut = ceil_char_boundary(text, size - self.tail_limit);
+                text.drain(..cut);
+                self.omitted_bytes += cut as u64;
+            }
             // An image larger than the whole tail budget cannot be kept in part.
-            self.omitted_bytes += size as u64;
-            return;
+            None if size > self.tail_limit => {
+                self.omitted_bytes += size as u64;
+                return;
+            }
+            _ => {}
         }
+        let size = item.size();
         self.tail_bytes += size;
         push_merged_back(&mut self.tail, item);
         self.trim_tail();

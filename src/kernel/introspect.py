@@ -106,3 +106,38 @@ def inspect(path):
     except Exception:
         pass
     print(json.dumps(info, default=str))
+
+
+def versions():
+    import platform
+
+    import ipykernel
+
+    print(json.dumps({"python": platform.python_version(), "ipykernel": ipykernel.__version__}))
+
+
+def cap_stream_messages(limit):
+    """Send stdout/stderr in messages of at most `limit` characters. ipykernel otherwise sends
+    everything printed within 0.2 s (or one huge write) as a single message of unbounded size,
+    which the server would have to hold whole. The text is unchanged, only split.
+
+    The class's buffer rotation is patched, not `write`: IPython swaps the instance's `write`
+    around every cell and restores whatever it found."""
+    import sys
+
+    cls = type(sys.stdout)
+    if getattr(cls, "_jupyter_mcp_capped", False) or not hasattr(cls, "_flush_buffers"):
+        return
+    original = cls._flush_buffers
+
+    def _flush_buffers(self):
+        for parent, data in original(self):
+            if len(data) <= limit:
+                yield parent, data
+                continue
+            for i in range(0, len(data), limit):
+                yield parent, data[i : i + limit]
+
+    cls._flush_buffers = _flush_buffers
+    cls._jupyter_mcp_capped = True
+

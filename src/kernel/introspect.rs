@@ -8,6 +8,11 @@
 use super::{Error, Kernel};
 
 const HELPERS: &str = include_str!("introspect.py");
+/// Largest stdout/stderr message the kernel sends, in characters. The server holds a few
+/// messages at a time, so this bounds its memory while a cell floods output. Not smaller: the
+/// kernel's publisher drops messages past 1,000 queued (its high-water mark), and 1 MiB pieces
+/// keep even a burst of hundreds of megabytes under that.
+const STREAM_MESSAGE_CHARS: usize = 1024 * 1024;
 /// Longest name `inspect_variable` accepts.
 const MAX_NAME_LEN: usize = 200;
 
@@ -17,19 +22,95 @@ pub(super) async fn install_helpers(kernel: &Kernel) -> Result<(), Error> {
     let code = format!(
         "exec(compile({source}, '<jupyter-mcp>', 'exec'), __import__('sys').modules.setdefault('_jupyter_mcp', __import__('types').ModuleType('_jupyter_mcp')).__dict__)"
     );
-    kernel.run_internal(&code).await.map(|_| ())
+    kernel.run_internal(&code).await?;
+    let cap = format!("__import__('_jupyter_mcp').cap_stream_messages({STREAM_MESSAGE_CHARS})");
+    kernel.run_internal(&cap).await.map(|_| ())
 }
 
-/// The user's variables: `{"variables": [...], "total": n, "truncated": bool}`.
-pub async fn variables(kernel: &Kernel) -> Result<serde_json::Value, Error> {
+/// Python and ipykernel versions (kernel_info's `implementation_version` is IPython's).
+pub(super) async fn versions(kernel: &Kernel) -> Result<(String, String), Error> {
+    let out = kernel
+        .run_internal("__import__('_jupyter_mcp').versions()")
+        .await?;
+    let v = parse(&out)?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok((field("python"), field("ipykernel")))
+}
+
+/// One user variable.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Variable {
+    pub name: String,
+    /// Type name, qualified by module outside builtins (e.g. `pandas.DataFrame`).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// A short repr (containers and long strings are abbreviated).
+    pub repr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+}
+
+/// The user's variables.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Variables {
+    /// Sorted by name.
+    pub variables: Vec<Variable>,
+    /// Number of user variables, including any past the listing cap.
+    pub total: u64,
+    /// True if there were more variables than listed (the cap is 500).
+    pub truncated: bool,
+}
+
+/// Details of one variable or attribute.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Inspection {
+    /// The name or dotted path inspected.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Module of the type.
+    pub module: String,
+    /// repr, capped at about 2,000 characters.
+    pub repr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// DataFrame columns (first 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// DataFrame column dtypes (first 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtypes: Option<std::collections::BTreeMap<String, String>>,
+    /// First rows of a DataFrame, Series or array, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// First line of the documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
+}
+
+/// The user's variables (not modules, IPython's names or `_`-prefixed names).
+pub async fn variables(kernel: &Kernel) -> Result<Variables, Error> {
     let out = kernel
         .run_internal("__import__('_jupyter_mcp').variables()")
         .await?;
-    parse(&out)
+    typed(parse(&out)?)
 }
 
 /// Details of one variable or attribute path.
-pub async fn inspect(kernel: &Kernel, name: &str) -> Result<serde_json::Value, Error> {
+pub async fn inspect(kernel: &Kernel, name: &str) -> Result<Inspection, Error> {
     validate_name(name)?;
     let literal = serde_json::to_string(name).map_err(|e| Error::Unexpected(e.to_string()))?;
     let out = kernel
@@ -38,8 +119,14 @@ pub async fn inspect(kernel: &Kernel, name: &str) -> Result<serde_json::Value, E
     let value = parse(&out)?;
     match value.get("error").and_then(|e| e.as_str()) {
         Some(message) => Err(Error::NotFound(message.to_string())),
-        None => Ok(value),
+        None => typed(value),
     }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| {
+        Error::Unexpected(format!("introspection output had an unexpected shape: {e}"))
+    })
 }
 
 /// Accepts `name` or `name.attr.attr` where each part is a Python identifier.

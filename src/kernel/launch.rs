@@ -173,7 +173,9 @@ pub(super) fn spawn(cfg: &LaunchConfig, id: &str) -> Result<Spawned, Error> {
     let log2 = log.try_clone().map_err(dir_err)?;
 
     // Rust opens every descriptor with O_CLOEXEC, so the child inherits only these three.
-    let child = Command::new(&cfg.python)
+    let mut cmd = Command::new(&cfg.python);
+    crate::security::restrict_kernel(&mut cmd);
+    let child = cmd
         .args(["-m", "ipykernel_launcher", "-f"])
         .arg(&conn_path)
         .env_clear()

@@ -33,6 +33,9 @@ use reader::{Channel, Routes};
 pub const INTERRUPT_GRACE: Duration = Duration::from_millis(1500);
 /// How often a running execution lets its sink emit progress.
 const TICK: Duration = Duration::from_millis(250);
+/// After the execute_reply, how long iopub may stay silent before the missing `idle` is taken
+/// as lost (a kernel's publisher drops messages past its high-water mark during a flood).
+const IDLE_AFTER_REPLY_GRACE: Duration = Duration::from_secs(2);
 /// Time limit for the server's own short requests (kernel_info, introspection).
 const INTERNAL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -88,10 +91,15 @@ pub struct ExecOutcome {
 struct ProcessGroup {
     pid: Option<Pid>,
     exited: CancellationToken,
+    /// Set by `kill`: the process is as good as dead even before the watcher reaps it.
+    killed: AtomicBool,
 }
 
 impl ProcessGroup {
     fn signal(&self, sig: Signal) {
+        if sig == Signal::SIGKILL {
+            self.killed.store(true, Ordering::Release);
+        }
         if let Some(pid) = self.pid
             && !self.exited.is_cancelled()
         {
@@ -162,6 +170,7 @@ impl Kernel {
                 .and_then(|p| i32::try_from(p).ok())
                 .map(Pid::from_raw),
             exited: exited.clone(),
+            killed: AtomicBool::new(false),
         };
         let exit_status = Arc::new(Mutex::new(None));
         {
@@ -257,11 +266,14 @@ impl Kernel {
             }
             Err(e) => return Err(e),
         };
-        if let JupyterMessageContent::KernelInfoReply(info) = reply.content {
-            kernel.python_version = info.language_info.version.clone();
-            kernel.ipykernel_version = info.implementation_version.clone();
+        if !matches!(reply.content, JupyterMessageContent::KernelInfoReply(_)) {
+            return Err(Error::Unexpected(format!(
+                "{} to kernel_info_request",
+                reply.message_type()
+            )));
         }
         introspect::install_helpers(&kernel).await?;
+        (kernel.python_version, kernel.ipykernel_version) = introspect::versions(&kernel).await?;
         tracing::info!(
             kernel_id = %kernel.id,
             elapsed_ms = started_at.elapsed().as_millis() as u64,
@@ -275,7 +287,7 @@ impl Kernel {
     }
 
     pub fn is_alive(&self) -> bool {
-        !self.group.exited.is_cancelled()
+        !self.group.exited.is_cancelled() && !self.group.killed.load(Ordering::Acquire)
     }
 
     /// Kills the kernel's process group at once. Pending calls see `KernelDied`.
@@ -349,7 +361,16 @@ impl Kernel {
         };
         let msg = JupyterMessage::new(request, None);
         let (_guard, mut rx) = self.routes.register(&msg.header.msg_id);
-        self.shell.lock().await.send(msg).await?;
+        if let Err(e) = self.shell.lock().await.send(msg).await {
+            // A send fails when the kernel's sockets are gone: report a death as one.
+            tokio::time::timeout(Duration::from_millis(500), self.exited())
+                .await
+                .ok();
+            if !self.is_alive() {
+                return Ok(died(None));
+            }
+            return Err(e.into());
+        }
 
         let mut deadline = tokio::time::Instant::now() + timeout;
         let mut stopping: Option<ExecStatus> = None;
@@ -357,11 +378,16 @@ impl Kernel {
         let mut idle = false;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_message = Instant::now();
+        let mut seen = self.routes.seen();
         while reply.is_none() || !idle {
             tokio::select! {
                 biased;
                 m = rx.recv() => match m {
-                    Some((channel, msg)) => handle_message(channel, msg, sink, &mut reply, &mut idle),
+                    Some((channel, msg)) => {
+                        last_message = Instant::now();
+                        handle_message(channel, msg, sink, &mut reply, &mut idle);
+                    }
                     None => return Ok(died(None)),
                 },
                 _ = self.group.exited.cancelled() => {
@@ -391,7 +417,17 @@ impl Kernel {
                     deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
                     self.interrupt().await;
                 }
-                _ = tick.tick() => sink.tick(),
+                _ = tick.tick() => {
+                    sink.tick();
+                    if self.routes.seen() != seen {
+                        seen = self.routes.seen();
+                        last_message = Instant::now();
+                    }
+                    if reply.is_some() && last_message.elapsed() > IDLE_AFTER_REPLY_GRACE {
+                        tracing::warn!(kernel_id = %self.id, "no idle status after the reply; assuming it was dropped");
+                        break;
+                    }
+                }
             }
         }
         let (reply_status, count) = reply.unwrap_or((ReplyStatus::Error, 0));

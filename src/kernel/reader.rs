@@ -3,11 +3,12 @@
 //! It drains iopub and the shell replies and routes each message by `parent_header.msg_id` to
 //! whoever registered that id (an execution, a kernel_info request). Messages nobody waits for
 //! (output of a background thread after its cell finished, status of unregistered requests) are
-//! dropped, so a chatty kernel cannot grow the server's memory. Status messages also update the
-//! kernel's busy flag.
+//! dropped, so a chatty kernel cannot grow the server's memory. Each waiter's queue is bounded:
+//! when a consumer falls behind, the reader stops reading and the backlog stays in the kernel's
+//! socket, not in the server. Status messages also update the kernel's busy flag.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jupyter_protocol::{ExecutionState, JupyterMessage, JupyterMessageContent};
@@ -24,20 +25,23 @@ pub(crate) enum Channel {
 
 pub(crate) type Routed = (Channel, JupyterMessage);
 
+/// Messages a waiter may have queued before the reader waits for it to catch up.
+const ROUTE_QUEUE_MESSAGES: usize = 4;
+
 /// Waiters by request msg_id. A std mutex: held only to insert, remove or look up, never across
 /// an await.
 #[derive(Default)]
 pub(crate) struct Routes {
-    map: Mutex<HashMap<String, mpsc::UnboundedSender<Routed>>>,
+    map: Mutex<HashMap<String, mpsc::Sender<Routed>>>,
+    /// Messages read from the kernel so far, routed or not: lets a waiter tell a quiet kernel
+    /// from one still draining a backlog meant for others.
+    seen: AtomicU64,
 }
 
 impl Routes {
     /// Registers a waiter for replies to `msg_id`; the guard unregisters it when dropped.
-    pub fn register(
-        self: &Arc<Self>,
-        msg_id: &str,
-    ) -> (RouteGuard, mpsc::UnboundedReceiver<Routed>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn register(self: &Arc<Self>, msg_id: &str) -> (RouteGuard, mpsc::Receiver<Routed>) {
+        let (tx, rx) = mpsc::channel(ROUTE_QUEUE_MESSAGES);
         if let Ok(mut map) = self.map.lock() {
             map.insert(msg_id.to_string(), tx);
         }
@@ -48,13 +52,24 @@ impl Routes {
         (guard, rx)
     }
 
-    fn deliver(&self, channel: Channel, msg: JupyterMessage) {
+    /// How many messages the reader has read from the kernel.
+    pub fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    async fn deliver(&self, channel: Channel, msg: JupyterMessage) {
+        self.seen.fetch_add(1, Ordering::Relaxed);
         let Some(parent) = msg.parent_header.as_ref().map(|h| h.msg_id.clone()) else {
             return;
         };
-        let Ok(map) = self.map.lock() else { return };
-        if let Some(tx) = map.get(&parent) {
-            let _ = tx.send((channel, msg));
+        // Clone the sender out so the lock is not held across the await.
+        let tx = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&parent).cloned());
+        if let Some(tx) = tx {
+            let _ = tx.send((channel, msg)).await;
         }
     }
 
@@ -102,7 +117,10 @@ pub(crate) async fn run(
                         _ => {}
                     }
                 }
-                routes.deliver(channel, msg);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = routes.deliver(channel, msg) => {}
+                }
             }
             // A message that fails to verify or decode is skipped; a dead socket ends the task.
             Err(jupyter_zmq_client::RuntimeError::ZmqError(e)) => {

@@ -4,6 +4,7 @@
 //! `notebook` and `packages`. Domain failures become tool results with `isError` and a `status`
 //! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
 
+mod args;
 mod error;
 mod tools;
 
@@ -72,7 +73,10 @@ look at state, install_package to add a PyPI package, and the notebook tools to 
 impl ServerHandler for JupyterMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::from_build_env())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_title("Jupyter kernel MCP server"),
+            )
             .with_instructions(INSTRUCTIONS.to_string())
     }
 }

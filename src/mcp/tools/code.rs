@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
-use crate::kernel::{ExecStatus, introspect};
+use crate::kernel::ExecStatus;
+use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, principal_dirs};
 use crate::output::{Collector, OutputItem, ProgressFn};
@@ -186,7 +187,10 @@ impl JupyterMcp {
     /// List the user's variables in a kernel (not modules, not IPython's own names, not names
     /// starting with `_`), each with its type, a short repr, and length/shape/dtype when it has
     /// them.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = schema_for_output::<Variables>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn get_variables(
         &self,
         Parameters(super::kernels::KernelArgs { kernel }): Parameters<super::kernels::KernelArgs>,
@@ -195,8 +199,7 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             if self.app.pool.status(&key).state == KernelState::NotStarted {
-                let empty = serde_json::json!({"variables": [], "total": 0, "truncated": false});
-                return structured(vec![], &empty);
+                return structured(vec![], &Variables::default());
             }
             let lease = self.app.pool.lease(&key).await?;
             structured(vec![], &introspect::variables(&lease.kernel).await?)
@@ -207,7 +210,10 @@ impl JupyterMcp {
     /// Describe one variable or attribute (`df`, `model.coef_`): type, module, a capped repr,
     /// shape/dtype/columns and the first rows for numpy and pandas objects, and the first line
     /// of its documentation.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        output_schema = schema_for_output::<Inspection>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn inspect_variable(
         &self,
         Parameters(InspectVariableArgs { name, kernel }): Parameters<InspectVariableArgs>,

@@ -1,7 +1,7 @@
 //! Kernel lifecycle tools: status, restart, interrupt, list, shut down.
 
+use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};

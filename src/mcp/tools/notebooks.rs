@@ -1,8 +1,8 @@
 //! Notebook tools: create_notebook, read_notebook, list_notebooks. Paths are relative to the
 //! caller's directory; the store refuses anything that leaves it.
 
+use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
