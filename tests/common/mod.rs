@@ -1,0 +1,248 @@
+//! Shared helpers: start the real server binary on a free loopback port with a temporary working
+//! directory and the test venv's ipykernel, talk JSON-RPC to it, and stop it by PID.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const PROTOCOL: &str = "2025-11-25";
+
+pub fn python() -> PathBuf {
+    std::env::var_os("JUPYTER_MCP_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub workdir: tempfile::TempDir,
+    pub log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[], &[])
+    }
+
+    /// Starts the binary with extra arguments and extra environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let workdir = tempfile::Builder::new()
+            .prefix("jmcp-test-")
+            .tempdir()
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"));
+        cmd.args(["--port", "0", "--host", "127.0.0.1", "--working-dir"])
+            .arg(workdir.path())
+            .arg("--python")
+            .arg(python())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if !sent && let Some(i) = line.find("http://127.0.0.1:") {
+                        let url: String = line[i..].split_whitespace().next().unwrap().to_string();
+                        let _ = tx.send(url);
+                        sent = true;
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            url,
+            workdir,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// POSTs a raw body; returns status and parsed JSON body (Null if none).
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, parse_body(&text))
+    }
+
+    /// One JSON-RPC request; returns the whole response object.
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, value) = self.post_raw(body.to_string(), &[]).await;
+        assert!(status == 200, "HTTP {status}: {value}");
+        value
+    }
+
+    /// Calls a tool; returns the `result` (panics on a JSON-RPC error).
+    pub async fn call(&self, tool: &str, args: Value) -> Value {
+        let resp = self
+            .rpc("tools/call", json!({"name": tool, "arguments": args}))
+            .await;
+        match resp.get("result") {
+            Some(r) => r.clone(),
+            None => panic!("tools/call {tool} failed: {resp}"),
+        }
+    }
+
+    /// Runs code on a kernel and returns the result.
+    pub async fn exec(&self, code: &str) -> Value {
+        self.call("execute_code", json!({"code": code})).await
+    }
+
+    pub async fn exec_on(&self, kernel: &str, code: &str) -> Value {
+        self.call("execute_code", json!({"code": code, "kernel": kernel}))
+            .await
+    }
+
+    /// SIGTERM, then SIGKILL if it does not stop within 15 s. Returns true if it exited by itself.
+    pub fn stop(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Parses a JSON body or the last `data:` JSON of an SSE body.
+pub fn parse_body(text: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .rfind(|v| v.get("result").is_some() || v.get("error").is_some())
+        .unwrap_or(Value::Null)
+}
+
+/// All text content of a tool result, joined.
+pub fn text(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default()
+}
+
+pub fn status(result: &Value) -> &str {
+    result["structuredContent"]["status"].as_str().unwrap_or("")
+}
+
+pub fn is_error(result: &Value) -> bool {
+    result["isError"].as_bool().unwrap_or(false)
+}
+
+/// PIDs of the direct children of `pid` (the kernels a server started).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if ppid == pid {
+            out.push(child);
+        }
+    }
+    out
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Peak resident memory of a process so far (VmHWM).
+pub fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}

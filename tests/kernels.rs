@@ -1,0 +1,165 @@
+//! Kernel lifecycle tools: status, restart, interrupt, list, shutdown, limits, idle reaping.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn status_reports_state_versions_memory_and_limits() {
+    let server = Server::start();
+    let r = server.call("get_kernel_status", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["state"], "not_started",
+        "does not start a kernel: {r}"
+    );
+    server.exec("x = 1").await;
+    let r = server.call("get_kernel_status", json!({})).await;
+    let s = &r["structuredContent"];
+    assert_eq!(s["state"], "idle", "{r}");
+    assert_eq!(s["kernel"], "default");
+    assert_eq!(s["execution_count"], 1);
+    assert!(s["python_version"].as_str().unwrap().starts_with("3."));
+    assert!(s["ipykernel_version"].as_str().unwrap().starts_with('7'));
+    assert!(s["memory_rss_bytes"].as_u64().unwrap() > 10_000_000);
+    assert!(s["uptime_secs"].as_f64().unwrap() >= 0.0);
+    assert_eq!(s["limits"]["exec_timeout_secs"], 120);
+    assert_eq!(s["limits"]["max_kernels"], 8);
+}
+
+#[tokio::test]
+async fn status_says_busy_while_code_runs() {
+    let server = std::sync::Arc::new(Server::start());
+    server.exec("1").await;
+    let runner = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move { server.exec("import time\ntime.sleep(2)").await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = server.call("get_kernel_status", json!({})).await;
+    assert_eq!(r["structuredContent"]["state"], "busy", "{r}");
+    assert_eq!(status(&runner.await.unwrap()), "ok");
+}
+
+#[tokio::test]
+async fn restart_gives_a_fresh_kernel() {
+    let server = Server::start();
+    server.exec("x = 1").await;
+    server.exec("y = 2").await;
+    let r = server.call("restart_kernel", json!({})).await;
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(r["structuredContent"]["state"], "idle");
+    assert_eq!(r["structuredContent"]["execution_count"], 0);
+    let r = server.exec("print('x' in globals())").await;
+    assert_eq!(text(&r), "False\n");
+}
+
+#[tokio::test]
+async fn interrupt_stops_running_code_and_keeps_state() {
+    let server = std::sync::Arc::new(Server::start());
+    server.exec("kept = 5").await;
+    let runner = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move {
+            server
+                .exec("import time\nprint('go', flush=True)\ntime.sleep(60)")
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = server.call("interrupt_kernel", json!({})).await;
+    assert!(!is_error(&r), "{r}");
+    let r = runner.await.unwrap();
+    assert_eq!(status(&r), "error", "{r}");
+    assert!(text(&r).contains("KeyboardInterrupt"), "{r}");
+    assert!(text(&r).contains("go"));
+    assert_eq!(text(&server.exec("print(kept)").await), "5\n");
+}
+
+#[tokio::test]
+async fn interrupt_of_an_unknown_kernel_is_a_clear_error() {
+    let server = Server::start();
+    let r = server
+        .call("interrupt_kernel", json!({"kernel": "nope"}))
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(status(&r), "not_found");
+    assert!(text(&r).contains("list_kernels"));
+}
+
+#[tokio::test]
+async fn list_kernels_shows_each_name() {
+    let server = Server::start();
+    server.exec_on("a", "1").await;
+    server.exec_on("b", "1").await;
+    let r = server.call("list_kernels", json!({})).await;
+    let names: Vec<&str> = r["structuredContent"]["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kernel"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn max_kernels_refuses_more_with_a_clear_error_and_shutdown_frees_a_place() {
+    let server = Server::start_with(&["--max-kernels", "2"], &[]);
+    assert_eq!(status(&server.exec_on("one", "1").await), "ok");
+    assert_eq!(status(&server.exec_on("two", "1").await), "ok");
+    let r = server.exec_on("three", "1").await;
+    assert!(is_error(&r));
+    assert_eq!(status(&r), "limit_reached");
+    assert!(text(&r).contains("--max-kernels"), "{r}");
+    // The others keep working.
+    assert_eq!(status(&server.exec_on("one", "2").await), "ok");
+    let r = server
+        .call("shutdown_kernel", json!({"kernel": "two"}))
+        .await;
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(status(&server.exec_on("three", "1").await), "ok");
+}
+
+#[tokio::test]
+async fn idle_kernels_are_shut_down() {
+    let server = Server::start_with(&["--idle-timeout", "1"], &[]);
+    server.exec("x = 1").await;
+    let kernels_before = children_of(server.pid()).len();
+    let mut reaped = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = server.call("get_kernel_status", json!({})).await;
+        if r["structuredContent"]["state"] == "not_started" {
+            reaped = true;
+            break;
+        }
+    }
+    assert!(reaped, "the idle kernel was not shut down");
+    assert!(children_of(server.pid()).len() < kernels_before);
+    // A new call starts a fresh one.
+    let r = server.exec("print('x' in globals())").await;
+    assert_eq!(text(&r), "False\n");
+}
+
+#[tokio::test]
+async fn state_survives_separate_connections() {
+    let server = Server::start();
+    server.exec("shared = 'across connections'").await;
+    // A new HTTP client: new connection, no session, same kernel.
+    let other = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "execute_code", "arguments": {"code": "print(shared)"}}});
+    let resp = other
+        .post(&server.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL)
+        .header("connection", "close")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let v = parse_body(&resp.text().await.unwrap());
+    assert_eq!(text(&v["result"]), "across connections\n");
+}

@@ -1,0 +1,83 @@
+//! Process lifecycle: SIGTERM stops the server and every kernel it started; the warm spare makes
+//! a new kernel name ready without Python start-up.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn sigterm_stops_the_server_and_every_kernel() {
+    let mut server = Server::start();
+    for name in ["a", "b", "c"] {
+        assert_eq!(status(&server.exec_on(name, "1").await), "ok");
+    }
+    // Three kernels and the warm spare.
+    let mut kernels = children_of(server.pid());
+    for _ in 0..100 {
+        if kernels.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        kernels = children_of(server.pid());
+    }
+    assert!(kernels.len() >= 4, "{kernels:?}");
+    let runtime_dirs: Vec<String> = kernels
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok())
+        .collect();
+    assert!(server.stop(), "the server did not exit on SIGTERM");
+    for _ in 0..100 {
+        if kernels.iter().all(|pid| !alive(*pid)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for pid in &kernels {
+        assert!(!alive(*pid), "kernel {pid} outlived the server");
+    }
+    // Connection files and sockets are gone with them.
+    for cmdline in runtime_dirs {
+        let conn = cmdline
+            .split('\0')
+            .find(|a| a.ends_with("connection.json"))
+            .unwrap();
+        assert!(!std::path::Path::new(conn).exists(), "{conn} left behind");
+    }
+}
+
+#[tokio::test]
+async fn the_warm_spare_serves_a_new_kernel_name() {
+    let server = Server::start();
+    server.exec("1").await;
+    // Wait until the spare is up (a child beyond the default kernel).
+    for _ in 0..200 {
+        if children_of(server.pid()).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        children_of(server.pid()).len() >= 2,
+        "no warm spare came up"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = server
+        .call("get_kernel_status", json!({"kernel": "fresh"}))
+        .await;
+    assert_eq!(r["structuredContent"]["state"], "not_started");
+    let asked = std::time::Instant::now();
+    assert_eq!(status(&server.exec_on("fresh", "1").await), "ok");
+    let r = server
+        .call("get_kernel_status", json!({"kernel": "fresh"}))
+        .await;
+    assert_eq!(r["structuredContent"]["state"], "idle", "{r}");
+    // The kernel process is older than the request: it was the spare, already running.
+    let uptime = r["structuredContent"]["uptime_secs"].as_f64().unwrap();
+    let since_asked = asked.elapsed().as_secs_f64();
+    assert!(
+        uptime > since_asked + 0.4,
+        "uptime {uptime} s, asked {since_asked} s ago"
+    );
+}

@@ -1,0 +1,209 @@
+//! Notebook tools: nbformat-valid files, paging, outputs, overwrite and path confinement.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn nbformat_validate(path: &std::path::Path) {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import nbformat, sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4)); print('valid')",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nbformat rejects {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn create_read_and_list_round_trip_with_valid_nbformat() {
+    let server = Server::start();
+    let cells = json!([
+        {"cell_type": "markdown", "source": "# Title"},
+        {"cell_type": "code", "source": "x = 1\nprint(x)"},
+        {"cell_type": "raw", "source": "raw text"}
+    ]);
+    let r = server
+        .call(
+            "create_notebook",
+            json!({"path": "sub/dir/a.ipynb", "cells": cells}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(r["structuredContent"]["cell_count"], 3);
+    let file = server.workdir.path().join("sub/dir/a.ipynb");
+    nbformat_validate(&file);
+    let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(nb["nbformat"], 4);
+    assert_eq!(nb["nbformat_minor"], 5);
+    assert_eq!(nb["metadata"]["kernelspec"]["name"], "python3");
+
+    let r = server
+        .call("read_notebook", json!({"path": "sub/dir/a.ipynb"}))
+        .await;
+    let s = &r["structuredContent"];
+    assert_eq!(s["total_cells"], 3);
+    assert_eq!(s["cells"][1]["source"], "x = 1\nprint(x)");
+    assert_eq!(s["cells"][1]["cell_type"], "code");
+    assert_eq!(s["cells"][2]["index"], 2);
+    assert!(s["cells"][0]["id"].as_str().unwrap().len() >= 8);
+
+    let r = server
+        .call(
+            "read_notebook",
+            json!({"path": "sub/dir/a.ipynb", "start": 1, "limit": 1}),
+        )
+        .await;
+    let cells = r["structuredContent"]["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0]["index"], 1);
+
+    server
+        .call("create_notebook", json!({"path": "b.ipynb"}))
+        .await;
+    let r = server.call("list_notebooks", json!({})).await;
+    let paths: Vec<&str> = r["structuredContent"]["notebooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["b.ipynb", "sub/dir/a.ipynb"]);
+}
+
+#[tokio::test]
+async fn read_notebook_returns_saved_outputs_and_images() {
+    let server = Server::start();
+    // A notebook as Jupyter saves it, with a stream, a result and a PNG.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{
+            "cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 1,
+            "source": ["print('hi')\n", "2"],
+            "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": ["hi\n"]},
+                {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                 "data": {"text/plain": "2", "text/html": "<b>2</b>"}},
+                {"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<Figure>"}}
+            ]
+        }]
+    });
+    std::fs::write(server.workdir.path().join("saved.ipynb"), nb.to_string()).unwrap();
+    let r = server
+        .call("read_notebook", json!({"path": "saved.ipynb"}))
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let cell = &r["structuredContent"]["cells"][0];
+    assert_eq!(cell["source"], "print('hi')\n2");
+    assert_eq!(cell["outputs"][0]["text"], "hi\n");
+    assert_eq!(cell["outputs"][1]["text"], "2");
+    assert_eq!(cell["outputs"][2]["type"], "image");
+    let image = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "image")
+        .unwrap();
+    assert_eq!(image["data"], png);
+    let r = server
+        .call(
+            "read_notebook",
+            json!({"path": "saved.ipynb", "include_outputs": false}),
+        )
+        .await;
+    assert_eq!(r["structuredContent"]["cells"][0]["outputs"], json!([]));
+}
+
+#[tokio::test]
+async fn create_refuses_to_overwrite_unless_asked() {
+    let server = Server::start();
+    server
+        .call(
+            "create_notebook",
+            json!({"path": "n.ipynb", "cells": [{"cell_type": "code", "source": "1"}]}),
+        )
+        .await;
+    let r = server
+        .call("create_notebook", json!({"path": "n.ipynb"}))
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(status(&r), "already_exists");
+    assert!(text(&r).contains("overwrite"), "{r}");
+    let kept = server
+        .call("read_notebook", json!({"path": "n.ipynb"}))
+        .await;
+    assert_eq!(
+        kept["structuredContent"]["total_cells"], 1,
+        "the first file is intact"
+    );
+    let r = server
+        .call(
+            "create_notebook",
+            json!({"path": "n.ipynb", "overwrite": true}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+}
+
+#[tokio::test]
+async fn paths_that_leave_the_working_directory_are_refused() {
+    let server = Server::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.ipynb"), "{}").unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.workdir.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.ipynb"),
+        server.workdir.path().join("file.ipynb"),
+    )
+    .unwrap();
+    let bad = [
+        "../x.ipynb",
+        "a/../../x.ipynb",
+        "/etc/passwd.ipynb",
+        "link/secret.ipynb",
+        "file.ipynb",
+        "nul\0.ipynb",
+        "",
+        "notes.txt",
+    ];
+    for path in bad {
+        for (tool, args) in [
+            ("create_notebook", json!({"path": path, "overwrite": true})),
+            ("read_notebook", json!({"path": path})),
+        ] {
+            let r = server.call(tool, args).await;
+            assert!(is_error(&r), "{tool} {path:?}: {r}");
+            assert_eq!(status(&r), "invalid_argument", "{tool} {path:?}: {r}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret.ipynb")).unwrap(),
+        "{}"
+    );
+    assert!(!outside.path().join("x.ipynb").exists());
+    // The server keeps serving.
+    assert!(!is_error(&server.call("list_notebooks", json!({})).await));
+}
+
+#[tokio::test]
+async fn reading_a_broken_or_missing_notebook_is_a_clear_error() {
+    let server = Server::start();
+    std::fs::write(server.workdir.path().join("broken.ipynb"), "{not json").unwrap();
+    let r = server
+        .call("read_notebook", json!({"path": "broken.ipynb"}))
+        .await;
+    assert!(is_error(&r), "{r}");
+    let r = server
+        .call("read_notebook", json!({"path": "missing.ipynb"}))
+        .await;
+    assert_eq!(status(&r), "not_found", "{r}");
+}

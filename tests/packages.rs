@@ -1,0 +1,76 @@
+//! install_package: the requirement policy (each refusal named) and a real install from PyPI.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn refuses_requirements_that_are_not_plain_names() {
+    let server = Server::start();
+    for package in [
+        "numpy; rm -rf /",
+        "--index-url https://evil.example/simple numpy",
+        "--index-url=https://evil.example/simple",
+        "git+https://github.com/psf/requests",
+        "../x.whl",
+        "/tmp/x.whl",
+        "https://example.com/x.whl",
+        "requests @ https://example.com/r.whl",
+        "-e .",
+        "$(touch /tmp/pwned)",
+        "a|b",
+        "numpy\nrequests",
+        "",
+    ] {
+        let r = server
+            .call("install_package", json!({"package": package}))
+            .await;
+        assert!(is_error(&r), "{package:?} was accepted: {r}");
+        assert_eq!(status(&r), "refused", "{package:?}: {r}");
+        assert!(!text(&r).is_empty());
+    }
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    assert_eq!(status(&server.exec("1").await), "ok");
+}
+
+#[tokio::test]
+async fn installs_a_wheel_that_imports_without_restart() {
+    let server = Server::start();
+    // The kernel is running before the install: the package must import without a restart.
+    let r = server
+        .exec("import importlib.util\nprint(importlib.util.find_spec('termcolor'))")
+        .await;
+    assert_eq!(
+        text(&r),
+        "None\n",
+        "termcolor must not be preinstalled: {r}"
+    );
+    let r = server
+        .call("install_package", json!({"package": "termcolor==3.3.0"}))
+        .await;
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(r["structuredContent"]["name"], "termcolor");
+    assert_eq!(r["structuredContent"]["version"], "3.3.0");
+    let r = server
+        .exec("import termcolor\nprint(termcolor.__file__)")
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    assert!(text(&r).contains(".packages"), "{r}");
+}
+
+#[tokio::test]
+async fn a_package_that_does_not_exist_returns_pips_last_lines() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "install_package",
+            json!({"package": "this-package-does-not-exist-jmcp-4242"}),
+        )
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(status(&r), "install_failed");
+    assert!(
+        text(&r).to_lowercase().contains("no matching distribution"),
+        "{r}"
+    );
+}
