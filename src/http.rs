@@ -31,8 +31,11 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         .enforce_origin_validation()
         .with_max_request_body_bytes(MAX_REQUEST_BODY_BYTES)
         .with_cancellation_token(stop);
+    // rmcp asks for a handler per request; build the tool router (schemas and all) once and
+    // hand out clones.
+    let handler = JupyterMcp::new(app);
     let service = StreamableHttpService::new(
-        move || Ok(JupyterMcp::new(Arc::clone(&app))),
+        move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     );

@@ -104,6 +104,10 @@ pub async fn run(
             stop.cancel();
         }
     };
+    // Replies are small and latency-bound: do not let Nagle hold them back.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(graceful)
         .await

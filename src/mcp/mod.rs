@@ -47,7 +47,7 @@ pub fn principal_dirs(settings: &Settings, _principal: &str) -> PrincipalDirs {
     }
 }
 
-/// One MCP server instance; rmcp makes one per request (cheap: two `Arc`s and the router).
+/// The MCP handler; rmcp takes a clone per request (an `Arc` and the prebuilt router).
 #[derive(Clone)]
 pub struct JupyterMcp {
     app: Arc<App>,
