@@ -29,6 +29,24 @@ pub const ENV_MAX_OUTPUT_BYTES: &str = "JUPYTER_MCP_MAX_OUTPUT_BYTES";
 /// Extra Host header values accepted (comma separated), e.g. a public hostname.
 pub const ENV_ALLOWED_HOSTS: &str = "JUPYTER_MCP_ALLOWED_HOSTS";
 
+/// Per-kernel memory budget on Lambda, in MiB: the kernel limit is the function's memory
+/// divided by it.
+pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
+/// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
+pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
+/// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
+pub const ENV_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Set by Lambda: the function's memory in MiB.
+pub const ENV_LAMBDA_MEMORY_MB: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+
+/// Working directory when none is configured, locally and on Lambda (only /tmp is writable).
+const DEFAULT_WORKING_DIR: &str = "./notebooks";
+const DEFAULT_LAMBDA_WORKING_DIR: &str = "/tmp/notebooks";
+/// Kernel limit locally when none is configured.
+const DEFAULT_MAX_KERNELS: usize = 8;
+/// Memory Lambda gives the server itself before kernels are counted, in MiB.
+const LAMBDA_SERVER_RESERVE_MB: u64 = 128;
+
 /// Longest timeout a single call may ask for.
 pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
 /// How long pip may run for one `install_package`.
@@ -50,9 +68,9 @@ pub struct Config {
     pub host: IpAddr,
 
     /// Directory for notebooks, installed packages and the kernels' working directory.
-    /// Created if missing.
-    #[arg(long, env = ENV_WORKING_DIR, default_value = "./notebooks")]
-    pub working_dir: PathBuf,
+    /// Created if missing. [default: ./notebooks, /tmp/notebooks on Lambda]
+    #[arg(long, env = ENV_WORKING_DIR)]
+    pub working_dir: Option<PathBuf>,
 
     /// Python interpreter with ipykernel installed (default: `python3` on PATH).
     #[arg(long, env = ENV_PYTHON, default_value = "python3")]
@@ -63,9 +81,28 @@ pub struct Config {
     #[arg(long, env = ENV_EXEC_TIMEOUT, default_value_t = 120)]
     pub exec_timeout: u64,
 
-    /// Maximum number of live kernels (the warm spare not counted).
-    #[arg(long, env = ENV_MAX_KERNELS, default_value_t = 8)]
-    pub max_kernels: usize,
+    /// Maximum number of live kernels (the warm spare not counted). [default: 8; on Lambda the
+    /// function's memory divided by --kernel-memory-mb]
+    #[arg(long, env = ENV_MAX_KERNELS)]
+    pub max_kernels: Option<usize>,
+
+    /// On Lambda: memory budget per kernel in MiB, which sets the default kernel limit.
+    #[arg(long, env = ENV_KERNEL_MEMORY_MB, default_value_t = 512)]
+    pub kernel_memory_mb: u64,
+
+    /// On Lambda: stream responses, so progress of a long cell reaches the client while it runs
+    /// (Function URL InvokeMode RESPONSE_STREAM). `false` buffers each response, for
+    /// integrations that cannot stream.
+    #[arg(long, env = ENV_LAMBDA_STREAMING, default_value_t = true, action = clap::ArgAction::Set)]
+    pub lambda_streaming: bool,
+
+    /// Set by AWS Lambda; selects the Lambda front door.
+    #[arg(long, env = ENV_LAMBDA_RUNTIME_API, hide = true)]
+    pub lambda_runtime_api: Option<String>,
+
+    /// Set by AWS Lambda: the function's memory in MiB.
+    #[arg(long, env = ENV_LAMBDA_MEMORY_MB, hide = true)]
+    pub lambda_memory_mb: Option<u64>,
 
     /// Shut a kernel down after this many seconds without a call (0 never).
     #[arg(long, env = ENV_IDLE_TIMEOUT, default_value_t = 1800)]
@@ -95,6 +132,17 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     pub max_output_bytes: usize,
     pub allowed_hosts: Vec<String>,
+    /// Present when running on AWS Lambda.
+    pub lambda: Option<LambdaSettings>,
+}
+
+/// What differs on Lambda.
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    /// Stream responses (true) or buffer them.
+    pub streaming: bool,
+    /// The function's memory, if Lambda said.
+    pub memory_mb: Option<u64>,
 }
 
 /// A configuration value that cannot be used.
@@ -124,18 +172,34 @@ impl Config {
         if self.exec_timeout == 0 || self.exec_timeout > MAX_EXEC_TIMEOUT_SECS {
             return Err(Error::ExecTimeout(self.exec_timeout));
         }
-        if self.max_kernels == 0 {
+        let lambda = self.lambda_runtime_api.as_ref().map(|_| LambdaSettings {
+            streaming: self.lambda_streaming,
+            memory_mb: self.lambda_memory_mb,
+        });
+        let max_kernels = match (self.max_kernels, &lambda) {
+            (Some(n), _) => n,
+            (None, Some(l)) => lambda_max_kernels(l.memory_mb, self.kernel_memory_mb),
+            (None, None) => DEFAULT_MAX_KERNELS,
+        };
+        if max_kernels == 0 {
             return Err(Error::MaxKernels);
         }
+        let working_dir = self.working_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(if lambda.is_some() {
+                DEFAULT_LAMBDA_WORKING_DIR
+            } else {
+                DEFAULT_WORKING_DIR
+            })
+        });
         if self.max_output_bytes < 1024 {
             return Err(Error::MaxOutput(self.max_output_bytes));
         }
         let wd_err = |source| Error::WorkingDir {
-            path: self.working_dir.clone(),
+            path: working_dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.working_dir).map_err(wd_err)?;
-        let working_dir = std::fs::canonicalize(&self.working_dir).map_err(wd_err)?;
+        std::fs::create_dir_all(&working_dir).map_err(wd_err)?;
+        let working_dir = std::fs::canonicalize(&working_dir).map_err(wd_err)?;
         let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
             .into_iter()
             .map(String::from)
@@ -149,12 +213,23 @@ impl Config {
             working_dir,
             python,
             exec_timeout: Duration::from_secs(self.exec_timeout),
-            max_kernels: self.max_kernels,
+            max_kernels,
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,
             allowed_hosts,
+            lambda,
         })
     }
+}
+
+/// Kernels that fit in a Lambda function's memory: what is left after the server's own share,
+/// divided by the per-kernel budget, and at least one.
+fn lambda_max_kernels(function_mb: Option<u64>, kernel_mb: u64) -> usize {
+    let Some(total) = function_mb else {
+        return 1;
+    };
+    let fit = total.saturating_sub(LAMBDA_SERVER_RESERVE_MB) / kernel_mb.max(1);
+    usize::try_from(fit).unwrap_or(1).max(1)
 }
 
 /// An absolute path for the interpreter: the kernel runs in another directory with its own PATH,
@@ -169,4 +244,56 @@ fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
     std::env::split_paths(&search)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_kernel_limit_follows_function_memory() {
+        assert_eq!(lambda_max_kernels(Some(128), 512), 1);
+        assert_eq!(lambda_max_kernels(Some(1024), 512), 1);
+        assert_eq!(lambda_max_kernels(Some(2048), 512), 3);
+        assert_eq!(lambda_max_kernels(Some(10240), 512), 19);
+        assert_eq!(lambda_max_kernels(None, 512), 1);
+        assert_eq!(lambda_max_kernels(Some(4096), 0), 3968);
+    }
+
+    #[test]
+    fn lambda_is_detected_and_changes_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = dir.path().join("nb");
+        let config = Config::parse_from([
+            "jupyter-mcp-server",
+            "--lambda-runtime-api",
+            "127.0.0.1:9001",
+            "--lambda-memory-mb",
+            "2048",
+            "--working-dir",
+            wd.to_str().unwrap(),
+            "--python",
+            "/bin/sh",
+        ]);
+        let settings = config.resolve().unwrap();
+        let lambda = settings.lambda.unwrap();
+        assert!(lambda.streaming);
+        assert_eq!(settings.max_kernels, 3);
+    }
+
+    #[test]
+    fn without_the_runtime_api_it_is_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = dir.path().join("nb");
+        let config = Config::parse_from([
+            "jupyter-mcp-server",
+            "--working-dir",
+            wd.to_str().unwrap(),
+            "--python",
+            "/bin/sh",
+        ]);
+        let settings = config.resolve().unwrap();
+        assert!(settings.lambda.is_none());
+        assert_eq!(settings.max_kernels, 8);
+    }
 }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod http;
 pub mod kernel;
+pub mod lambda;
 pub mod mcp;
 pub(crate) mod notebook;
 pub mod output;
@@ -43,6 +44,8 @@ pub enum Error {
     RuntimeDir(#[source] std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("the Lambda runtime failed: {0}")]
+    Lambda(String),
 }
 
 /// Builds the pool and the shared state every front door serves.

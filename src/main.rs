@@ -2,20 +2,16 @@
 //! exit code. Everything else lives in the library.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
 use jupyter_mcp_server::config::Config;
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rmcp=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(config) {
+    init_logging(config.lambda_runtime_api.is_some());
+    match run(config, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -25,14 +21,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+/// Readable text on a terminal; JSON on Lambda, where CloudWatch stores one record per line and
+/// each line of an invocation carries its request id (from the runtime's span).
+fn init_logging(lambda: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,rmcp=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if lambda {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let settings = config.resolve()?;
     let hardened = jupyter_mcp_server::security::harden_server_process();
     tracing::info!(layers = ?hardened, "process hardening");
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(jupyter_mcp_server::run(
-        settings,
-        jupyter_mcp_server::shutdown_signal(),
-    ))?;
+    match settings.lambda.clone() {
+        Some(lambda) => {
+            runtime.block_on(jupyter_mcp_server::lambda::run(settings, lambda, started))?
+        }
+        None => runtime.block_on(jupyter_mcp_server::run(
+            settings,
+            jupyter_mcp_server::shutdown_signal(),
+        ))?,
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod args;
 mod error;
+pub mod invocation;
 mod tools;
 
 use std::sync::Arc;
@@ -71,6 +72,18 @@ look at state, install_package to add a PyPI package, and the notebook tools to 
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for JupyterMcp {
+    /// Every tool call runs in a span naming the tool (and the Lambda request id).
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        use tracing::Instrument;
+        let span = invocation::span(&context, &request.name);
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).instrument(span).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(

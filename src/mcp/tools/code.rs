@@ -15,7 +15,7 @@ use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
 use crate::kernel::ExecStatus;
 use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::mcp::error::{ToolError, respond, structured};
-use crate::mcp::{JupyterMcp, principal_dirs};
+use crate::mcp::{JupyterMcp, invocation, principal_dirs};
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
 use crate::pool::KernelState;
@@ -69,15 +69,30 @@ pub struct InstallPackageArgs {
 }
 
 impl JupyterMcp {
-    fn exec_timeout(&self, requested: Option<f64>) -> Result<Duration, ToolError> {
-        match requested {
-            None => Ok(self.app.settings.exec_timeout),
+    /// The requested (or default) timeout, cut to what the Lambda invocation has left.
+    fn exec_timeout(
+        &self,
+        requested: Option<f64>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Duration, ToolError> {
+        let timeout = match requested {
+            None => self.app.settings.exec_timeout,
             Some(t) if t.is_finite() && t > 0.0 && t <= MAX_EXEC_TIMEOUT_SECS as f64 => {
-                Ok(Duration::from_secs_f64(t))
+                Duration::from_secs_f64(t)
             }
-            Some(t) => Err(ToolError::invalid(format!(
-                "timeout must be between 0 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {t}"
-            ))),
+            Some(t) => {
+                return Err(ToolError::invalid(format!(
+                    "timeout must be between 0 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {t}"
+                )));
+            }
+        };
+        match invocation::time_left_for_code(ctx) {
+            Some(left) if left.is_zero() => Err(ToolError {
+                status: "timeout",
+                message: "this invocation has no time left to run code; raise the function's timeout or retry".into(),
+            }),
+            Some(left) => Ok(timeout.min(left)),
+            None => Ok(timeout),
         }
     }
 }
@@ -150,7 +165,7 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, args.kernel.as_deref())?;
-            let timeout = self.exec_timeout(args.timeout)?;
+            let timeout = self.exec_timeout(args.timeout, &ctx)?;
             let started = Instant::now();
             let lease = self.app.pool.lease(&key).await?;
             let mut collector =

@@ -1,0 +1,59 @@
+//! The Lambda front door: the same router as locally, served through `lambda_http`.
+//!
+//! Each invocation is one MCP HTTP request (Function URL, or API Gateway REST / HTTP API). The
+//! pool and its warm spare are built in the init phase, before the first invocation is polled,
+//! so a cold start pays Python's start-up there rather than in the first call. Warm invocations
+//! reuse the pool, and with it every kernel's state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{LambdaSettings, Settings};
+use crate::{Error, build_app, http};
+
+/// How long init waits for the warm spare (Lambda allows 10 s of init).
+const SPARE_WAIT: Duration = Duration::from_secs(8);
+
+/// Serves invocations until the runtime stops. `started` is when the process began, for the
+/// init-duration log line.
+pub async fn run(
+    settings: Settings,
+    lambda: LambdaSettings,
+    started: Instant,
+) -> Result<(), Error> {
+    let stop = CancellationToken::new();
+    let (app, _runtime) = build_app(&settings, stop.child_token())?;
+    let spare_ready = app.pool.wait_spare_ready(SPARE_WAIT).await;
+    tracing::info!(
+        init_ms = started.elapsed().as_millis() as u64,
+        spare_ready,
+        streaming = lambda.streaming,
+        max_kernels = settings.max_kernels,
+        "lambda init done"
+    );
+
+    // Lambda sends SIGTERM before it retires an environment (when an extension is registered,
+    // which this does): stop the kernels then.
+    {
+        let app = Arc::clone(&app);
+        let stop = stop.clone();
+        lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
+            tracing::info!("lambda environment shutting down");
+            stop.cancel();
+            app.pool.shutdown().await;
+        })
+        .await;
+    }
+
+    let router = http::router(Arc::clone(&app), &settings, stop.child_token());
+    let served = if lambda.streaming {
+        lambda_http::run_with_streaming_response(router).await
+    } else {
+        lambda_http::run(router).await
+    };
+    stop.cancel();
+    app.pool.shutdown().await;
+    served.map_err(|e| Error::Lambda(e.to_string()))
+}
