@@ -42,6 +42,20 @@ pub(super) async fn versions(kernel: &Kernel) -> Result<(String, String), Error>
     Ok((field("python"), field("ipykernel")))
 }
 
+/// Length, shape and dtype, for the objects that have them.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Size {
+    /// `len()` of a sized object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// `.shape` of an array or frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<u64>>,
+    /// `.dtype` of an array or series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+}
+
 /// One user variable.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Variable {
@@ -51,12 +65,8 @@ pub struct Variable {
     pub type_name: String,
     /// A short repr (containers and long strings are abbreviated).
     pub repr: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub len: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<Vec<u64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dtype: Option<String>,
+    #[serde(flatten)]
+    pub size: Size,
 }
 
 /// The user's variables.
@@ -81,12 +91,8 @@ pub struct Inspection {
     pub module: String,
     /// repr, capped at about 2,000 characters.
     pub repr: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub len: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<Vec<u64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dtype: Option<String>,
+    #[serde(flatten)]
+    pub size: Size,
     /// DataFrame columns (first 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
