@@ -28,7 +28,8 @@ fn init_logging(lambda: bool) {
         .unwrap_or_else(|_| "info,rmcp=warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if lambda {
         builder
             .json()

@@ -81,3 +81,50 @@ async fn the_warm_spare_serves_a_new_kernel_name() {
         "uptime {uptime} s, asked {since_asked} s ago"
     );
 }
+
+#[tokio::test]
+async fn a_non_loopback_bind_works_with_a_warning() {
+    use std::io::{BufRead, BufReader};
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+        .args(["--port", "0", "--host", "0.0.0.0", "--working-dir"])
+        .arg(workdir.path())
+        .arg("--python")
+        .arg(python())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut warned = false;
+    let mut port = None;
+    for line in lines.by_ref().map_while(Result::ok).take(20) {
+        warned |= line.contains("non-loopback") && line.contains("anyone who can reach this port");
+        if let Some(i) = line.find("http://0.0.0.0:") {
+            port = line[i + "http://0.0.0.0:".len()..]
+                .split('/')
+                .next()
+                .map(str::to_string);
+            break;
+        }
+    }
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let port = port.expect("the server logged its address");
+    assert!(warned, "no warning about the open bind");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    child.wait().unwrap();
+}
