@@ -29,6 +29,8 @@ pub const ENV_MAX_OUTPUT_BYTES: &str = "JUPYTER_MCP_MAX_OUTPUT_BYTES";
 /// Extra Host header values accepted (comma separated), e.g. a public hostname.
 pub const ENV_ALLOWED_HOSTS: &str = "JUPYTER_MCP_ALLOWED_HOSTS";
 
+/// Extra import path for kernels (PYTHONPATH), e.g. a Lambda layer's site-packages.
+pub const ENV_KERNEL_PYTHONPATH: &str = "JUPYTER_MCP_KERNEL_PYTHONPATH";
 /// Per-kernel memory budget on Lambda, in MiB: the kernel limit is the function's memory
 /// divided by it.
 pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
@@ -42,6 +44,9 @@ pub const ENV_LAMBDA_MEMORY_MB: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 /// Working directory when none is configured, locally and on Lambda (only /tmp is writable).
 const DEFAULT_WORKING_DIR: &str = "./notebooks";
 const DEFAULT_LAMBDA_WORKING_DIR: &str = "/tmp/notebooks";
+/// Where a Lambda layer's Python packages live; kernels need it on their path because their
+/// environment is rebuilt from scratch (the runtime's own PYTHONPATH is not inherited).
+const DEFAULT_LAMBDA_PYTHONPATH: &str = "/opt/python";
 /// Kernel limit locally when none is configured.
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
@@ -85,6 +90,11 @@ pub struct Config {
     /// function's memory divided by --kernel-memory-mb]
     #[arg(long, env = ENV_MAX_KERNELS)]
     pub max_kernels: Option<usize>,
+
+    /// Import path added for kernels and pip (PYTHONPATH), e.g. where a layer's packages are.
+    /// [default: none; /opt/python on Lambda]
+    #[arg(long, env = ENV_KERNEL_PYTHONPATH)]
+    pub kernel_pythonpath: Option<String>,
 
     /// On Lambda: memory budget per kernel in MiB, which sets the default kernel limit.
     #[arg(long, env = ENV_KERNEL_MEMORY_MB, default_value_t = 512)]
@@ -132,6 +142,8 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     pub max_output_bytes: usize,
     pub allowed_hosts: Vec<String>,
+    /// PYTHONPATH for kernels and pip.
+    pub kernel_pythonpath: Option<String>,
     /// Present when running on AWS Lambda.
     pub lambda: Option<LambdaSettings>,
 }
@@ -217,6 +229,11 @@ impl Config {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,
             allowed_hosts,
+            kernel_pythonpath: self.kernel_pythonpath.or_else(|| {
+                lambda
+                    .as_ref()
+                    .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
+            }),
             lambda,
         })
     }

@@ -59,6 +59,7 @@ pub fn build_app(
         runtime_root: runtime.0.clone(),
         cwd: settings.working_dir.clone(),
         startup_timeout: KERNEL_STARTUP_TIMEOUT,
+        pythonpath: settings.kernel_pythonpath.clone(),
     };
     let pool_cfg = PoolConfig {
         launch,

@@ -305,14 +305,22 @@ pub(crate) struct Installer {
     target: PathBuf,
     /// Wall-clock limit for one pip run; on expiry pip's whole process group is killed.
     timeout: Duration,
+    /// PYTHONPATH for pip, when pip lives outside the interpreter's site-packages (a layer).
+    pythonpath: Option<String>,
 }
 
 impl Installer {
-    pub(crate) fn new(python: PathBuf, target: PathBuf, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        python: PathBuf,
+        target: PathBuf,
+        timeout: Duration,
+        pythonpath: Option<String>,
+    ) -> Self {
         Self {
             python,
             target,
             timeout,
+            pythonpath,
         }
     }
 
@@ -379,6 +387,9 @@ impl Installer {
             // Its own group, so a timeout can kill pip and anything it started in one signal.
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(path) = &self.pythonpath {
+            cmd.env("PYTHONPATH", path);
+        }
         cmd
     }
 }
@@ -737,8 +748,12 @@ mod tests {
     async fn failing_pip_reports_last_lines() {
         // A stand-in "python" that prints and fails exercises the runner without the network.
         let dir = tempfile::tempdir().unwrap();
-        let installer =
-            Installer::new("/bin/sh".into(), dir.path().into(), Duration::from_secs(10));
+        let installer = Installer::new(
+            "/bin/sh".into(),
+            dir.path().into(),
+            Duration::from_secs(10),
+            None,
+        );
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::PipFailed { .. }), "{err}");
     }
@@ -750,7 +765,7 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\nsleep 30 &\nsleep 30\n").unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
-        let installer = Installer::new(script, dir.path().into(), Duration::from_millis(300));
+        let installer = Installer::new(script, dir.path().into(), Duration::from_millis(300), None);
         let started = std::time::Instant::now();
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::Timeout { .. }), "{err}");

@@ -38,6 +38,9 @@ pub struct LaunchConfig {
     pub cwd: PathBuf,
     /// How long start-up may take before it is abandoned.
     pub startup_timeout: Duration,
+    /// PYTHONPATH for the kernel (where ipykernel lives when it is not in the interpreter's
+    /// own site-packages, e.g. a Lambda layer).
+    pub pythonpath: Option<String>,
 }
 
 /// A spawned kernel process with its connection details, not yet connected.
@@ -73,7 +76,9 @@ impl RuntimeDir {
 
 /// Names of the server's environment variables a kernel may inherit, copied only when set.
 /// Everything else (credentials, tokens, the Lambda runtime's variables) stays out.
-const INHERITED_ENV: &[&str] = &["LANG", "LC_ALL", "TZ"];
+/// LD_LIBRARY_PATH is there because a relocated interpreter (Lambda's /var/lang) may need it to
+/// find libpython.
+const INHERITED_ENV: &[&str] = &["LANG", "LC_ALL", "TZ", "LD_LIBRARY_PATH"];
 
 /// Builds the kernel's environment from scratch.
 pub(crate) fn kernel_env(cfg: &LaunchConfig, dir: &Path) -> Vec<(String, String)> {
@@ -104,6 +109,9 @@ pub(crate) fn kernel_env(cfg: &LaunchConfig, dir: &Path) -> Vec<(String, String)
         // ipykernel's debugger warns about frozen modules at every start otherwise.
         ("PYDEVD_DISABLE_FILE_VALIDATION".into(), "1".into()),
     ];
+    if let Some(path) = &cfg.pythonpath {
+        env.push(("PYTHONPATH".into(), path.clone()));
+    }
     for name in INHERITED_ENV {
         if let Ok(value) = std::env::var(name) {
             env.push(((*name).into(), value));
@@ -215,6 +223,7 @@ mod tests {
             runtime_root: "/tmp/rt".into(),
             cwd: "/work".into(),
             startup_timeout: Duration::from_secs(1),
+            pythonpath: Some("/opt/python".into()),
         };
         let env = kernel_env(&cfg, Path::new("/tmp/rt/k1"));
         let allowed = [
@@ -229,6 +238,8 @@ mod tests {
             "LANG",
             "LC_ALL",
             "TZ",
+            "LD_LIBRARY_PATH",
+            "PYTHONPATH",
         ];
         for (k, _) in &env {
             assert!(allowed.contains(&k.as_str()), "unexpected variable {k}");

@@ -258,8 +258,12 @@ impl JupyterMcp {
             let key = self.key(&ctx, kernel.as_deref())?;
             let requirement = parse_requirement(&package)?;
             let dirs = principal_dirs(&self.app.settings, &key.principal);
-            let installer =
-                Installer::new(self.app.settings.python.clone(), dirs.packages, PIP_TIMEOUT);
+            let installer = Installer::new(
+                self.app.settings.python.clone(),
+                dirs.packages,
+                PIP_TIMEOUT,
+                self.app.settings.kernel_pythonpath.clone(),
+            );
             let installed = installer.install(&requirement).await?;
             // The import system caches directory listings; make the new files visible now.
             if self.app.pool.status(&key).state != KernelState::NotStarted {
