@@ -48,6 +48,11 @@ pub async fn run(
     }
 
     let router = http::router(Arc::clone(&app), &settings, stop.child_token());
+    // Around the whole router, not inside it: a layer inside runs after routing, too late to
+    // change the path.
+    let router = tower::ServiceBuilder::new()
+        .map_request(strip_api_gateway_stage::<lambda_http::Body>)
+        .service(router);
     let served = if lambda.streaming {
         lambda_http::run_with_streaming_response(router).await
     } else {
@@ -56,4 +61,35 @@ pub async fn run(
     stop.cancel();
     app.pool.shutdown().await;
     served.map_err(|e| Error::Lambda(e.to_string()))
+}
+
+/// API Gateway puts a named stage in front of the path (`/Prod/mcp`); the router serves `/mcp`
+/// whichever door a request came through, so the stage is taken off again here.
+fn strip_api_gateway_stage<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    use lambda_http::request::RequestContext;
+    let stage = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| s != "$default") else {
+        return request;
+    };
+    let uri = request.uri();
+    let Some(rest) = uri.path().strip_prefix(&format!("/{stage}")) else {
+        return request;
+    };
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(new_uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = new_uri;
+        }
+    }
+    request
 }

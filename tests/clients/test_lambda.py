@@ -1,0 +1,831 @@
+"""The Lambda front door, end to end, through `cargo lambda watch` (no AWS, no Docker).
+
+The module fixture starts `cargo lambda watch` in this repository, so the function it runs is
+the real binary built from this tree, with `AWS_LAMBDA_RUNTIME_API` pointing at the emulator's
+Runtime API. The function's environment is what a Lambda deployment gives it: fake
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, JUPYTER_MCP_PYTHON, a temporary
+JUPYTER_MCP_WORKING_DIR and JUPYTER_MCP_ALLOWED_HOSTS listing the hosts of events/*.json plus
+the emulator's own address. Every test runs in both response modes of the handler: `streaming`
+(the default, `run_with_streaming_response`) and `buffered` (JUPYTER_MCP_LAMBDA_STREAMING=false);
+LAMBDA_TEST_MODES=streaming (or buffered) narrows that.
+
+- events: every events/*.json through `cargo lambda invoke --data-file`, against its entry in
+  events/expect.json (status, JSON-RPC result or error, checks);
+- the Python `mcp` SDK (modes legacy and 2026-07-28) against the emulated Function URL
+  http://127.0.0.1:PORT/lambda-url/jupyter-mcp-server/mcp: tools, a cell that streams
+  progress, a plot;
+- kernel state kept between invocations of a warm function; a cold start (the emulator
+  restarted) gets a fresh kernel;
+- what user code can see: no AWS_* or Lambda runtime variables, and not the function's own
+  /proc/<pid>/environ;
+- scripts/smoke.py against the emulator.
+
+At the end the emulator is stopped by its process group and the test checks that no function
+(bootstrap) or kernel process it started is left. Latencies measured on the way (cold start,
+warm execute_code) are printed; run with `-s` to see them.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+from mcp_types import ImageContent, TextContent
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+EXPECT = EVENTS / "expect.json"
+SMOKE = ROOT / "scripts" / "smoke.py"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = Path(os.environ.get("JUPYTER_MCP_TEST_PYTHON", VENV_BIN / "python"))
+FUNCTION = "jupyter-mcp-server"  # the binary, and so the function name under cargo lambda
+DEFAULT_PORT = 9000  # cargo lambda's default invoke port
+SDK_MODES = ["legacy", "2026-07-28"]
+CALL_TIMEOUT = 120
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Made-up credentials, as Lambda puts real ones in the function's environment. None may reach
+# user code.
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKELAMBDATEST42",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-" + uuid.uuid4().hex,
+    "AWS_SESSION_TOKEN": "fake-session-token-" + uuid.uuid4().hex,
+}
+
+sys.path.insert(0, str(EVENTS))
+import generate as event_generator  # noqa: E402  (events/generate.py)
+
+sys.path.pop(0)
+
+
+def modes():
+    wanted = os.environ.get("LAMBDA_TEST_MODES", "streaming,buffered")
+    return [m.strip() for m in wanted.split(",") if m.strip()]
+
+
+def expectations():
+    return json.loads(EXPECT.read_text())["events"]
+
+
+def event_files():
+    return sorted(p.name for p in EVENTS.glob("*.json") if p != EXPECT)
+
+
+def event_hosts():
+    """The Host header of every event: the function must accept exactly these."""
+    hosts = set()
+    for name in event_files():
+        headers = json.loads((EVENTS / name).read_text()).get("headers") or {}
+        hosts.update(v for k, v in headers.items() if k.lower() == "host")
+    return sorted(hosts)
+
+
+def cargo_lambda():
+    """`cargo lambda` needs the cargo-lambda executable on PATH (pip installs it in .venv)."""
+    path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    if shutil.which("cargo-lambda", path=path) is None:
+        pytest.fail("cargo-lambda is not installed: "
+                    f"{VENV_BIN / 'pip'} install -r requirements-lambda.txt "
+                    "(or: pip install cargo-lambda ziglang)")
+    return path
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Processes, read from /proc (this runs as the same user as the emulator, or root).
+# --------------------------------------------------------------------------------------------
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def read_proc(pid, name):
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return None
+
+
+def ppid_of(pid):
+    stat = read_proc(pid, "stat")
+    if stat is None:
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
+
+
+def alive(pid):
+    stat = read_proc(pid, "stat")
+    return stat is not None and stat[stat.rindex(b")") + 2:][:1] != b"Z"
+
+
+def describe_pid(pid):
+    cmdline = (read_proc(pid, "cmdline") or b"").replace(b"\0", b" ").decode(errors="replace")
+    return f"{pid}: {cmdline.strip()}"
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------
+
+
+class Emulator:
+    """One `cargo lambda watch` and the function it runs."""
+
+    def __init__(self, mode, port):
+        self.mode = mode
+        self.port = port
+        self.tmp = Path(tempfile.mkdtemp(prefix="jmcp-lambda-test-"))
+        self.workdir = self.tmp / "notebooks"
+        self.workdir.mkdir()
+        self.marker = "jmcp-lambda-test-" + uuid.uuid4().hex  # finds our processes in /proc
+        self.log_path = self.tmp / "emulator.log"
+        self.path = cargo_lambda()
+        self.proc = None
+        self.invoked = set()
+        self.started_at = None
+        self.seen_pids = set()  # every process of ours seen, checked at the end
+        self.seen_functions = set()  # the function (bootstrap) processes among them
+        self.seen_kernels = set()  # and the kernels
+        hosts = event_hosts() + [f"127.0.0.1:{port}", f"localhost:{port}"]
+        self.function_env = {
+            **FAKE_AWS,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "JUPYTER_MCP_PYTHON": str(PYTHON),
+            "JUPYTER_MCP_WORKING_DIR": str(self.workdir),
+            "JUPYTER_MCP_ALLOWED_HOSTS": ",".join(hosts),
+            "JUPYTER_MCP_LAMBDA_STREAMING": "true" if mode == "streaming" else "false",
+            "JMCP_LAMBDA_TEST_MARKER": self.marker,
+            "RUST_LOG": "info",
+        }
+        self.env_file = self.tmp / "function.env"
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.function_env.items()))
+
+    @property
+    def url(self):
+        """The emulated Function URL of the MCP endpoint."""
+        return f"http://127.0.0.1:{self.port}/lambda-url/{FUNCTION}/mcp"
+
+    @property
+    def invoke_url(self):
+        return f"http://127.0.0.1:{self.port}/2015-03-31/functions/{FUNCTION}/invocations"
+
+    def start(self):
+        # Build first, so a compile error reads as one and the cold start is not a compile.
+        build = subprocess.run(["cargo", "build", "--bin", FUNCTION], cwd=ROOT,
+                               capture_output=True, text=True, timeout=1800)
+        assert build.returncode == 0, f"cargo build failed:\n{build.stderr[-6000:]}"
+        env = {**os.environ, "PATH": self.path, **FAKE_AWS,
+               "JMCP_LAMBDA_TEST_MARKER": self.marker}
+        self.log = open(self.log_path, "a")
+        # --wait: no function instance until the first invocation, so every invocation goes to
+        # the one instance named FUNCTION (without it the emulator also boots one for `_`).
+        self.proc = subprocess.Popen(
+            ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1",
+             "--invoke-port", str(self.port), "--ignore-changes", "--wait",
+             "--env-file", str(self.env_file), "--bin", FUNCTION],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cargo lambda watch exited {self.proc.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise RuntimeError("cargo lambda watch did not listen:\n" + self.log_tail())
+        self.started_at = time.monotonic()
+        self.invoked = set()
+
+    def log_tail(self, n=60):
+        try:
+            return "".join(self.log_path.read_text(errors="replace").splitlines(True)[-n:])
+        except OSError:
+            return ""
+
+    def init_ms(self):
+        """The init duration the function logged for its latest cold start."""
+        found = re.findall(r'"lambda init done","init_ms":(\d+)', self.log_path.read_text())
+        return int(found[-1]) if found else None
+
+    def our_pids(self):
+        """Processes this emulator started: those carrying the marker in their environment
+        (cargo lambda, cargo, the function) and the kernels (children of the function, working
+        in our working directory)."""
+        marker = self.marker.encode()
+        function_pids, kernel_pids, found = set(), set(), set()
+        for pid in all_pids():
+            if pid == os.getpid():
+                continue
+            environ = read_proc(pid, "environ")
+            if environ and marker in environ:
+                found.add(pid)
+                try:
+                    exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+                except OSError:
+                    exe = ""
+                if exe == FUNCTION:
+                    function_pids.add(pid)
+        for pid in all_pids():
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                cwd = ""
+            if ppid_of(pid) in function_pids or cwd.startswith(str(self.workdir)):
+                found.add(pid)
+                kernel_pids.add(pid)
+        self.seen_pids |= found
+        self.seen_functions |= function_pids
+        self.seen_kernels |= kernel_pids
+        return found
+
+    def stop(self):
+        """SIGTERM to the emulator's process group, as Lambda would retire the environment;
+        then every process it started must be gone. Anything left is killed by pid and reported."""
+        self.our_pids()
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            left = {p for p in self.seen_pids | self.our_pids() if alive(p)}
+            if not left:
+                break
+            time.sleep(0.2)
+        left = sorted(p for p in self.seen_pids | self.our_pids() if alive(p))
+        described = [describe_pid(p) for p in left]
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.seen_pids = set()
+        self.seen_functions_stopped = self.seen_functions
+        self.seen_kernels_stopped = self.seen_kernels
+        self.seen_functions, self.seen_kernels = set(), set()
+        if getattr(self, "log", None):
+            self.log.close()
+        return described
+
+    def restart(self):
+        left = self.stop()
+        assert not left, "left running after the emulator stopped:\n" + "\n".join(left)
+        self.start()
+
+    # ----------------------------------------------------------------------------------------
+
+    def invoke_event(self, name):
+        """Sends events/NAME with `cargo lambda invoke --data-file`. Returns (status, body
+        text, how), `how` saying where the status came from."""
+        cmd = ["cargo", "lambda", "invoke", FUNCTION, "--invoke-address", "127.0.0.1",
+               "--invoke-port", str(self.port), "--data-file", str(EVENTS / name)]
+        run = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PATH": self.path},
+                             capture_output=True, text=True, timeout=300)
+        self.invoked.add(name)
+        self.our_pids()
+        if self.mode == "buffered":
+            # The function answers with the API Gateway / Function URL response object.
+            assert run.returncode == 0, f"cargo lambda invoke failed: {run.stderr}"
+            response = json.loads(run.stdout)
+            body = response.get("body") or ""
+            if response.get("isBase64Encoded"):
+                body = base64.b64decode(body).decode()
+            return response["statusCode"], body, "statusCode of the buffered response"
+        if run.returncode == 0:
+            # Streaming: the emulator answers the invoke with the prelude's status and the
+            # streamed body; `cargo lambda invoke` prints the body when that status is 200.
+            return 200, run.stdout.rstrip("\n"), "cargo lambda invoke succeeded"
+        # `cargo lambda invoke` reads any other status as a function error and cannot parse
+        # the MCP body as one ("invalid error payload"), so ask the emulator directly (the same
+        # POST that `cargo lambda invoke` sends) for the status and body.
+        status, body = self.post_invoke((EVENTS / name).read_bytes())
+        return status, body, f"direct invoke (cargo lambda invoke: {run.stderr.strip()[:300]})"
+
+    def post_invoke(self, payload):
+        import httpx2
+        resp = httpx2.post(self.invoke_url, content=payload, timeout=300)
+        return resp.status_code, resp.text
+
+
+@pytest.fixture(scope="module", params=modes())
+def emulator(request):
+    mode = request.param
+    port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    emu = Emulator(mode, port)
+    try:
+        emu.start()
+    except BaseException:
+        shutil.rmtree(emu.tmp, ignore_errors=True)
+        raise
+    yield emu
+    try:
+        left = emu.stop()
+    finally:
+        shutil.rmtree(emu.tmp, ignore_errors=True)
+    assert not left, (f"[{mode}] left running after the emulator stopped "
+                      "(function or kernel processes):\n" + "\n".join(left))
+    # The check above means something only if the function and its kernels were found.
+    assert emu.seen_functions_stopped and emu.seen_kernels_stopped, (
+        f"[{mode}] never saw the function ({emu.seen_functions_stopped}) or its kernels "
+        f"({emu.seen_kernels_stopped}) in /proc: the leftover check found nothing to check")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for replies
+# --------------------------------------------------------------------------------------------
+
+
+def parse_body(text):
+    """A JSON body, or the last JSON-RPC reply of an SSE body."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    reply = None
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            try:
+                message = json.loads(line[5:].strip())
+            except ValueError:
+                continue
+            if isinstance(message, dict) and ("result" in message or "error" in message):
+                reply = message
+    return reply
+
+
+def lookup(value, path):
+    """Dotted path with [N], [*] and ["key.with.dots"]; [*] maps the rest over a list."""
+    tokens = re.findall(r'\["[^"]*"\]|[^.\[\]]+|\[\*\]|\[\d+\]', path)
+
+    def walk(v, toks):
+        if not toks:
+            return v
+        tok, rest = toks[0], toks[1:]
+        if tok == "[*]":
+            return [walk(item, rest) for item in (v or [])]
+        if tok.startswith('["'):
+            return walk(v[tok[2:-2]], rest)
+        if tok.startswith("["):
+            return walk(v[int(tok[1:-1])], rest)
+        return walk(v[tok], rest)
+
+    return walk(value, tokens)
+
+
+JSON_TYPES = {"object": dict, "array": list, "string": str, "number": (int, float),
+              "boolean": bool, "null": type(None)}
+
+
+def png_ok(items):
+    for item in items or []:
+        if item.get("type") == "image" and item.get("mimeType") == "image/png":
+            raw = base64.b64decode(item["data"], validate=True)
+            if raw.startswith(PNG_SIGNATURE) and len(raw) > 1000:
+                return True
+    return False
+
+
+def check(message, path, op, want):
+    try:
+        got = lookup(message, path)
+    except (KeyError, IndexError, TypeError) as e:
+        return f"{path}: missing ({type(e).__name__}: {e})"
+    if op == "equals":
+        ok = got == want
+    elif op == "has":
+        ok = (want in got) if isinstance(got, (list, str)) else False
+    elif op == "has_type":
+        ok = isinstance(got, JSON_TYPES[want]) and not (want == "number" and isinstance(got, bool))
+    elif op == "png":
+        ok = png_ok(got) == want
+    else:
+        return f"{path}: unknown op {op!r} in expect.json"
+    return None if ok else f"{path} {op} {want!r}: got {json.dumps(got)[:500]}"
+
+
+def run(fn, *args):
+    """Runs one async test body with a deadline; unwraps single-leaf exception groups."""
+    async def body():
+        with anyio.fail_after(300):
+            return await fn(*args)
+    try:
+        return anyio.run(body)
+    except BaseExceptionGroup as group:
+        leaf = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if leaf is group:
+            raise
+        raise leaf from None
+
+
+def connect(emulator, mode):
+    return Client(emulator.url, mode=mode, read_timeout_seconds=CALL_TIMEOUT)
+
+
+def describe(result):
+    return json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True))[:2000]
+
+
+def all_text(result):
+    return "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+
+
+def stdout_of(result):
+    sc = result.structured_content or {}
+    return "".join(o.get("text", "") for o in sc.get("outputs", [])
+                   if o.get("type") == "stream" and o.get("name") == "stdout")
+
+
+async def execute(client, code, kernel=None, **kw):
+    args = {"code": code}
+    if kernel is not None:
+        args["kernel"] = kernel
+    return await client.call_tool("execute_code", args, **kw)
+
+
+def report(line):
+    """Measurements: printed (visible with -s) and appended to the emulator log."""
+    print(f"\n[lambda-emulator] {line}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The event files themselves (no emulator needed)
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_event_has_an_expectation():
+    expected = [e["event"] for e in expectations()]
+    assert len(expected) == len(set(expected)), f"an event is listed twice: {expected}"
+    files = event_files()
+    assert sorted(expected) == files, (
+        f"events without an expectation: {sorted(set(files) - set(expected))}; "
+        f"expectations without an event file: {sorted(set(expected) - set(files))}")
+    for entry in expectations():
+        assert entry["rpc"] in ("result", "error"), entry
+        assert isinstance(entry["status"], int), entry
+        if "after" in entry:
+            assert expected.index(entry["after"]) < expected.index(entry["event"]), entry
+
+
+def test_events_match_their_generator():
+    """events/*.json are what events/generate.py writes: edit the generator, not the JSON."""
+    built = event_generator.build()
+    assert sorted(built) == event_files()
+    for name, event in built.items():
+        assert (EVENTS / name).read_text() == event_generator.render(event), (
+            f"events/{name} differs from events/generate.py; run python events/generate.py")
+
+
+@pytest.mark.parametrize("name", event_files())
+def test_event_is_a_well_formed_http_event(name):
+    """What Lambda would send: a body string, a Host matching the domain, and for 2026-07-28
+    the MCP-Protocol-Version / Mcp-Method / Mcp-Name headers that agree with the body."""
+    event = json.loads((EVENTS / name).read_text())
+    headers = {k.lower(): v for k, v in event["headers"].items()}
+    assert isinstance(event["body"], str) and event["isBase64Encoded"] is False
+    ctx = event["requestContext"]
+    assert headers["host"] == ctx["domainName"], name
+    assert headers["content-type"] == "application/json"
+    assert headers["accept"] == "application/json, text/event-stream"
+    assert int(headers["content-length"]) == len(event["body"].encode())
+    if event.get("version") == "2.0":
+        assert ctx["http"]["method"] == "POST" and event["rawPath"] == "/mcp", name
+    else:
+        assert event["httpMethod"] == "POST" and event["path"] == "/mcp", name
+        for k, v in event["headers"].items():
+            assert event["multiValueHeaders"][k] == [v], name
+    try:
+        body = json.loads(event["body"])
+    except ValueError:
+        assert "malformed" in name, f"{name}: body is not JSON"
+        return
+    version = headers["mcp-protocol-version"]
+    meta = body.get("params", {}).get("_meta", {})
+    if version == "2026-07-28":
+        assert meta.get("io.modelcontextprotocol/protocolVersion") == version, name
+        assert headers["mcp-method"] == body["method"], name
+        if body["method"] == "tools/call":
+            assert headers["mcp-name"] == body["params"]["name"], name
+    else:
+        assert "mcp-method" not in headers and not meta, name
+
+
+# --------------------------------------------------------------------------------------------
+# (a) every event through `cargo lambda invoke --data-file`
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", expectations(), ids=lambda e: e["event"].removesuffix(".json"))
+def test_event(emulator, entry):
+    if "after" in entry and entry["after"] not in emulator.invoked:
+        emulator.invoke_event(entry["after"])
+    status, body, how = emulator.invoke_event(entry["event"])
+    context = f"[{emulator.mode}] {entry['event']} ({how}): HTTP {status}: {body[:1500]}"
+    assert status == entry["status"], context
+    message = parse_body(body)
+    assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", context
+    assert entry["rpc"] in message, f"expected a JSON-RPC {entry['rpc']}: {context}"
+    problems = [p for p in (check(message, *c) for c in entry.get("checks", [])) if p]
+    assert not problems, "\n".join(problems) + "\n" + context
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the Python MCP SDK against the emulated Function URL
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", SDK_MODES)
+def test_sdk_tools_and_code(emulator, mode):
+    async def body():
+        async with connect(emulator, mode) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"execute_code", "get_kernel_status", "create_notebook"} <= names, names
+            r = await execute(client, "print(6*7)")
+            assert not r.is_error, describe(r)
+            assert stdout_of(r).strip() == "42", describe(r)
+            r = await execute(client, "1/0")
+            assert r.is_error and r.structured_content["status"] == "error", describe(r)
+            assert "ZeroDivisionError" in all_text(r), describe(r)
+    run(body)
+
+
+@pytest.mark.parametrize("mode", SDK_MODES)
+def test_sdk_plot(emulator, mode):
+    async def body():
+        async with connect(emulator, mode) as client:
+            r = await execute(client, "import matplotlib.pyplot as plt\n"
+                                      "plt.plot([1, 2, 3]); plt.show()")
+            assert not r.is_error, describe(r)
+            images = [b for b in r.content if isinstance(b, ImageContent)]
+            assert images and images[0].mime_type == "image/png", describe(r)
+            raw = base64.b64decode(images[0].data, validate=True)
+            assert raw.startswith(PNG_SIGNATURE) and len(raw) > 1000, raw[:16]
+    run(body)
+
+
+@pytest.mark.parametrize("mode", SDK_MODES)
+def test_sdk_progress_streams(emulator, mode):
+    """A cell that prints for ~2 s: progress notifications reach the callback before the
+    result. With response streaming they must arrive while the cell runs (the first one well
+    before the result); buffered, the whole SSE body arrives at the end, still in order."""
+    code = ("import time\n"
+            "for i in range(8):\n"
+            "    print('tick', i, flush=True)\n"
+            "    time.sleep(0.25)\n")
+
+    async def body():
+        events = []
+
+        async def on_progress(progress, total, message):
+            events.append((time.monotonic(), progress, message))
+
+        async with connect(emulator, mode) as client:
+            await client.list_tools()
+            start = time.monotonic()
+            r = await execute(client, code, progress_callback=on_progress)
+            done = time.monotonic()
+            assert not r.is_error, describe(r)
+            assert stdout_of(r).count("tick") == 8, describe(r)
+            await anyio.sleep(0.2)
+            before = [e for e in events if e[0] < done]
+            assert before, f"no progress notification before the result ({len(events)} total)"
+            progresses = [e[1] for e in events]
+            assert progresses == sorted(progresses), progresses
+            if emulator.mode == "streaming":
+                first = before[0][0]
+                assert done - first >= 0.8, (
+                    f"first progress only {done - first:.2f} s before the result (cell took "
+                    f"{done - start:.2f} s): the response was not streamed")
+    run(body)
+
+
+# --------------------------------------------------------------------------------------------
+# (c) warm state, (e) what user code sees, smoke script, latency
+# --------------------------------------------------------------------------------------------
+
+
+def test_state_persists_between_warm_invocations(emulator):
+    kernel = "warm"
+
+    async def body():
+        async with connect(emulator, "2026-07-28") as client:
+            r = await execute(client, "x = 1", kernel)
+            assert not r.is_error, describe(r)
+        async with connect(emulator, "legacy") as client:  # another client, another era
+            r = await execute(client, "print(x + 1)", kernel)
+            assert not r.is_error, describe(r)
+            assert stdout_of(r).strip() == "2", describe(r)
+            # Lambda's memory sets the kernel limit (7 under the emulator's 4096 MB): free it.
+            r = await client.call_tool("shutdown_kernel", {"kernel": kernel})
+            assert not r.is_error, describe(r)
+    run(body)
+
+
+def test_user_code_sees_no_lambda_secrets(emulator):
+    async def body():
+        async with connect(emulator, "2026-07-28") as client:
+            r = await execute(client, "import os; print(dict(os.environ))", "env")
+            assert not r.is_error, describe(r)
+            env_text = stdout_of(r)
+            r = await execute(client, (
+                "import os\n"
+                "ppid = os.getppid()\n"
+                "print('PPID', ppid)\n"
+                "try:\n"
+                "    data = open(f'/proc/{ppid}/environ', 'rb').read()\n"
+                "    print('READ', len(data))\n"
+                "except OSError as e:\n"
+                "    print('DENIED', type(e).__name__, e.errno)\n"), "env")
+            assert not r.is_error, describe(r)
+            proc_text = stdout_of(r)
+            r = await client.call_tool("shutdown_kernel", {"kernel": "env"})
+            assert not r.is_error, describe(r)
+            return env_text, proc_text
+
+    env_text, proc_text = run(body)
+    assert env_text.startswith("{"), env_text[:500]
+    for name, value in FAKE_AWS.items():
+        assert value not in env_text, f"{name}'s value is visible to user code"
+    for name in ["AWS_LAMBDA_RUNTIME_API", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN", "JMCP_LAMBDA_TEST_MARKER"]:
+        assert f"'{name}'" not in env_text, f"{name} is visible to user code"
+    assert f"127.0.0.1:{emulator.port}" not in env_text, "the Runtime API address is visible"
+    leaked = re.findall(r"'((?:AWS_|_LAMBDA|_X_AMZN|LAMBDA_)[A-Z0-9_]*)'", env_text)
+    assert not leaked, f"Lambda variables visible to user code: {leaked}"
+
+    ppid = int(re.search(r"PPID (\d+)", proc_text).group(1))
+    # The parent is the function itself (the bootstrap): its exe, and its environment as this
+    # test (outside the kernel) reads it, holding the Runtime API address.
+    assert os.path.basename(os.readlink(f"/proc/{ppid}/exe")) == FUNCTION, describe_pid(ppid)
+    environ = read_proc(ppid, "environ") or b""
+    assert b"AWS_LAMBDA_RUNTIME_API=" in environ, "the kernel's parent is not the function"
+    assert emulator.marker.encode() in environ
+    assert "DENIED" in proc_text and "READ" not in proc_text, (
+        f"user code read /proc/{ppid}/environ of the function: {proc_text}")
+
+
+def test_smoke_script_against_the_emulator(emulator):
+    run_ = subprocess.run([sys.executable, str(SMOKE), emulator.url], capture_output=True,
+                          text=True, timeout=600)
+    out = run_.stdout + run_.stderr
+    assert run_.returncode == 0, out
+    for step in ["server/discover", "tools/list", "execute_code text", "execute_code plot",
+                 "notebook round trip"]:
+        assert re.search(rf"^ok\s+{re.escape(step)}\s+[\d.]+ ms", run_.stdout, re.M), out
+    report(f"[{emulator.mode}] smoke.py:\n{run_.stdout.strip()}")
+
+
+def test_smoke_script_fails_clearly(emulator):
+    """A wrong path: exit status 1 at the first step, saying what came back."""
+    bad = emulator.url.removesuffix("/mcp") + "/not-mcp"
+    run_ = subprocess.run([sys.executable, str(SMOKE), bad, "--timeout", "60"],
+                          capture_output=True, text=True, timeout=120)
+    assert run_.returncode == 1, run_.stdout + run_.stderr
+    assert re.search(r"^FAIL\s+server/discover\s+[\d.]+ ms\s+HTTP 404", run_.stdout, re.M), \
+        run_.stdout + run_.stderr
+    assert "FAILED at server/discover" in run_.stderr
+
+
+def test_smoke_sigv4_signature_matches_botocore():
+    """smoke.py --sigv4 signs like botocore (which AWS's own CLI uses), header for header."""
+    auth = pytest.importorskip("botocore.auth")
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    sys.path.insert(0, str(SMOKE.parent))
+    try:
+        import smoke
+    finally:
+        sys.path.pop(0)
+    import datetime
+    url = "https://abcdefg.lambda-url.us-east-1.on.aws/mcp"
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+    now = datetime.datetime(2026, 11, 26, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    creds = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token")
+    assert smoke.sigv4_target("abcdefg.lambda-url.us-east-1.on.aws") == ("lambda", "us-east-1")
+    assert smoke.sigv4_target("h77papi456.execute-api.eu-west-2.amazonaws.com") == \
+        ("execute-api", "eu-west-2")
+    headers = {"Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28",
+               "Mcp-Method": "tools/list"}
+    signed = smoke.sigv4_sign("POST", url, headers, body, access_key=creds[0],
+                              secret_key=creds[1], token=creds[2], region="us-east-1",
+                              service="lambda", now=now)
+    theirs = AWSRequest(method="POST", url=url, data=body, headers={
+        k: v for k, v in signed.items() if k not in ("Authorization", "Host")})
+    theirs.context["timestamp"] = "20261126T120000Z"
+    signer = auth.SigV4Auth(Credentials(*creds), "lambda", "us-east-1")
+    canonical = signer.canonical_request(theirs)
+    signature = signer.signature(signer.string_to_sign(theirs, canonical), theirs)
+    assert signed["Authorization"].endswith(f"Signature={signature}"), (signed, canonical)
+
+
+def test_warm_execute_latency(emulator):
+    """Median of 15 warm execute_code('1+1') round trips through the emulated Function URL
+    (2026-07-28, one SDK client, so one invocation per call). Reported, and bounded loosely."""
+    async def body():
+        async with connect(emulator, "2026-07-28") as client:
+            r = await execute(client, "1+1")
+            assert not r.is_error, describe(r)
+            times = []
+            for _ in range(15):
+                t = time.perf_counter()
+                r = await execute(client, "1+1")
+                times.append((time.perf_counter() - t) * 1000)
+                assert not r.is_error and "2" in all_text(r), describe(r)
+            return times
+
+    times = run(body)
+    p50 = statistics.median(times)
+    report(f"[{emulator.mode}] warm execute_code('1+1') via the Function URL: p50 {p50:.1f} ms, "
+           f"min {min(times):.1f} ms, max {max(times):.1f} ms")
+    assert p50 < 2000, times
+
+
+# --------------------------------------------------------------------------------------------
+# (d) a cold start: a new environment, a fresh kernel. Last: it restarts the emulator.
+# --------------------------------------------------------------------------------------------
+
+
+def test_cold_start_gets_a_fresh_kernel(emulator):
+    kernel = "cold"
+
+    async def set_state():
+        async with connect(emulator, "2026-07-28") as client:
+            r = await execute(client, "y = 5", kernel)
+            assert not r.is_error, describe(r)
+            for _ in range(3):
+                await execute(client, "y += 1", kernel)
+            r = await client.call_tool("get_kernel_status", {"kernel": kernel})
+            assert r.structured_content["execution_count"] >= 4, describe(r)
+
+    run(set_state)
+    emulator.restart()
+    restarted = time.monotonic()
+
+    async def after():
+        async with connect(emulator, "2026-07-28") as client:
+            # get_kernel_status never starts a kernel: a new environment has none by that name.
+            r = await client.call_tool("get_kernel_status", {"kernel": kernel})
+            assert not r.is_error, describe(r)
+            assert r.structured_content["state"] == "not_started", describe(r)
+            t = time.monotonic()
+            r = await execute(client, "print(6*7)", kernel)
+            first_call = time.monotonic() - t
+            assert not r.is_error and stdout_of(r).strip() == "42", describe(r)
+            first_result = time.monotonic() - restarted
+            r = await client.call_tool("get_kernel_status", {"kernel": kernel})
+            assert not r.is_error, describe(r)
+            status = r.structured_content
+            r = await execute(client, "y", kernel)
+            return first_call, first_result, status, r
+
+    first_call, first_result, status, r = run(after)
+    elapsed = time.monotonic() - restarted
+    assert status["state"] in {"idle", "busy"}, status
+    assert status["execution_count"] == 1, f"not a fresh kernel: {status}"
+    assert status["uptime_secs"] is not None and status["uptime_secs"] <= elapsed + 1, (
+        f"kernel uptime {status['uptime_secs']} s, but the emulator restarted {elapsed:.1f} s ago")
+    assert r.is_error and "NameError" in all_text(r), f"state survived a cold start: {describe(r)}"
+    report(f"[{emulator.mode}] cold start: function init {emulator.init_ms()} ms (logged); "
+           f"first execute_code {first_call * 1000:.0f} ms (discover + init + call: "
+           f"{first_result * 1000:.0f} ms from the emulator listening)")
