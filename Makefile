@@ -9,8 +9,14 @@ TEST_DEPS   := $(VENV)/.test-deps
 NODE_DEPS   := node_modules/.package-lock.json
 PORT        ?= 8888
 HOST        ?= 127.0.0.1
+# Lambda packaging (docs/lambda.md): ARCH=arm64 (default) or x86_64.
+ARCH          ?= arm64
+LAMBDA_DEPS   := $(VENV)/.lambda-deps
+LAMBDA_TOOLS  := PATH="$(abspath $(VENV))/bin:$$PATH"
+LAMBDA_BIN    := target/lambda/jupyter-mcp-server/bootstrap
+LAMBDA_ZIP    := build/jupyter-mcp-server-$(ARCH).zip
 
-.PHONY: run test test-rust test-clients check-leftovers bench lint fmt clean
+.PHONY: run test test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
 
 run: $(if $(JUPYTER_MCP_PYTHON),,$(KERNEL_DEPS))
 	cargo run --release -- --port $(PORT) --host $(HOST) --working-dir ./notebooks --python $(KERNEL_PY)
@@ -28,8 +34,10 @@ $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 # Every test: Rust unit and integration tests (real ipykernel), then the real MCP clients
-# (Python SDK, MCP Inspector CLI, the conformance suite), then a check that no kernel was left.
-test: $(TEST_DEPS) $(NODE_DEPS)
+# (Python SDK, MCP Inspector CLI, the conformance suite), the Lambda front door under the
+# cargo-lambda emulator, the SAM template (cfn-lint and its own checks), then a check that no
+# kernel was left.
+test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --locked
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast
 	$(VENV_PY) -m pytest -q tests/clients
@@ -38,7 +46,7 @@ test: $(TEST_DEPS) $(NODE_DEPS)
 test-rust: $(TEST_DEPS)
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked
 
-test-clients: $(TEST_DEPS) $(NODE_DEPS)
+test-clients: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --locked
 	$(VENV_PY) -m pytest -q tests/clients
 
@@ -60,3 +68,56 @@ fmt:
 clean:
 	cargo clean
 	rm -rf $(VENV) node_modules
+
+# Lambda, locally: `cargo lambda watch` runs the function built from this tree, every
+# events/*.json goes through `cargo lambda invoke --data-file` and is checked against
+# events/expect.json (streamed and buffered responses), then the emulator is stopped and no
+# function or kernel process may be left (tests/clients/test_lambda.py).
+invoke-local: $(TEST_DEPS) $(LAMBDA_DEPS)
+	$(VENV_PY) -m pytest -v tests/clients/test_lambda.py -k "test_event or test_every_event"
+
+# Smoke test of a deployed endpoint (Function URL or API Gateway stage, or the emulator):
+#   make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [HEADERS="x-api-key=..."]
+# scripts/smoke.py needs only python3; the venv's is used when there is one.
+smoke:
+	@test -n "$(URL)" || { echo 'smoke: set URL, e.g. make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [HEADERS="K=V ..."]' >&2; exit 2; }
+	$(if $(wildcard $(VENV_PY)),$(VENV_PY),python3) scripts/smoke.py '$(URL)' $(foreach h,$(HEADERS),--header '$(h)')
+
+# --- AWS Lambda packaging (docs/lambda.md) ---------------------------------------------------
+# Offline: build-lambda (the Rust binary, cross-compiled with cargo-lambda + zig, no Docker),
+# layer (python3.13 site-packages + exec wrapper), lint-template (cfn-lint). Only deploy needs
+# AWS credentials. ARCH=arm64 (default) or x86_64; target/lambda/ and build/layer/ hold the
+# last ARCH built, which is what template.yaml deploys.
+
+.PHONY: build-lambda layer deploy lint-template
+
+# cargo-lambda, ziglang, cfn-lint, aws-sam-translator and a pip that can target Python 3.13.
+$(LAMBDA_DEPS): $(KERNEL_DEPS) requirements-lambda.txt
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements-lambda.txt
+	touch $@
+
+# The function: target/lambda/jupyter-mcp-server/bootstrap (template.yaml's CodeUri) and the same
+# binary zipped as build/jupyter-mcp-server-ARCH.zip.
+build-lambda: $(LAMBDA_DEPS)
+	@case "$(ARCH)" in arm64) ;; x86_64) ;; *) echo "build-lambda: ARCH must be arm64 or x86_64" >&2; exit 2;; esac
+	@if command -v rustup >/dev/null; then rustup target add $(if $(filter arm64,$(ARCH)),aarch64,x86_64)-unknown-linux-gnu >/dev/null; fi
+	@start=$$(date +%s); \
+	$(LAMBDA_TOOLS) cargo lambda build --release --locked --lambda-dir target/lambda $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) && \
+	mkdir -p build && printf '*\n' > build/.gitignore && rm -f $(LAMBDA_ZIP) && \
+	zip -q -j -X $(LAMBDA_ZIP) $(LAMBDA_BIN) && \
+	echo "build-lambda: $(ARCH) in $$(( $$(date +%s) - start )) s: $(LAMBDA_BIN) $$(stat -c %s $(LAMBDA_BIN)) bytes, $(LAMBDA_ZIP) $$(stat -c %s $(LAMBDA_ZIP)) bytes"
+
+# The layer: build/layer/ (template.yaml's ContentUri) and build/jupyter-mcp-layer-ARCH.zip; fails
+# over Lambda's 250 MB unzipped limit (layer + function).
+layer: $(LAMBDA_DEPS)
+	PYTHON=$(VENV_PY) lambda/build-layer.sh $(ARCH)
+
+# Needs AWS credentials and refuses without them. DEPLOY_WITH=sam (default: `sam deploy --guided`
+# of template.yaml) or DEPLOY_WITH=cargo-lambda LAYER_ARN=... (binary only, onto that layer).
+# Then, once: make deploy ALLOWED_HOSTS=<the AllowedHostsValue output>.
+deploy:
+	ARCH=$(ARCH) lambda/deploy.sh
+
+lint-template: $(LAMBDA_DEPS)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV_PY) -m pytest -q tests/clients/test_template.py

@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lambda_http::request::LambdaRequest;
+use lambda_runtime::{FunctionResponse, LambdaEvent};
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 
 use crate::config::{LambdaSettings, Settings};
 use crate::{Error, build_app, http};
@@ -53,11 +56,30 @@ pub async fn run(
     let router = tower::ServiceBuilder::new()
         .map_request(strip_api_gateway_stage::<lambda_http::Body>)
         .service(router);
-    let served = if lambda.streaming {
-        lambda_http::run_with_streaming_response(router).await
-    } else {
-        lambda_http::run(router).await
-    };
+    // Stream where the caller can take a stream, buffer elsewhere: only a Function URL
+    // (`InvokeMode: RESPONSE_STREAM`) unwraps a streamed response; API Gateway invokes the
+    // function synchronously and would receive the raw stream framing.
+    let buffered = lambda_http::Adapter::from(router.clone());
+    let streamed = lambda_http::StreamAdapter::from(router);
+    let streaming = lambda.streaming;
+    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| {
+        let stream = streaming && can_stream(&event.payload);
+        let (mut buffered, mut streamed) = (buffered.clone(), streamed.clone());
+        async move {
+            if stream {
+                streamed
+                    .call(event)
+                    .await
+                    .map(FunctionResponse::StreamingResponse)
+            } else {
+                buffered
+                    .call(event)
+                    .await
+                    .map(FunctionResponse::BufferedResponse)
+            }
+        }
+    });
+    let served = lambda_runtime::run(handler).await;
     stop.cancel();
     app.pool.shutdown().await;
     served.map_err(|e| Error::Lambda(e.to_string()))
@@ -92,4 +114,19 @@ fn strip_api_gateway_stage<B>(mut request: axum::http::Request<B>) -> axum::http
         }
     }
     request
+}
+
+/// True for events whose caller unwraps a streamed response: Function URLs (and the local
+/// emulator's URLs). API Gateway's own domains and every non-HTTP-API event type get `false`.
+/// An HTTP API on a custom domain looks like a Function URL here: deploy such a setup with
+/// `JUPYTER_MCP_LAMBDA_STREAMING=false`.
+fn can_stream(event: &LambdaRequest) -> bool {
+    match event {
+        LambdaRequest::ApiGatewayV2(e) => !e
+            .request_context
+            .domain_name
+            .as_deref()
+            .is_some_and(|d| d.contains(".execute-api.")),
+        _ => false,
+    }
 }

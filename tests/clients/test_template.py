@@ -1,0 +1,302 @@
+"""template.yaml (the SAM template for AWS Lambda) and the exec wrapper, checked offline.
+
+cfn-lint validates the template, and the template translated by the real SAM translator; it does
+not look inside SAM's FunctionUrlConfig or at what the environment says, so each of those
+values has its own test here. The wrapper script is run for real against a stand-in binary.
+
+Needs requirements-lambda.txt (cfn-lint, aws-sam-translator, and PyYAML through cfn-lint) in the
+Python running pytest: `make lint-template` installs it into .venv.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="PyYAML comes with cfn-lint: pip install -r requirements-lambda.txt")
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+WRAPPER = ROOT / "lambda" / "wrapper.sh"
+CONFIG_RS = ROOT / "src" / "config.rs"
+
+FUNCTION = "McpFunction"
+LAYER = "McpPythonLayer"
+ROLE = "McpFunctionRole"
+LOG_GROUP = "McpLogGroup"
+HTTP_API = "McpHttpApi"
+LAMBDA_TIMEOUT_MAX_SECS = 900
+# What the function's role may do, all on its own log group.
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML loader that reads CloudFormation short tags (!Ref, !Sub, !GetAtt, ...) as the long
+    form (`{"Ref": ...}`, `{"Fn::Sub": ...}`), as CloudFormation does."""
+
+
+def _cfn_tag(loader, suffix, node):
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def function(template):
+    return template["Resources"][FUNCTION]["Properties"]
+
+
+@pytest.fixture(scope="module")
+def env(function):
+    return function["Environment"]["Variables"]
+
+
+def parameter_of(template, value):
+    """The Parameters entry that `value` (a `{"Ref": name}`) points at."""
+    assert isinstance(value, dict) and set(value) == {"Ref"}, f"expected a Ref to a parameter, got {value!r}"
+    assert value["Ref"] in template["Parameters"], f"{value['Ref']} is not a parameter"
+    return template["Parameters"][value["Ref"]]
+
+
+def cfn_lint(path):
+    exe = Path(sys.executable).with_name("cfn-lint")
+    cmd = [str(exe)] if exe.exists() else [shutil.which("cfn-lint") or "cfn-lint"]
+    return subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=300)
+
+
+# --- linters ---------------------------------------------------------------------------------
+
+
+def test_cfn_lint_passes():
+    pytest.importorskip("cfnlint", reason="pip install -r requirements-lambda.txt")
+    result = cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("auth_type", ["AWS_IAM", "NONE"])
+def test_sam_translation_passes_cfn_lint(auth_type, tmp_path, monkeypatch):
+    """Translates with the real SAM translator (as CloudFormation will) and lints the plain
+    CloudFormation that comes out, where Lambda's own schemas check InvokeMode, Runtime, ..."""
+    pytest.importorskip("samtranslator", reason="pip install -r requirements-lambda.txt")
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # a pseudo parameter; nothing is called
+    doc = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+    # What `sam package` does to local paths before the transform runs.
+    doc["Resources"][FUNCTION]["Properties"]["CodeUri"] = "s3://example-bucket/function.zip"
+    doc["Resources"][LAYER]["Properties"]["ContentUri"] = "s3://example-bucket/layer.zip"
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    out = transform(doc, {"FunctionUrlAuthType": auth_type}, NoManagedPolicies())
+    url = out["Resources"][f"{FUNCTION}Url"]["Properties"]
+    assert url["InvokeMode"] == "RESPONSE_STREAM"
+    assert url["AuthType"] == {"Ref": "FunctionUrlAuthType"}
+    translated = tmp_path / "translated.json"
+    translated.write_text(json.dumps(out))
+    result = cfn_lint(translated)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Function URL ----------------------------------------------------------------------------
+
+
+def test_function_url_streams(function):
+    assert function["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+
+
+def test_function_url_auth_type_is_a_parameter_defaulting_to_iam(template, function):
+    param = parameter_of(template, function["FunctionUrlConfig"]["AuthType"])
+    assert param["Default"] == "AWS_IAM"
+    assert param["AllowedValues"] == ["AWS_IAM", "NONE"]
+
+
+def test_public_permissions_exist_only_for_auth_type_none(template):
+    """SAM adds no public permission when AuthType is a Ref, so the template does, and only
+    under a condition that holds when the parameter is NONE."""
+    public = {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Lambda::Permission" and res["Properties"].get("Principal") == "*"
+    }
+    actions = {res["Properties"]["Action"] for res in public.values()}
+    assert actions == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    for name, res in public.items():
+        condition = template["Conditions"][res["Condition"]]
+        assert condition == {"Fn::Equals": [{"Ref": "FunctionUrlAuthType"}, "NONE"]}, name
+        assert res["Properties"]["FunctionName"] == {"Ref": FUNCTION}, name
+
+
+# --- function --------------------------------------------------------------------------------
+
+
+def test_architecture_parameter_defaults_to_arm64(template, function):
+    (arch,) = function["Architectures"]
+    param = parameter_of(template, arch)
+    assert param["Default"] == "arm64"
+    assert sorted(param["AllowedValues"]) == ["arm64", "x86_64"]
+
+
+def test_runtime_is_managed_python313(function):
+    assert function["Runtime"] == "python3.13"
+    assert isinstance(function["Handler"], str) and function["Handler"]
+    assert function["CodeUri"] == "target/lambda/jupyter-mcp-server/"
+
+
+def test_exec_wrapper_is_set(env):
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/jupyter-mcp/wrapper.sh"
+
+
+def test_server_environment(template, env):
+    assert env["JUPYTER_MCP_PYTHON"] == "/var/lang/bin/python3.13"
+    assert env["JUPYTER_MCP_KERNEL_PYTHONPATH"] == "/opt/python"
+    assert env["JUPYTER_MCP_WORKING_DIR"] == "/tmp/notebooks"
+    assert env["JUPYTER_MCP_LAMBDA_STREAMING"] == "true"
+    assert "Default" in parameter_of(template, env["JUPYTER_MCP_ALLOWED_HOSTS"])
+    assert parameter_of(template, env["JUPYTER_MCP_KERNEL_MEMORY_MB"])["Default"] == 512
+
+
+def test_environment_names_exist_in_server_config(env):
+    """Every JUPYTER_MCP_* variable the template sets is one the server reads (src/config.rs)."""
+    declared = set(re.findall(r'pub const ENV_\w+: &str = "(JUPYTER_MCP_\w+)";', CONFIG_RS.read_text()))
+    used = {name for name in env if name.startswith("JUPYTER_MCP_")}
+    assert used <= declared, f"not read by the server: {sorted(used - declared)}"
+
+
+def test_layer_is_attached(template, function):
+    assert function["Layers"] == [{"Ref": LAYER}]
+    layer = template["Resources"][LAYER]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    props = layer["Properties"]
+    assert props["ContentUri"] == "build/layer"
+    assert props["CompatibleRuntimes"] == ["python3.13"]
+    assert props["CompatibleArchitectures"] == function["Architectures"]
+
+
+def test_timeout_parameter_is_within_lambda_limit(template, function):
+    param = parameter_of(template, function["Timeout"])
+    assert param["MaxValue"] <= LAMBDA_TIMEOUT_MAX_SECS
+    assert 1 <= param["MinValue"] <= param["Default"] <= param["MaxValue"]
+
+
+def test_logs_go_to_own_group_with_retention(template, function):
+    assert function["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": {"Ref": LOG_GROUP}}
+    group = template["Resources"][LOG_GROUP]["Properties"]
+    assert isinstance(parameter_of(template, group["RetentionInDays"])["Default"], int)
+
+
+# --- execution role --------------------------------------------------------------------------
+
+
+def test_function_uses_the_template_role(function):
+    assert function["Role"] == {"Fn::GetAtt": [ROLE, "Arn"]}
+    # With Role set, SAM would not use these; their presence would only mislead.
+    assert "Policies" not in function
+    assert "PermissionsBoundary" not in function
+
+
+def test_role_has_no_managed_policies(template):
+    role = template["Resources"][ROLE]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    others = [
+        name for name, res in template["Resources"].items()
+        if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
+    ]
+    assert others == []
+
+
+def test_role_only_writes_its_own_logs(template):
+    role = template["Resources"][ROLE]["Properties"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert statements
+    for s in statements:
+        assert s["Effect"] == "Allow"
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        assert set(actions) <= LOG_ACTIONS, actions
+        assert not any("*" in a for a in actions), actions
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert resources == [{"Fn::GetAtt": [LOG_GROUP, "Arn"]}], resources
+
+
+def test_role_is_assumed_by_lambda_only(template):
+    (statement,) = template["Resources"][ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+
+
+# --- HTTP API and outputs --------------------------------------------------------------------
+
+
+def test_http_api_route_requires_iam(template, function):
+    (event,) = function["Events"].values()
+    assert event["Type"] == "HttpApi"
+    props = event["Properties"]
+    assert (props["Path"], props["Method"], props["ApiId"]) == ("/mcp", "ANY", {"Ref": HTTP_API})
+    auth = template["Resources"][HTTP_API]["Properties"]["Auth"]
+    assert auth == {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+
+
+def test_outputs_name_both_endpoints(template):
+    outputs = template["Outputs"]
+    assert outputs["McpEndpoint"]["Value"] == {"Fn::Sub": f"${{{FUNCTION}Url.FunctionUrl}}mcp"}
+    assert outputs["HttpApiMcpEndpoint"]["Value"]["Fn::Sub"].endswith("/mcp")
+    assert f"${{{HTTP_API}}}" in outputs["HttpApiMcpEndpoint"]["Value"]["Fn::Sub"]
+
+
+# --- the exec wrapper ------------------------------------------------------------------------
+
+
+def fake_task_root(tmp_path):
+    """A LAMBDA_TASK_ROOT whose `bootstrap` reports its PID and arguments."""
+    root = tmp_path / "task"
+    root.mkdir()
+    bootstrap = root / "bootstrap"
+    bootstrap.write_text('#!/bin/sh\necho "pid=$$ argc=$# args=$*"\n')
+    bootstrap.chmod(0o755)
+    return root
+
+
+def test_wrapper_execs_bootstrap_without_runtime_arguments(tmp_path):
+    root = fake_task_root(tmp_path)
+    # How the python3.13 runtime calls AWS_LAMBDA_EXEC_WRAPPER.
+    proc = subprocess.Popen(
+        [str(WRAPPER), "/var/lang/bin/python3.13", "-u", "/var/runtime/bootstrap.py"],
+        env={"PATH": os.environ["PATH"], "LAMBDA_TASK_ROOT": str(root)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    # Same PID: the wrapper exec'd (Lambda's SIGTERM reaches the server), and no arguments.
+    assert out.strip() == f"pid={proc.pid} argc=0 args="
+
+
+def test_wrapper_explains_a_missing_bootstrap(tmp_path):
+    result = subprocess.run(
+        [str(WRAPPER), "/var/lang/bin/python3.13", "/var/runtime/bootstrap.py"],
+        env={"PATH": os.environ["PATH"], "LAMBDA_TASK_ROOT": str(tmp_path)},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 127
+    assert "bootstrap" in result.stderr and "make build-lambda" in result.stderr
