@@ -43,12 +43,12 @@ fn time_left(deadline_ms: u64, now: SystemTime) -> Option<Duration> {
     Some(left.saturating_sub(crate::kernel::INTERRUPT_GRACE + DEADLINE_MARGIN))
 }
 
-/// The span a tool call runs in: tool name, and the request id on Lambda, so every log line of
-/// an invocation can be found by its id.
-pub fn span(ctx: &RequestContext<RoleServer>, tool: &str) -> tracing::Span {
+/// The span a tool call runs in: tool name, caller, and the request id on Lambda, so every log
+/// line of an invocation can be found by its id.
+pub fn span(ctx: &RequestContext<RoleServer>, tool: &str, principal: &str) -> tracing::Span {
     match request_id(ctx) {
-        Some(id) => tracing::info_span!("tool", tool, requestId = %id),
-        None => tracing::info_span!("tool", tool),
+        Some(id) => tracing::info_span!("tool", tool, principal, requestId = %id),
+        None => tracing::info_span!("tool", tool, principal),
     }
 }
 

@@ -72,16 +72,44 @@ look at state, install_package to add a PyPI package, and the notebook tools to 
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for JupyterMcp {
-    /// Every tool call runs in a span naming the tool (and the Lambda request id).
+    /// Every tool call runs in a span naming the tool (and the Lambda request id) and ends
+    /// with one log line saying how it went.
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         use tracing::Instrument;
-        let span = invocation::span(&context, &request.name);
+        let span = invocation::span(&context, &request.name, &self.app.principal(&context));
+        let started = std::time::Instant::now();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).instrument(span).await
+        let response = self.tool_router.call(tcc).instrument(span.clone()).await;
+        let status = match &response {
+            Ok(rmcp::model::CallToolResponse::Complete(r)) => r
+                .structured_content
+                .as_ref()
+                .and_then(|s| s.get("status"))
+                .and_then(|s| s.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    if r.is_error == Some(true) {
+                        "error"
+                    } else {
+                        "ok"
+                    }
+                    .into()
+                }),
+            Ok(_) => "pending".into(),
+            Err(e) => format!("protocol_error {}", e.code.0),
+        };
+        span.in_scope(|| {
+            tracing::info!(
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "tool call"
+            )
+        });
+        response
     }
 
     fn get_info(&self) -> ServerConfig {
