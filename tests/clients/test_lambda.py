@@ -344,6 +344,28 @@ class Emulator:
         status, body = self.post_invoke((EVENTS / name).read_bytes())
         return status, body, f"direct invoke (cargo lambda invoke: {run.stderr.strip()[:300]})"
 
+    def wait_function_ready(self, attempts=5):
+        """One tools/list through the Function URL, retried only while the emulator itself
+        fails (connection refused, 5xx: the function instance is still being started with
+        --wait). A JSON-RPC answer of any kind ends the wait. Returns the failures seen."""
+        import httpx2
+        body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "tools/list"})
+        headers = {"content-type": "application/json",
+                   "accept": "application/json, text/event-stream",
+                   "mcp-protocol-version": "2025-11-25"}
+        failures = []
+        for _ in range(attempts):
+            try:
+                resp = httpx2.post(self.url, content=body, headers=headers, timeout=120)
+                if resp.status_code < 500:
+                    return failures
+                failures.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            except Exception as e:  # noqa: BLE001 - any transport failure is worth a retry
+                failures.append(f"{type(e).__name__}: {e}")
+            time.sleep(1)
+        pytest.fail("the function never answered after a restart: " + "; ".join(failures)
+                    + "\n" + self.log_tail())
+
     def post_invoke(self, payload):
         import httpx2
         resp = httpx2.post(self.invoke_url, content=payload, timeout=300)
@@ -813,6 +835,11 @@ def test_cold_start_gets_a_fresh_kernel(emulator):
     run(set_state)
     emulator.restart()
     restarted = time.monotonic()
+    # The emulator starts the function on its first invocation; wait for that here so the
+    # checks below are about the server, not the emulator's start-up (failures are reported).
+    hiccups = emulator.wait_function_ready()
+    if hiccups:
+        report(f"[{emulator.mode}] emulator start-up failures before the function answered: {hiccups}")
 
     async def after():
         async with connect(emulator, "2026-07-28") as client:
