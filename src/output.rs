@@ -12,6 +12,14 @@ use serde::Serialize;
 
 use crate::kernel::{KernelOutput, OutputSink};
 
+/// Longest `ename`/`evalue` kept (the traceback, which repeats them, is capped like any text).
+const MAX_ERROR_FIELD_CHARS: usize = 500;
+/// Images get their own budget, this many times the text cap: they are not repeated in
+/// `structuredContent`, and a plot is worth more than its size in text. With the default cap a
+/// full reply (text twice, images once) stays near 800 KB, under the 1 MiB the Python SDK takes
+/// in one SSE event.
+const IMAGE_BUDGET_FACTOR: usize = 4;
+
 /// Largest slice of new output one progress notification carries.
 const PROGRESS_CHUNK_BYTES: usize = 2048;
 
@@ -61,6 +69,14 @@ impl OutputItem {
                 evalue, traceback, ..
             } => evalue.len() + traceback.len(),
             OutputItem::Truncated { note, .. } => note.len(),
+        }
+    }
+
+    /// Bytes this item counts against the text cap; images have their own budget.
+    fn text_size(&self) -> usize {
+        match self {
+            OutputItem::Image { .. } => 0,
+            other => other.size(),
         }
     }
 
@@ -118,8 +134,9 @@ pub fn convert(output: KernelOutput) -> OutputItem {
             evalue,
             traceback,
         } => OutputItem::Error {
-            ename: strip_ansi(ename),
-            evalue: strip_ansi(evalue),
+            ename: cap_chars(strip_ansi(ename), MAX_ERROR_FIELD_CHARS),
+            // The traceback repeats the value; this copy only needs to identify the error.
+            evalue: cap_chars(strip_ansi(evalue), MAX_ERROR_FIELD_CHARS),
             traceback: strip_ansi(traceback.join("\n")),
         },
     }
@@ -197,6 +214,13 @@ fn from_bundle(
 }
 
 /// Removes ANSI escape sequences; text without any is returned as is, without a copy.
+fn cap_chars(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s,
+    }
+}
+
 pub fn strip_ansi(s: String) -> String {
     if !s.contains('\x1b') {
         return s;
@@ -220,6 +244,9 @@ pub struct Collector {
     tail_limit: usize,
     omitted_bytes: u64,
     seen_bytes: u64,
+    /// Image bytes kept so far, against `image_limit`.
+    image_bytes: usize,
+    image_limit: usize,
     progress: Option<ProgressFn>,
     pending_progress: String,
 }
@@ -237,6 +264,8 @@ impl Collector {
             tail_limit: max_bytes - head_limit,
             omitted_bytes: 0,
             seen_bytes: 0,
+            image_bytes: 0,
+            image_limit: max_bytes.saturating_mul(IMAGE_BUDGET_FACTOR),
             progress,
             pending_progress: String::new(),
         }
@@ -260,16 +289,37 @@ impl Collector {
     }
 
     fn add(&mut self, mut item: OutputItem) {
-        let size = item.size();
-        self.seen_bytes += size as u64;
+        self.seen_bytes += item.size() as u64;
+        if let OutputItem::Image {
+            mime_type, bytes, ..
+        } = &item
+        {
+            if self.image_bytes + bytes <= self.image_limit {
+                self.image_bytes += bytes;
+                if self.spilled {
+                    self.tail.push_back(item);
+                } else {
+                    self.head.push(item);
+                }
+                return;
+            }
+            self.omitted_bytes += *bytes as u64;
+            item = OutputItem::DisplayData {
+                text: format!(
+                    "[{mime_type} image of {bytes} bytes left out: over this call's image budget of {} bytes. hint: save it with savefig() and show a smaller one (lower dpi or figsize), or raise --max-output-bytes]",
+                    self.image_limit
+                ),
+            };
+        }
         if !self.spilled {
+            let size = item.text_size();
             if self.head_bytes + size <= self.head_limit {
                 self.head_bytes += size;
                 push_merged(&mut self.head, item);
                 return;
             }
             self.spilled = true;
-            // Fill the head to its limit with the start of this item, if it is text.
+            // Fill the head to its limit with the start of this item.
             let room = self.head_limit - self.head_bytes;
             if room > 0
                 && let Some(text) = item.text_mut()
@@ -281,49 +331,36 @@ impl Collector {
                 if let Some(t) = first.text_mut() {
                     *t = head_part;
                 }
-                self.head_bytes += first.size();
+                self.head_bytes += first.text_size();
                 push_merged(&mut self.head, first);
             }
         }
-        let size = item.size();
-        match item.text_mut() {
-            // Only the end of an item larger than the tail can survive: cut it before storing.
-            Some(text) if size > self.tail_limit => {
-                let cut = ceil_char_boundary(text, size - self.tail_limit);
-                text.drain(..cut);
-                self.omitted_bytes += cut as u64;
-            }
-            // An image larger than the whole tail budget cannot be kept in part.
-            None if size > self.tail_limit => {
-                self.omitted_bytes += size as u64;
-                return;
-            }
-            _ => {}
-        }
-        let size = item.size();
-        self.tail_bytes += size;
+        self.tail_bytes += item.text_size();
         push_merged_back(&mut self.tail, item);
         self.trim_tail();
     }
 
+    /// Drops the oldest tail bytes until the tail fits. Each pass either cuts at least the
+    /// excess from the front item's text or removes the front item, so it always ends.
     fn trim_tail(&mut self) {
         while self.tail_bytes > self.tail_limit {
             let excess = self.tail_bytes - self.tail_limit;
             let Some(front) = self.tail.front_mut() else {
                 break;
             };
-            let front_size = front.size();
+            let size = front.text_size();
             match front.text_mut() {
-                Some(text) if front_size > excess => {
+                Some(text) if text.len() > excess => {
                     let cut = ceil_char_boundary(text, excess);
                     text.drain(..cut);
                     self.tail_bytes -= cut;
                     self.omitted_bytes += cut as u64;
                 }
                 _ => {
-                    self.tail.pop_front();
-                    self.tail_bytes -= front_size;
-                    self.omitted_bytes += front_size as u64;
+                    if let Some(dropped) = self.tail.pop_front() {
+                        self.omitted_bytes += dropped.size() as u64;
+                    }
+                    self.tail_bytes -= size;
                 }
             }
         }
@@ -471,6 +508,50 @@ mod tests {
         let (items, truncated) = c.finish();
         assert!(truncated);
         assert!(text_of(&items).chars().all(|ch| ch == 'é'));
+    }
+
+    #[test]
+    fn an_error_with_a_huge_value_is_capped_and_cannot_stall_the_cap() {
+        let mut c = Collector::new(4096, None);
+        c.push(KernelOutput::Error {
+            ename: "ValueError".into(),
+            evalue: "x".repeat(100_000),
+            traceback: vec![format!("ValueError: {}", "x".repeat(100_000))],
+        });
+        c.push(stream("after"));
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        let total: usize = items.iter().map(OutputItem::text_size).sum();
+        assert!(total < 4096 + 1024, "{total}");
+        assert!(text_of(&items).ends_with("after"));
+    }
+
+    #[test]
+    fn images_have_their_own_budget_and_an_oversized_one_says_so() {
+        let image = |n: usize| {
+            let mut data = serde_json::Map::new();
+            data.insert("image/png".into(), "A".repeat(n).into());
+            KernelOutput::DisplayData { data }
+        };
+        let mut c = Collector::new(4096, None);
+        c.push(stream(&"t".repeat(3000)));
+        c.push(image(10_000));
+        c.push(image(20_000));
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        let images: Vec<usize> = items
+            .iter()
+            .filter_map(|i| match i {
+                OutputItem::Image { bytes, .. } => Some(*bytes),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            images,
+            [10_000],
+            "the first image fits the image budget, the second does not"
+        );
+        assert!(items.iter().any(|i| matches!(i, OutputItem::DisplayData { text } if text.contains("left out") && text.contains("savefig"))));
     }
 
     #[test]

@@ -346,3 +346,41 @@ async fn bad_execute_arguments_get_clear_errors() {
     }
     assert_eq!(status(&server.exec("1").await), "ok");
 }
+
+#[tokio::test]
+async fn an_exception_with_a_huge_message_is_capped_and_the_server_keeps_serving() {
+    let server = Server::start_with(&["--max-output-bytes", "4096"], &[]);
+    let r = server.exec("raise ValueError('x' * 100_000)").await;
+    assert_eq!(status(&r), "error", "{r}");
+    assert_eq!(r["structuredContent"]["truncated"], true);
+    assert!(
+        r.to_string().len() < 20_000,
+        "{} bytes",
+        r.to_string().len()
+    );
+    let r = server.call("get_kernel_status", json!({})).await;
+    assert_eq!(r["structuredContent"]["state"], "idle", "{r}");
+}
+
+#[tokio::test]
+async fn a_large_plot_fits_the_image_budget() {
+    let server = Server::start();
+    // A dense scatter plot: a PNG of a few hundred KB, more than half the text cap.
+    let r = server
+        .exec("import matplotlib.pyplot as plt, numpy as np\nrng = np.random.default_rng(0)\nplt.figure(figsize=(6, 4), dpi=100)\nplt.scatter(rng.random(5000), rng.random(5000), s=3, c=rng.random(5000))\nplt.show()")
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let image = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "image");
+    let bytes = image
+        .map(|i| i["data"].as_str().unwrap().len())
+        .unwrap_or(0);
+    assert!(
+        bytes > 65_536,
+        "the plot ({bytes} bytes) came back: {}",
+        text(&r)
+    );
+}
