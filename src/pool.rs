@@ -120,6 +120,23 @@ impl Slot {
     }
 }
 
+/// Marks a slot as starting a kernel for as long as it lives, so a start abandoned midway (the
+/// caller timed out or went away) does not leave the slot reporting `starting` forever.
+struct Starting<'a>(&'a AtomicBool);
+
+impl<'a> Starting<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Starting(flag)
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// Exclusive use of one kernel for one call; the next call on that name waits until it drops.
 pub struct Lease {
     pub kernel: Arc<Kernel>,
@@ -271,32 +288,69 @@ impl Pool {
 
     /// Waits for this kernel's turn, starting (or replacing a dead) kernel as needed.
     pub async fn lease(self: &Arc<Self>, key: &KernelKey) -> Result<Lease, Error> {
-        let Some(slot) = self.slot(key, true)? else {
-            return Err(Error::ShuttingDown);
-        };
-        let turn = Arc::clone(&slot.queue).lock_owned().await;
-        slot.touch();
-        let current = slot.current();
-        let replaced_dead = current.as_ref().is_some_and(|k| !k.is_alive());
-        let kernel = match current.filter(|k| k.is_alive()) {
-            Some(k) => k,
-            None => {
-                slot.starting.store(true, Ordering::Release);
-                let result = self.fresh_kernel(&key.principal).await;
-                slot.starting.store(false, Ordering::Release);
-                let kernel = Arc::new(result?);
-                if let Ok(mut k) = slot.kernel.lock() {
-                    *k = Some(Arc::clone(&kernel));
-                }
-                kernel
+        loop {
+            let Some(slot) = self.slot(key, true)? else {
+                return Err(Error::ShuttingDown);
+            };
+            let turn = Arc::clone(&slot.queue).lock_owned().await;
+            // shutdown_kernel or the reaper may have removed the slot while this call waited:
+            // a kernel started in it now would be invisible and uncounted. Start over.
+            if !self.holds(key, &slot) {
+                continue;
             }
-        };
-        Ok(Lease {
-            kernel,
-            replaced_dead,
-            slot,
-            _turn: turn,
-        })
+            slot.touch();
+            let current = slot.current();
+            let replaced_dead = current.as_ref().is_some_and(|k| !k.is_alive());
+            let kernel = match current.filter(|k| k.is_alive()) {
+                Some(k) => k,
+                None => {
+                    let started = {
+                        let _starting = Starting::new(&slot.starting);
+                        self.fresh_kernel(&key.principal).await
+                    };
+                    let kernel = match started {
+                        Ok(k) => Arc::new(k),
+                        Err(e) => {
+                            // A name whose kernel never started must not hold a place under
+                            // the kernel limit.
+                            self.forget_if_empty(key, &slot);
+                            return Err(e);
+                        }
+                    };
+                    if let Ok(mut k) = slot.kernel.lock() {
+                        *k = Some(Arc::clone(&kernel));
+                    }
+                    kernel
+                }
+            };
+            return Ok(Lease {
+                kernel,
+                replaced_dead,
+                slot,
+                _turn: turn,
+            });
+        }
+    }
+
+    /// Whether `slot` is still the pool's slot for `key`.
+    fn holds(&self, key: &KernelKey, slot: &Arc<Slot>) -> bool {
+        self.slots
+            .lock()
+            .map(|s| s.get(key).is_some_and(|current| Arc::ptr_eq(current, slot)))
+            .unwrap_or(false)
+    }
+
+    fn forget_if_empty(&self, key: &KernelKey, slot: &Arc<Slot>) {
+        if slot.current().is_some() {
+            return;
+        }
+        if let Ok(mut slots) = self.slots.lock()
+            && slots
+                .get(key)
+                .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
+            slots.remove(key);
+        }
     }
 
     /// A kernel bound to the principal: the spare if one is warm, else a new one.

@@ -163,3 +163,88 @@ async fn state_survives_separate_connections() {
     let v = parse_body(&resp.text().await.unwrap());
     assert_eq!(text(&v["result"]), "across connections\n");
 }
+
+#[tokio::test]
+async fn the_timeout_covers_waiting_for_a_busy_kernel_and_the_code_then_never_runs() {
+    let server = std::sync::Arc::new(Server::start());
+    server.exec("1").await;
+    let marker = server.workdir.path().join("ran");
+    let busy = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move { server.exec("import time\ntime.sleep(6)").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let code = format!("open({:?}, 'w').close()", marker.display().to_string());
+    let r = server
+        .call("execute_code", json!({"code": code, "timeout": 1.5}))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status(&r), "timeout", "{r}");
+    assert!(text(&r).contains("did not run"), "{r}");
+    assert_eq!(status(&busy.await.unwrap()), "ok");
+    server.exec("1").await;
+    assert!(!marker.exists(), "the timed-out call ran later anyway");
+}
+
+#[tokio::test]
+async fn a_kernel_that_fails_to_start_does_not_hold_a_place_under_the_limit() {
+    // /bin/false is an "interpreter" whose every kernel start fails.
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+        .args([
+            "--port",
+            "0",
+            "--max-kernels",
+            "1",
+            "--python",
+            "/bin/false",
+            "--working-dir",
+        ])
+        .arg(workdir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.find("http://127.0.0.1:")
+                .map(|i| l[i..].split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let call = |kernel: &'static str| {
+        let url = url.clone();
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "execute_code", "arguments": {"code": "1", "kernel": kernel}}});
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", PROTOCOL)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            parse_body(&resp.text().await.unwrap())["result"].clone()
+        }
+    };
+    for kernel in ["a", "b"] {
+        let r = call(kernel).await;
+        assert_eq!(status(&r), "kernel_start_failed", "{kernel}: {r}");
+        assert!(text(&r).contains("--python"), "{r}");
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    child.wait().unwrap();
+}

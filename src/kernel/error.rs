@@ -13,9 +13,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("the kernel exited during start-up ({status}); its last output:\n{log_tail}")]
+    #[error(
+        "the kernel exited during start-up ({status}); its last output:\n{log_tail}\nhint: --python must name an interpreter with ipykernel installed (`python -m ipykernel_launcher` must work)"
+    )]
     StartupExited { status: String, log_tail: String },
-    #[error("the kernel did not become ready within {secs} s; its last output:\n{log_tail}")]
+    #[error(
+        "the kernel did not become ready within {secs} s; its last output:\n{log_tail}\nhint: a loaded machine starts Python slowly; retry, and check that --python has ipykernel"
+    )]
     StartupTimeout { secs: u64, log_tail: String },
     #[error("cannot prepare the kernel's runtime directory {path}: {source}")]
     RuntimeDir {

@@ -70,7 +70,12 @@ impl RuntimeDir {
     pub fn log_tail(&self) -> String {
         let bytes = std::fs::read(self.log_path()).unwrap_or_default();
         let start = bytes.len().saturating_sub(LOG_TAIL_BYTES);
-        String::from_utf8_lossy(&bytes[start..]).trim().to_string()
+        let tail = String::from_utf8_lossy(&bytes[start..]).trim().to_string();
+        if tail.is_empty() {
+            "(nothing)".into()
+        } else {
+            tail
+        }
     }
 }
 

@@ -117,6 +117,55 @@ fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     }))
 }
 
+const NOT_RUN_BUSY: &str = "the kernel stayed busy with earlier calls (or was starting) for the whole timeout, so this code did not run. hint: interrupt_kernel stops the running cell; another kernel name runs in parallel";
+const NOT_RUN_CANCELLED: &str =
+    "cancelled by the client while waiting for the kernel's turn; the code did not run";
+
+/// How an execution went, before it becomes a tool result.
+struct Execution {
+    status: ExecStatus,
+    execution_count: Option<u64>,
+    started: Instant,
+    outputs: Vec<OutputItem>,
+    truncated: bool,
+    note: Option<String>,
+}
+
+impl Execution {
+    fn not_run(status: ExecStatus, started: Instant, note: &str) -> Self {
+        Execution {
+            status,
+            execution_count: None,
+            started,
+            outputs: Vec::new(),
+            truncated: false,
+            note: Some(note.to_string()),
+        }
+    }
+}
+
+/// Content in output order (a note last), and the same outputs as structured content.
+fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, ToolError> {
+    let mut content: Vec<ContentBlock> = e.outputs.iter().map(OutputItem::to_content).collect();
+    if let Some(n) = &e.note {
+        content.push(ContentBlock::text(format!("[{n}]")));
+    } else if content.is_empty() {
+        content.push(ContentBlock::text("[ran without output]"));
+    }
+    let out = ExecuteCodeOutput {
+        status: e.status,
+        kernel,
+        execution_count: e.execution_count,
+        duration_ms: e.started.elapsed().as_millis() as u64,
+        outputs: e.outputs,
+        truncated: e.truncated,
+        note: e.note,
+    };
+    let mut result = structured(content, &out)?;
+    result.is_error = Some(out.status != ExecStatus::Ok);
+    Ok(result)
+}
+
 fn status_note(
     status: ExecStatus,
     killed: bool,
@@ -167,34 +216,33 @@ impl JupyterMcp {
             let key = self.key(&ctx, args.kernel.as_deref())?;
             let timeout = self.exec_timeout(args.timeout, &ctx)?;
             let started = Instant::now();
-            let lease = self.app.pool.lease(&key).await?;
+            let deadline = tokio::time::Instant::now() + timeout;
+            // The timeout covers the wait for the kernel's turn too: a call never outlives it.
+            let lease = tokio::select! {
+                lease = self.app.pool.lease(&key) => lease?,
+                _ = ctx.ct.cancelled() => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED)),
+                _ = tokio::time::sleep_until(deadline) => return execution_result(key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY)),
+            };
             let mut collector =
                 Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let outcome = lease
                 .kernel
-                .execute(&args.code, true, timeout, &ctx.ct, &mut collector)
+                .execute(&args.code, true, left, &ctx.ct, &mut collector)
                 .await?;
             let (outputs, truncated) = collector.finish();
             let note = status_note(outcome.status, outcome.killed, timeout, lease.replaced_dead);
-            let mut content: Vec<ContentBlock> =
-                outputs.iter().map(OutputItem::to_content).collect();
-            if let Some(n) = &note {
-                content.push(ContentBlock::text(format!("[{n}]")));
-            } else if content.is_empty() {
-                content.push(ContentBlock::text("[ran without output]"));
-            }
-            let out = ExecuteCodeOutput {
-                status: outcome.status,
-                kernel: key.name,
-                execution_count: outcome.execution_count,
-                duration_ms: started.elapsed().as_millis() as u64,
-                outputs,
-                truncated,
-                note,
-            };
-            let mut result = structured(content, &out)?;
-            result.is_error = Some(out.status != ExecStatus::Ok);
-            Ok(result)
+            execution_result(
+                key.name,
+                Execution {
+                    status: outcome.status,
+                    execution_count: outcome.execution_count,
+                    started,
+                    outputs,
+                    truncated,
+                    note,
+                },
+            )
         };
         respond(result.await)
     }
