@@ -29,7 +29,7 @@ const PIP_LINE_MAX_BYTES: usize = 500;
 const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Environment variables passed through to pip; everything else (credentials, `PIP_*`
 /// overrides of the index, `PYTHONPATH`) is dropped.
-const PIP_ENV_ALLOWLIST: [&str; 4] = ["PATH", "HOME", "LANG", "TMPDIR"];
+const PIP_ENV_ALLOWLIST: [&str; 5] = ["PATH", "HOME", "LANG", "TMPDIR", "LD_LIBRARY_PATH"];
 /// Shown with every refusal so the caller knows what would be accepted.
 const ALLOWED: &str = "give a PyPI project name with optional extras and version specifiers and no spaces, \
                        e.g. `pandas`, `requests[socks]`, `numpy==2.0.1`, `pandas>=2,<3`";
@@ -366,6 +366,7 @@ impl Installer {
 
     fn command(&self, req: &Requirement) -> Command {
         let mut cmd = Command::new(&self.python);
+        crate::security::restrict_child(&mut cmd);
         cmd.args(["-m", "pip", "install", "--target"])
             .arg(&self.target)
             .args([

@@ -16,7 +16,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::kernel::{self, Kernel, KernelInfo, LaunchConfig};
+use crate::kernel::{self, Kernel, KernelInfo, LaunchConfig, StopReason};
 
 /// Longest kernel name accepted.
 const MAX_KERNEL_NAME_LEN: usize = 64;
@@ -113,9 +113,9 @@ impl Slot {
         }
     }
 
-    fn kill(&self) {
+    fn stop(&self, reason: StopReason) {
         if let Some(k) = self.kernel.lock().ok().and_then(|mut k| k.take()) {
-            k.kill();
+            k.stop(reason);
         }
     }
 }
@@ -411,7 +411,7 @@ impl Pool {
     /// Kills the kernel (a running call ends with `kernel_died`) and starts a fresh one.
     pub async fn restart(self: &Arc<Self>, key: &KernelKey) -> Result<Lease, Error> {
         if let Some(slot) = self.slot(key, false)? {
-            slot.kill();
+            slot.stop(StopReason::Restart);
         }
         self.lease(key).await
     }
@@ -424,7 +424,7 @@ impl Pool {
             .map_err(|_| Error::ShuttingDown)?
             .remove(key)
             .ok_or_else(|| Error::NoSuchKernel(key.name.clone()))?;
-        slot.kill();
+        slot.stop(StopReason::Shutdown);
         Ok(())
     }
 
@@ -440,7 +440,7 @@ impl Pool {
                 return true;
             }
             tracing::info!(kernel = %key.name, principal = %key.principal, idle_secs = idle_for.as_secs(), "shutting down idle kernel");
-            slot.kill();
+            slot.stop(StopReason::Idle);
             false
         });
     }
@@ -454,7 +454,7 @@ impl Pool {
             .map(|mut s| s.drain().map(|(_, v)| v).collect())
             .unwrap_or_default();
         for slot in &slots {
-            slot.kill();
+            slot.stop(StopReason::ServerShutdown);
         }
         let spare = self.spare.lock().ok().and_then(|mut s| s.take());
         drop(spare);

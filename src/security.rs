@@ -17,20 +17,29 @@ pub fn harden_server_process() -> Vec<String> {
     applied
 }
 
-/// Restrictions a kernel process takes on between `fork` and `exec`:
-/// no capabilities after exec (bounding and ambient sets emptied), `no_new_privs` (no setuid
-/// binary can raise them again), and death with the server thread that spawned it, so a killed
-/// server leaves no kernel behind. Failures are ignored here: without privileges there are no
-/// capabilities to drop, and the kernel still starts.
-pub(crate) fn restrict_kernel(cmd: &mut tokio::process::Command) {
+/// Restrictions a child the server starts (a kernel, pip) takes on between `fork` and `exec`:
+/// every descriptor above stdio closed at exec (the server may have inherited some, and Rust
+/// only marks its own close-on-exec; Linux 5.11+), no capabilities after exec (bounding and ambient sets
+/// emptied), `no_new_privs` (no setuid binary can raise them again), and death with the server
+/// thread that spawned it, so a killed server leaves no child behind. Failures are ignored
+/// here: without privileges there are no capabilities to drop, and the child still starts.
+pub(crate) fn restrict_child(cmd: &mut tokio::process::Command) {
     #[expect(
         unsafe_code,
         reason = "pre_exec is the only hook between fork and exec; the closure only makes prctl calls"
     )]
-    // SAFETY: the closure runs in the forked child before exec. It calls only prctl(2), which is
-    // async-signal-safe, allocates nothing and touches no shared state.
+    // SAFETY: the closure runs in the forked child before exec. It calls only close_range(2) and
+    // prctl(2), which are async-signal-safe, allocate nothing and touch no shared state; stdio
+    // (0-2) is already in place when pre_exec runs and is left alone.
     unsafe {
         cmd.pre_exec(|| {
+            // Mark rather than close: Rust's exec-error pipe must survive until exec.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             for cap in 0..64 {
                 libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
             }

@@ -384,3 +384,44 @@ async fn a_large_plot_fits_the_image_budget() {
         text(&r)
     );
 }
+
+#[tokio::test]
+async fn descriptors_the_server_inherited_do_not_reach_user_code() {
+    // The server starts with descriptor 7 open on a file; the kernel must not have it.
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "inherited-secret").unwrap();
+    let script = format!("exec 7<{}; exec \"$0\" \"$@\"", secret.path().display());
+    let server = Server::start_wrapped(&["bash", "-c", &script], &[], &[]);
+    // Python may reuse the number for something of its own, so look at what every fd points to.
+    let r = server
+        .exec("import os\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n    except OSError:\n        pass")
+        .await;
+    let t = text(&r);
+    assert_eq!(status(&r), "ok", "{r}");
+    let name = secret
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        !t.contains(&name),
+        "the inherited file is open in the kernel: {t}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_during_a_call_is_reported_as_a_restart_not_a_crash() {
+    let server = std::sync::Arc::new(Server::start());
+    server.exec("1").await;
+    let runner = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move { server.exec("import time\ntime.sleep(30)").await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = server.call("restart_kernel", json!({})).await;
+    assert!(!is_error(&r), "{r}");
+    let r = runner.await.unwrap();
+    assert_eq!(status(&r), "cancelled", "{r}");
+    assert!(text(&r).contains("restart_kernel"), "{r}");
+}

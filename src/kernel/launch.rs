@@ -187,7 +187,7 @@ pub(super) fn spawn(cfg: &LaunchConfig, id: &str) -> Result<Spawned, Error> {
 
     // Rust opens every descriptor with O_CLOEXEC, so the child inherits only these three.
     let mut cmd = Command::new(&cfg.python);
-    crate::security::restrict_kernel(&mut cmd);
+    crate::security::restrict_child(&mut cmd);
     let child = cmd
         .args(["-m", "ipykernel_launcher", "-f"])
         .arg(&conn_path)

@@ -84,6 +84,22 @@ pub struct ExecOutcome {
     pub execution_count: Option<u64>,
     /// After a timeout: true if the kernel had to be killed (its state is lost).
     pub killed: bool,
+    /// Set when the kernel was stopped on purpose while this ran (status `Cancelled`).
+    pub stopped_by: Option<StopReason>,
+}
+
+/// Why the server stopped a kernel on purpose; a call running at that moment reports it
+/// instead of a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// restart_kernel.
+    Restart,
+    /// shutdown_kernel.
+    Shutdown,
+    /// Idle for longer than the idle timeout.
+    Idle,
+    /// The server is stopping.
+    ServerShutdown,
 }
 
 /// Kills the kernel's whole process group when dropped, unless it already exited. This is the
@@ -93,6 +109,8 @@ struct ProcessGroup {
     exited: CancellationToken,
     /// Set by `kill`: the process is as good as dead even before the watcher reaps it.
     killed: AtomicBool,
+    /// Set by `stop` before the kill; std mutex, never held across an await.
+    stopped_by: Mutex<Option<StopReason>>,
 }
 
 impl ProcessGroup {
@@ -171,6 +189,7 @@ impl Kernel {
                 .map(Pid::from_raw),
             exited: exited.clone(),
             killed: AtomicBool::new(false),
+            stopped_by: Mutex::new(None),
         };
         let exit_status = Arc::new(Mutex::new(None));
         {
@@ -295,6 +314,29 @@ impl Kernel {
         self.group.signal(Signal::SIGKILL);
     }
 
+    /// Kills the kernel on purpose: a pending call sees `Cancelled` with the reason.
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut r) = self.group.stopped_by.lock() {
+            r.get_or_insert(reason);
+        }
+        self.kill();
+    }
+
+    /// The outcome of a call whose kernel went away: a deliberate stop, or a death.
+    fn gone(&self) -> ExecOutcome {
+        let stopped_by = self.group.stopped_by.lock().ok().and_then(|r| *r);
+        ExecOutcome {
+            status: if stopped_by.is_some() {
+                ExecStatus::Cancelled
+            } else {
+                ExecStatus::KernelDied
+            },
+            execution_count: None,
+            killed: stopped_by.is_some(),
+            stopped_by,
+        }
+    }
+
     /// Resolves when the kernel process has exited.
     pub async fn exited(&self) {
         self.group.exited.cancelled().await
@@ -343,13 +385,8 @@ impl Kernel {
         cancel: &CancellationToken,
         sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, Error> {
-        let died = |execution_count| ExecOutcome {
-            status: ExecStatus::KernelDied,
-            execution_count,
-            killed: false,
-        };
         if !self.is_alive() {
-            return Ok(died(None));
+            return Ok(self.gone());
         }
         let request = ExecuteRequest {
             code: code.to_string(),
@@ -367,7 +404,7 @@ impl Kernel {
                 .await
                 .ok();
             if !self.is_alive() {
-                return Ok(died(None));
+                return Ok(self.gone());
             }
             return Err(e.into());
         }
@@ -388,7 +425,7 @@ impl Kernel {
                         last_message = Instant::now();
                         handle_message(channel, msg, sink, &mut reply, &mut idle);
                     }
-                    None => return Ok(died(None)),
+                    None => return Ok(self.gone()),
                 },
                 _ = self.group.exited.cancelled() => {
                     // Keep whatever the kernel said before it died.
@@ -396,8 +433,8 @@ impl Kernel {
                         handle_message(channel, msg, sink, &mut reply, &mut idle);
                     }
                     return Ok(match stopping {
-                        Some(status) => ExecOutcome { status, execution_count: None, killed: true },
-                        None => died(None),
+                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None },
+                        None => self.gone(),
                     });
                 }
                 _ = sleep_until(deadline) => match stopping {
@@ -409,7 +446,7 @@ impl Kernel {
                     Some(status) => {
                         tracing::warn!(kernel_id = %self.id, "kernel ignored the interrupt; killing it");
                         self.kill();
-                        return Ok(ExecOutcome { status, execution_count: None, killed: true });
+                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None });
                     }
                 },
                 _ = cancel.cancelled(), if stopping.is_none() => {
@@ -443,6 +480,7 @@ impl Kernel {
             status,
             execution_count: Some(count),
             killed: false,
+            stopped_by: None,
         })
     }
 

@@ -34,11 +34,24 @@ impl Server {
 
     /// Starts the binary with extra arguments and extra environment variables.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_wrapped(&[], args, env)
+    }
+
+    /// Starts the binary through a wrapper command (`wrapper[0] wrapper[1..] BINARY ARGS`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
         let workdir = tempfile::Builder::new()
             .prefix("jmcp-test-")
             .tempdir()
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"));
+        let bin = env!("CARGO_BIN_EXE_jupyter-mcp-server");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["--port", "0", "--host", "127.0.0.1", "--working-dir"])
             .arg(workdir.path())
             .arg("--python")

@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
-use crate::kernel::ExecStatus;
 use crate::kernel::introspect::{self, Inspection, Variables};
+use crate::kernel::{ExecOutcome, ExecStatus, StopReason};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, invocation, principal_dirs};
 use crate::output::{Collector, OutputItem, ProgressFn};
@@ -166,12 +166,17 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
     Ok(result)
 }
 
-fn status_note(
-    status: ExecStatus,
-    killed: bool,
-    timeout: Duration,
-    replaced_dead: bool,
-) -> Option<String> {
+fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) -> Option<String> {
+    let (status, killed) = (outcome.status, outcome.killed);
+    if let Some(reason) = outcome.stopped_by {
+        let why = match reason {
+            StopReason::Restart => "restart_kernel restarted the kernel while this ran",
+            StopReason::Shutdown => "shutdown_kernel stopped the kernel while this ran",
+            StopReason::Idle => "the kernel was shut down as idle while this ran",
+            StopReason::ServerShutdown => "the server is shutting down",
+        };
+        return Some(format!("{why}; variables are lost"));
+    }
     let mut note = match (status, killed) {
         (ExecStatus::Timeout, false) => Some(format!(
             "timed out after {:.1} s: the code was interrupted; the kernel and its variables are kept",
@@ -231,7 +236,7 @@ impl JupyterMcp {
                 .execute(&args.code, true, left, &ctx.ct, &mut collector)
                 .await?;
             let (outputs, truncated) = collector.finish();
-            let note = status_note(outcome.status, outcome.killed, timeout, lease.replaced_dead);
+            let note = status_note(&outcome, timeout, lease.replaced_dead);
             execution_result(
                 key.name,
                 Execution {
