@@ -27,7 +27,8 @@ pub async fn run(
     started: Instant,
 ) -> Result<(), Error> {
     let stop = CancellationToken::new();
-    let (app, _runtime) = build_app(&settings, stop.child_token())?;
+    let (app, runtime) = build_app(&settings, stop.child_token())?;
+    let runtime = Arc::new(std::sync::Mutex::new(Some(runtime)));
     let spare_ready = app.pool.wait_spare_ready(SPARE_WAIT).await;
     tracing::info!(
         init_ms = started.elapsed().as_millis() as u64,
@@ -39,13 +40,17 @@ pub async fn run(
 
     // Lambda sends SIGTERM before it retires an environment (when an extension is registered,
     // which this does): stop the kernels then.
+    // The runtime exits the process right after this hook, so no destructor runs later: the
+    // kernels' runtime directory is removed here.
     {
         let app = Arc::clone(&app);
         let stop = stop.clone();
+        let runtime = Arc::clone(&runtime);
         lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
             tracing::info!("lambda environment shutting down");
             stop.cancel();
             app.pool.shutdown().await;
+            drop(runtime.lock().ok().and_then(|mut r| r.take()));
         })
         .await;
     }

@@ -73,9 +73,12 @@ pub fn build_app(
         move |principal| mcp::principal_dirs(&dirs_settings, principal),
         stop,
     );
+    let server_hardening = security::harden_server_process();
+    tracing::info!(layers = ?server_hardening, "process hardening");
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
+        server_hardening,
     });
     Ok((app, runtime))
 }

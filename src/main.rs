@@ -44,8 +44,6 @@ fn init_logging(lambda: bool) {
 
 fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let settings = config.resolve()?;
-    let hardened = jupyter_mcp_server::security::harden_server_process();
-    tracing::info!(layers = ?hardened, "process hardening");
     let runtime = tokio::runtime::Runtime::new()?;
     match settings.lambda.clone() {
         Some(lambda) => {

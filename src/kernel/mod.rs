@@ -167,6 +167,8 @@ pub struct KernelInfo {
     pub pid: Option<u32>,
     pub memory_rss_bytes: Option<u64>,
     pub exit_status: Option<String>,
+    /// Restrictions verified on the live process (from /proc), never assumed.
+    pub restrictions: Vec<String>,
 }
 
 impl Kernel {
@@ -568,6 +570,7 @@ impl Kernel {
             pid,
             memory_rss_bytes: pid.filter(|_| self.is_alive()).and_then(rss_bytes),
             exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
+            restrictions: pid.map(verified_restrictions).unwrap_or_default(),
         }
     }
 }
@@ -616,6 +619,28 @@ fn handle_message(
             _ => {}
         },
     }
+}
+
+/// The restrictions a kernel process really has, read back from /proc rather than assumed
+/// from what was asked at spawn time.
+fn verified_restrictions(pid: u32) -> Vec<String> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let mut out = vec!["environment allowlist".to_string()];
+    if field("NoNewPrivs:") == Some("1") {
+        out.push("no_new_privs".into());
+    }
+    if field("CapBnd:").is_some_and(|v| v.chars().all(|c| c == '0')) {
+        out.push("no capabilities (empty bounding set)".into());
+    }
+    out
 }
 
 /// Resident memory of a process, from /proc (Linux only; `None` elsewhere).

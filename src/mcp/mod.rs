@@ -24,6 +24,8 @@ use crate::pool::{Pool, PrincipalDirs};
 pub struct App {
     pub settings: Settings,
     pub pool: Arc<Pool>,
+    /// Hardening that applied to the server process (only what succeeded).
+    pub server_hardening: Vec<String>,
 }
 
 /// The principal of every request until authentication exists: one local user.

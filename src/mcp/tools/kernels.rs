@@ -49,7 +49,27 @@ pub struct KernelStatus {
     /// Resident memory of the kernel process.
     pub memory_rss_bytes: Option<u64>,
     pub limits: Limits,
+    pub security: Security,
 }
+
+/// Which protections are in force, as verified, and which this version does not have.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Security {
+    /// Applied to the server process (e.g. non-dumpable).
+    pub server: Vec<String>,
+    /// Verified on the kernel process (empty until a kernel runs).
+    pub kernel: Vec<String>,
+    /// Protections this server does not apply yet, so nobody assumes them.
+    pub not_applied: Vec<String>,
+}
+
+/// Said in every status so a missing layer is never mistaken for an active one.
+const NOT_APPLIED: &[&str] = &[
+    "authentication (every caller is the local principal)",
+    "per-kernel memory/CPU/process rlimits",
+    "seccomp filter (kernel code has network access)",
+    "landlock file-system confinement",
+];
 
 /// Every kernel of the caller.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -83,6 +103,11 @@ impl JupyterMcp {
                 max_output_bytes: s.max_output_bytes,
                 max_kernels: s.max_kernels,
                 idle_timeout_secs: s.idle_timeout.map(|d| d.as_secs()),
+            },
+            security: Security {
+                server: self.app.server_hardening.clone(),
+                kernel: info.map(|i| i.restrictions.clone()).unwrap_or_default(),
+                not_applied: NOT_APPLIED.iter().map(|s| s.to_string()).collect(),
             },
         }
     }
