@@ -79,6 +79,7 @@ pub fn build_app(
         settings: settings.clone(),
         pool,
         server_hardening,
+        install_lock: tokio::sync::Mutex::new(()),
     });
     Ok((app, runtime))
 }

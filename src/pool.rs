@@ -332,6 +332,37 @@ impl Pool {
         }
     }
 
+    /// Like `lease`, but only for a kernel that is running: `None` if the name has none (a
+    /// read-only tool has nothing to show then, and must not start one).
+    pub async fn lease_running(self: &Arc<Self>, key: &KernelKey) -> Result<Option<Lease>, Error> {
+        let Some(slot) = self.slot(key, false)? else {
+            return Ok(None);
+        };
+        let turn = Arc::clone(&slot.queue).lock_owned().await;
+        let kernel = slot.current().filter(|k| k.is_alive());
+        Ok(kernel
+            .filter(|_| self.holds(key, &slot))
+            .map(|kernel| Lease {
+                kernel,
+                replaced_dead: false,
+                slot,
+                _turn: turn,
+            }))
+    }
+
+    /// The running kernel of `key` if it is free right now; never waits.
+    pub fn try_lease_idle(&self, key: &KernelKey) -> Option<Lease> {
+        let slot = self.slot(key, false).ok().flatten()?;
+        let turn = Arc::clone(&slot.queue).try_lock_owned().ok()?;
+        let kernel = slot.current().filter(|k| k.is_alive())?;
+        Some(Lease {
+            kernel,
+            replaced_dead: false,
+            slot,
+            _turn: turn,
+        })
+    }
+
     /// Whether `slot` is still the pool's slot for `key`.
     fn holds(&self, key: &KernelKey, slot: &Arc<Slot>) -> bool {
         self.slots

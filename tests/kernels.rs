@@ -28,13 +28,25 @@ async fn status_reports_state_versions_memory_and_limits() {
     assert_eq!(s["limits"]["max_kernels"], 8);
     // Layers are reported as verified, and missing ones are named.
     let list = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
     };
-    assert!(list(&s["security"]["server"]).contains(&"server non-dumpable".to_string()), "{s}");
+    assert!(
+        list(&s["security"]["server"]).contains(&"server non-dumpable".to_string()),
+        "{s}"
+    );
     let kernel = list(&s["security"]["kernel"]);
     assert!(kernel.contains(&"no_new_privs".to_string()), "{s}");
     assert!(kernel.contains(&"environment allowlist".to_string()), "{s}");
-    assert!(list(&s["security"]["not_applied"]).iter().any(|l| l.contains("seccomp")), "{s}");
+    assert!(
+        list(&s["security"]["not_applied"])
+            .iter()
+            .any(|l| l.contains("seccomp")),
+        "{s}"
+    );
 }
 
 #[tokio::test]

@@ -116,3 +116,18 @@ async fn inspect_of_a_missing_name_is_a_clear_error() {
     assert_eq!(status(&r), "not_found");
     assert!(text(&r).contains("no attribute 'nope'"), "{r}");
 }
+
+#[tokio::test]
+async fn inspecting_a_kernel_that_is_not_running_does_not_start_one() {
+    let server = Server::start();
+    let r = server
+        .call("inspect_variable", json!({"name": "x", "kernel": "never"}))
+        .await;
+    assert!(is_error(&r));
+    assert_eq!(status(&r), "not_found", "{r}");
+    assert!(text(&r).contains("execute_code"), "{r}");
+    let r = server
+        .call("get_kernel_status", json!({"kernel": "never"}))
+        .await;
+    assert_eq!(r["structuredContent"]["state"], "not_started", "{r}");
+}

@@ -26,6 +26,8 @@ pub struct App {
     pub pool: Arc<Pool>,
     /// Hardening that applied to the server process (only what succeeded).
     pub server_hardening: Vec<String>,
+    /// Serializes pip runs (one package directory until principals have their own).
+    pub install_lock: tokio::sync::Mutex<()>,
 }
 
 /// The principal of every request until authentication exists: one local user.

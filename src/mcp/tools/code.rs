@@ -18,7 +18,6 @@ use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, invocation, principal_dirs};
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
-use crate::pool::KernelState;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -266,11 +265,11 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
-            if self.app.pool.status(&key).state == KernelState::NotStarted {
-                return structured(vec![], &Variables::default());
-            }
-            let lease = self.app.pool.lease(&key).await?;
-            structured(vec![], &introspect::variables(&lease.kernel).await?)
+            let variables = match self.app.pool.lease_running(&key).await? {
+                Some(lease) => introspect::variables(&lease.kernel).await?,
+                None => Variables::default(),
+            };
+            structured(vec![], &variables)
         };
         respond(result.await)
     }
@@ -290,7 +289,15 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             introspect::validate_name(&name)?;
-            let lease = self.app.pool.lease(&key).await?;
+            let Some(lease) = self.app.pool.lease_running(&key).await? else {
+                return Err(ToolError {
+                    status: "not_found",
+                    message: format!(
+                        "kernel {:?} is not running, so {name:?} is not defined\nhint: execute_code starts it",
+                        key.name
+                    ),
+                });
+            };
             structured(vec![], &introspect::inspect(&lease.kernel, &name).await?)
         };
         respond(result.await)
@@ -311,20 +318,30 @@ impl JupyterMcp {
             let key = self.key(&ctx, kernel.as_deref())?;
             let requirement = parse_requirement(&package)?;
             let dirs = principal_dirs(&self.app.settings, &key.principal);
+            let timeout = invocation::time_left_for_code(&ctx)
+                .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
             let installer = Installer::new(
                 self.app.settings.python.clone(),
                 dirs.packages,
-                PIP_TIMEOUT,
+                timeout,
                 self.app.settings.kernel_pythonpath.clone(),
             );
-            let installed = installer.install(&requirement).await?;
-            // The import system caches directory listings; make the new files visible now.
-            if self.app.pool.status(&key).state != KernelState::NotStarted {
-                let lease = self.app.pool.lease(&key).await?;
-                lease
+            // One pip at a time: two `--target --upgrade` runs into one directory can leave it
+            // half-written. A cancelled call drops pip (kill_on_drop).
+            let installed = tokio::select! {
+                installed = async {
+                    let _one_at_a_time = self.app.install_lock.lock().await;
+                    installer.install(&requirement).await
+                } => installed?,
+                _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
+            };
+            // Python notices new files by the directory's mtime; refreshing the import caches
+            // now closes the same-tick gap, but never waits behind a running cell.
+            if let Some(lease) = self.app.pool.try_lease_idle(&key) {
+                let _ = lease
                     .kernel
                     .run_internal("__import__('importlib').invalidate_caches()")
-                    .await?;
+                    .await;
             }
             let text = format!("installed {} {}", installed.name, installed.version);
             structured(vec![ContentBlock::text(text)], &installed)
