@@ -268,7 +268,12 @@ impl Pool {
             return Ok(None);
         }
         if slots.len() >= self.cfg.max_kernels {
-            let mut names: Vec<&str> = slots.keys().map(|k| k.name.as_str()).collect();
+            // Only the caller's own kernel names: others' are not theirs to see.
+            let mut names: Vec<&str> = slots
+                .keys()
+                .filter(|k| k.principal == key.principal)
+                .map(|k| k.name.as_str())
+                .collect();
             names.sort_unstable();
             return Err(Error::TooManyKernels {
                 max: self.cfg.max_kernels,

@@ -64,6 +64,8 @@ pub struct ReadNotebookOutput {
     pub cells: Vec<CellOut>,
     /// True if saved outputs were left out to respect the output cap.
     pub outputs_truncated: bool,
+    /// When cells were left out to respect the output cap: the `start` to read on from.
+    pub next_start: Option<usize>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -158,9 +160,17 @@ fn notebook_content(
 ) -> (ReadNotebookOutput, Vec<ContentBlock>) {
     let mut used = 0usize;
     let mut outputs_truncated = false;
+    let mut next_start = None;
     let mut content = Vec::new();
     let mut cells = Vec::new();
     for cell in view.cells {
+        // Sources count against the cap too; stop at a cell that does not fit (but always
+        // return at least one, so paging moves on).
+        if !cells.is_empty() && used + cell.source.len() > budget {
+            next_start = Some(cell.index);
+            break;
+        }
+        used += cell.source.len();
         content.push(ContentBlock::text(format!(
             "[cell {} · {} · id {}]\n{}",
             cell.index,
@@ -193,11 +203,17 @@ fn notebook_content(
             "[some saved outputs were left out to respect the output cap]",
         ));
     }
+    if let Some(i) = next_start {
+        content.push(ContentBlock::text(format!(
+            "[cells from index {i} on were left out to respect the output cap; call read_notebook again with start={i}]"
+        )));
+    }
     let out = ReadNotebookOutput {
         path: view.path,
         total_cells: view.total_cells,
         cells,
         outputs_truncated,
+        next_start,
     };
     (out, content)
 }
