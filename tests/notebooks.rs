@@ -214,14 +214,27 @@ async fn a_huge_notebook_is_read_in_pages_under_the_cap() {
     let cells: Vec<serde_json::Value> = (0..20)
         .map(|i| json!({"cell_type": "code", "source": format!("# cell {i}\n{}", "x = 1\n".repeat(300))}))
         .collect();
-    let r = server.call("create_notebook", json!({"path": "big.ipynb", "cells": cells})).await;
+    let r = server
+        .call(
+            "create_notebook",
+            json!({"path": "big.ipynb", "cells": cells}),
+        )
+        .await;
     assert!(!is_error(&r), "{r}");
-    let r = server.call("read_notebook", json!({"path": "big.ipynb"})).await;
-    assert!(r.to_string().len() < 40_000, "{} bytes", r.to_string().len());
+    let r = server
+        .call("read_notebook", json!({"path": "big.ipynb"}))
+        .await;
+    assert!(
+        r.to_string().len() < 40_000,
+        "{} bytes",
+        r.to_string().len()
+    );
     let s = &r["structuredContent"];
     let next = s["next_start"].as_u64().expect("a next_start");
     assert_eq!(s["cells"].as_array().unwrap().len() as u64, next);
     assert!(text(&r).contains(&format!("start={next}")));
-    let r = server.call("read_notebook", json!({"path": "big.ipynb", "start": next})).await;
+    let r = server
+        .call("read_notebook", json!({"path": "big.ipynb", "start": next}))
+        .await;
     assert_eq!(r["structuredContent"]["cells"][0]["index"], next);
 }
