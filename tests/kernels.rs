@@ -216,7 +216,7 @@ async fn the_timeout_covers_waiting_for_a_busy_kernel_and_the_code_then_never_ru
 async fn a_kernel_that_fails_to_start_does_not_hold_a_place_under_the_limit() {
     // /bin/false is an "interpreter" whose every kernel start fails.
     let workdir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
         .args([
             "--port",
             "0",
@@ -230,8 +230,9 @@ async fn a_kernel_that_fails_to_start_does_not_hold_a_place_under_the_limit() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = ChildGuard(child);
     use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(child.0.stderr.take().unwrap()).lines();
     let url = lines
         .by_ref()
         .map_while(Result::ok)
@@ -263,9 +264,5 @@ async fn a_kernel_that_fails_to_start_does_not_hold_a_place_under_the_limit() {
         assert_eq!(status(&r), "kernel_start_failed", "{kernel}: {r}");
         assert!(text(&r).contains("--python"), "{r}");
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    child.wait().unwrap();
+    drop(child);
 }

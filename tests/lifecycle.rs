@@ -86,7 +86,7 @@ async fn the_warm_spare_serves_a_new_kernel_name() {
 async fn a_non_loopback_bind_works_with_a_warning() {
     use std::io::{BufRead, BufReader};
     let workdir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
         .args(["--port", "0", "--host", "0.0.0.0", "--working-dir"])
         .arg(workdir.path())
         .arg("--python")
@@ -94,7 +94,8 @@ async fn a_non_loopback_bind_works_with_a_warning() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = ChildGuard(child);
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut warned = false;
     let mut port = None;
     for line in lines.by_ref().map_while(Result::ok).take(20) {
@@ -122,9 +123,5 @@ async fn a_non_loopback_bind_works_with_a_warning() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    child.wait().unwrap();
+    drop(child);
 }
