@@ -285,11 +285,7 @@ async fn progress_notifications_stream_output_while_a_cell_runs() {
             "_meta": {"progressToken": "p1"}
         }
     });
-    let resp = reqwest::Client::new()
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", PROTOCOL)
+    let resp = mcp_post(&reqwest::Client::new(), &server.url)
         .body(body.to_string())
         .send()
         .await

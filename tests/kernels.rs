@@ -171,11 +171,7 @@ async fn state_survives_separate_connections() {
     let other = reqwest::Client::new();
     let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "execute_code", "arguments": {"code": "print(shared)"}}});
-    let resp = other
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", PROTOCOL)
+    let resp = mcp_post(&other, &server.url)
         .header("connection", "close")
         .body(body.to_string())
         .send()
@@ -247,11 +243,7 @@ async fn a_kernel_that_fails_to_start_does_not_hold_a_place_under_the_limit() {
         async move {
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "execute_code", "arguments": {"code": "1", "kernel": kernel}}});
-            let resp = reqwest::Client::new()
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", PROTOCOL)
+            let resp = mcp_post(&reqwest::Client::new(), &url)
                 .body(body.to_string())
                 .send()
                 .await

@@ -113,15 +113,14 @@ async fn a_non_loopback_bind_works_with_a_warning() {
     let port = port.expect("the server logged its address");
     assert!(warned, "no warning about the open bind");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", PROTOCOL)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = mcp_post(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}/mcp"),
+    )
+    .body(body.to_string())
+    .send()
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200);
     drop(child);
 }

@@ -107,12 +107,7 @@ impl Server {
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", PROTOCOL);
+        let mut req = mcp_post(&self.http, &self.url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -178,6 +173,15 @@ impl Drop for Server {
             self.stop();
         }
     }
+}
+
+/// A POST to an MCP endpoint with the headers every request here carries.
+pub fn mcp_post(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL)
 }
 
 /// Parses a JSON body or the last `data:` JSON of an SSE body.
