@@ -43,6 +43,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from sdk_helpers import run
 from mcp_types import ImageContent, TextContent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -475,22 +476,6 @@ def check(message, path, op, want):
     else:
         return f"{path}: unknown op {op!r} in expect.json"
     return None if ok else f"{path} {op} {want!r}: got {json.dumps(got)[:500]}"
-
-
-def run(fn, *args):
-    """Runs one async test body with a deadline; unwraps single-leaf exception groups."""
-    async def body():
-        with anyio.fail_after(300):
-            return await fn(*args)
-    try:
-        return anyio.run(body)
-    except BaseExceptionGroup as group:
-        leaf = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if leaf is group:
-            raise
-        raise leaf from None
 
 
 def connect(emulator, mode):

@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client, MCPError
+from sdk_helpers import run
 from mcp_types import ImageContent, TextContent
 
 MODES = ["legacy", "2026-07-28"]
@@ -48,24 +49,6 @@ def kernel_ipykernel_version():
 @pytest.fixture(params=MODES)
 def mode(request):
     return request.param
-
-
-def run(fn, *args):
-    """Run one async test body with an overall deadline, so a hung server fails the test.
-    An assertion raised inside `async with Client(...)` surfaces wrapped in (nested) exception
-    groups from the SDK's task groups; re-raise the single leaf so pytest shows it plainly."""
-    async def body():
-        with anyio.fail_after(300):
-            return await fn(*args)
-    try:
-        return anyio.run(body)
-    except BaseExceptionGroup as group:
-        leaf = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if leaf is group:
-            raise
-        raise leaf from None
 
 
 def connect(server, mode):
