@@ -373,6 +373,17 @@ class Emulator:
         return resp.status_code, resp.text
 
 
+@pytest.fixture(autouse=True)
+def emulator_log_on_failure(request):
+    """When a test that used the emulator fails, show the end of its log (the function's JSON
+    lines and the emulator's own messages): an emulator-side error is otherwise invisible."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and "emulator" in request.fixturenames:
+        emu = request.getfixturevalue("emulator")
+        print(f"--- last lines of the {emu.mode} emulator log ---\n{emu.log_tail(80)}")
+
+
 def function_streams(event):
     """Whether the function streams its answer to this event (streaming mode): only HTTP API v2
     payloads that did not come through an API Gateway domain, i.e. Function URLs."""
