@@ -144,11 +144,7 @@ pub fn convert(output: KernelOutput) -> OutputItem {
 
 /// Converts an nbformat output dict (as stored in a notebook) the same way.
 pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
-    let text_of = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
-        _ => String::new(),
-    };
+    let text_of = |v: &serde_json::Value| joined_text(v).unwrap_or_default();
     let data = || {
         output
             .get("data")
@@ -195,11 +191,7 @@ fn from_bundle(
             };
         }
     }
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p.as_str()).collect(),
-        other => other.to_string(),
-    };
+    let text = |v: &serde_json::Value| joined_text(v).unwrap_or_else(|| v.to_string());
     // HTML-only renderers (a DataFrame, say) also send text/plain, which an LLM reads best.
     for mime in ["text/plain", "text/markdown", "application/json"] {
         if let Some(v) = data.get(mime) {
@@ -397,30 +389,40 @@ impl OutputSink for Collector {
 }
 
 /// Appends, joining consecutive text of the same stream into one item.
-fn push_merged(items: &mut Vec<OutputItem>, item: OutputItem) {
+/// Joins `item` onto `last` when both are text of the same stream; otherwise hands it back to
+/// be stored as a new item.
+fn merge_stream(last: Option<&mut OutputItem>, item: OutputItem) -> Option<OutputItem> {
     if let (
         Some(OutputItem::Stream { name: a, text: t }),
         OutputItem::Stream { name: b, text: new },
-    ) = (items.last_mut(), &item)
+    ) = (last, &item)
         && a == b
     {
         t.push_str(new);
-        return;
+        return None;
     }
-    items.push(item);
+    Some(item)
+}
+
+fn push_merged(items: &mut Vec<OutputItem>, item: OutputItem) {
+    if let Some(item) = merge_stream(items.last_mut(), item) {
+        items.push(item);
+    }
 }
 
 fn push_merged_back(items: &mut VecDeque<OutputItem>, item: OutputItem) {
-    if let (
-        Some(OutputItem::Stream { name: a, text: t }),
-        OutputItem::Stream { name: b, text: new },
-    ) = (items.back_mut(), &item)
-        && a == b
-    {
-        t.push_str(new);
-        return;
+    if let Some(item) = merge_stream(items.back_mut(), item) {
+        items.push_back(item);
     }
-    items.push_back(item);
+}
+
+/// nbformat and MIME bundles store text as a string or a list of lines.
+fn joined_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(parts) => Some(parts.iter().filter_map(|p| p.as_str()).collect()),
+        _ => None,
+    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -396,15 +396,7 @@ impl Pool {
             None => Kernel::start(&self.cfg.launch).await?,
         };
         let dirs = (self.dirs)(principal);
-        let home = serde_json::to_string(&dirs.home.display().to_string())
-            .map_err(|e| kernel::Error::Unexpected(e.to_string()))?;
-        let packages = serde_json::to_string(&dirs.packages.display().to_string())
-            .map_err(|e| kernel::Error::Unexpected(e.to_string()))?;
-        // Runs as server code: no name is bound in the user's namespace.
-        let bind = format!(
-            "(lambda os, sys: (os.chdir({home}), os.environ.__setitem__('HOME', {home}), {packages} in sys.path or sys.path.insert(0, {packages})))(__import__('os'), __import__('sys'))"
-        );
-        kernel.run_internal(&bind).await?;
+        kernel::introspect::bind_principal(&kernel, &dirs.home, &dirs.packages).await?;
         Ok(kernel)
     }
 

@@ -27,6 +27,25 @@ pub(super) async fn install_helpers(kernel: &Kernel) -> Result<(), Error> {
     kernel.run_internal(&cap).await.map(|_| ())
 }
 
+/// Points a (spare) kernel at a principal: its working directory and HOME, and the package
+/// directory first on `sys.path`. Runs as server code, so no name lands in the user's namespace;
+/// the paths travel as JSON string literals.
+pub async fn bind_principal(
+    kernel: &Kernel,
+    home: &std::path::Path,
+    packages: &std::path::Path,
+) -> Result<(), Error> {
+    let literal = |p: &std::path::Path| {
+        serde_json::to_string(&p.display().to_string())
+            .map_err(|e| Error::Unexpected(e.to_string()))
+    };
+    let (home, packages) = (literal(home)?, literal(packages)?);
+    let code = format!(
+        "(lambda os, sys: (os.chdir({home}), os.environ.__setitem__('HOME', {home}), {packages} in sys.path or sys.path.insert(0, {packages})))(__import__('os'), __import__('sys'))"
+    );
+    kernel.run_internal(&code).await.map(|_| ())
+}
+
 /// Python and ipykernel versions (kernel_info's `implementation_version` is IPython's).
 pub(super) async fn versions(kernel: &Kernel) -> Result<(String, String), Error> {
     let out = kernel
