@@ -52,12 +52,7 @@ async fn a_matplotlib_plot_comes_back_as_a_png_image() {
         .exec("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [3, 1, 2])\nplt.show()")
         .await;
     assert_eq!(status(&r), "ok", "{r}");
-    let image = r["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "image")
-        .expect("an image content block");
+    let image = image_block(&r).expect("an image content block");
     assert_eq!(image["mimeType"], "image/png");
     let png = base64::engine::general_purpose::STANDARD
         .decode(image["data"].as_str().unwrap())
@@ -366,11 +361,7 @@ async fn a_large_plot_fits_the_image_budget() {
         .exec("import matplotlib.pyplot as plt, numpy as np\nrng = np.random.default_rng(0)\nplt.figure(figsize=(6, 4), dpi=100)\nplt.scatter(rng.random(5000), rng.random(5000), s=3, c=rng.random(5000))\nplt.show()")
         .await;
     assert_eq!(status(&r), "ok", "{r}");
-    let image = r["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "image");
+    let image = image_block(&r);
     let bytes = image
         .map(|i| i["data"].as_str().unwrap().len())
         .unwrap_or(0);

@@ -107,12 +107,7 @@ async fn read_notebook_returns_saved_outputs_and_images() {
     assert_eq!(cell["outputs"][0]["text"], "hi\n");
     assert_eq!(cell["outputs"][1]["text"], "2");
     assert_eq!(cell["outputs"][2]["type"], "image");
-    let image = r["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "image")
-        .unwrap();
+    let image = image_block(&r).unwrap();
     assert_eq!(image["data"], png);
     let r = server
         .call(

@@ -209,6 +209,14 @@ pub fn text(result: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The first image content block of a tool result.
+pub fn image_block(result: &Value) -> Option<&Value> {
+    result["content"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "image")
+}
+
 pub fn status(result: &Value) -> &str {
     result["structuredContent"]["status"].as_str().unwrap_or("")
 }
