@@ -52,6 +52,19 @@ type McpService = StreamableHttpService<JupyterMcp, NeverSessionManager>;
 /// The only protocol revision whose clients may send JSON-RPC batches.
 const BATCH_PROTOCOL_VERSION: &str = "2025-03-26";
 
+/// Most messages one batch may hold. Without a cap a small body fans out into as many calls
+/// (a 37 KB batch of 500 `tools/list` answered 12.7 MB); 32 is far above what a client batches.
+pub const MAX_BATCH_MESSAGES: usize = 32;
+
+/// Once a batch's answers add up to this many bytes, its remaining requests are not run: each
+/// gets an error saying to send it again in another POST. One answer is bounded by the output
+/// cap, so a whole batch answer stays under this plus one answer.
+pub const MAX_BATCH_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest answer read back from one message of a batch (a tool result with images is under
+/// 1 MiB with the default caps).
+const MAX_BATCH_ITEM_BYTES: usize = 16 * 1024 * 1024;
+
 /// Answers malformed POST bodies the way JSON-RPC and the MCP transport spec ask (HTTP 400 with
 /// -32700 for bad JSON, -32600 for what is not one JSON-RPC message, -32602 for a `tools/call`
 /// without a tool name or with non-object arguments) before rmcp sees them; rmcp would answer
@@ -173,11 +186,36 @@ async fn run_batch(
     batch: Vec<serde_json::Value>,
 ) -> axum::response::Response {
     use tower::ServiceExt;
+    if batch.len() > MAX_BATCH_MESSAGES {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": -32600,
+                "message": format!(
+                    "Invalid Request: a batch of {} messages is over the limit of {MAX_BATCH_MESSAGES}; send at most {MAX_BATCH_MESSAGES} per POST",
+                    batch.len()
+                ),
+            },
+        });
+        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let mut answers = Vec::new();
+    let mut answer_bytes = 0usize;
     for message in batch {
         let body = serde_json::to_vec(&message).unwrap_or_default();
         if let Err((_, id, code, text)) = check_jsonrpc(&body) {
             answers.push(serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": text}}));
+            continue;
+        }
+        if answer_bytes >= MAX_BATCH_ANSWER_BYTES {
+            // Notifications need no answer; a request is refused unrun, so it is safe to resend.
+            if let Some(id) = message.get("id") {
+                answers.push(serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": -32603,
+                    "message": format!("not run: this batch's answers reached {MAX_BATCH_ANSWER_BYTES} bytes; send this request again in another POST"),
+                }}));
+            }
             continue;
         }
         let mut request = axum::http::Request::builder()
@@ -190,9 +228,13 @@ async fn run_batch(
         }
         let Ok(request) = request else { continue };
         let Ok(response) = service.clone().oneshot(request).await;
-        let bytes = axum::body::to_bytes(axum::body::Body::new(response.into_body()), usize::MAX)
-            .await
-            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(
+            axum::body::Body::new(response.into_body()),
+            MAX_BATCH_ITEM_BYTES,
+        )
+        .await
+        .unwrap_or_default();
+        answer_bytes += bytes.len();
         if let Some(answer) = last_jsonrpc_message(&bytes) {
             answers.push(answer);
         }
