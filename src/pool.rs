@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,22 @@ pub enum Error {
     NoSuchKernel(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The kernel this call queued for was stopped on purpose while it waited for its turn; the
+    /// call did not run (running it in the fresh kernel would hide that its state is gone).
+    #[error("{}; this call waited for its turn and did not run\nhint: the kernel's state is gone: run what the code needs first, then call again", stop_reason_text(*.0))]
+    StoppedWhileQueued(StopReason),
     #[error(transparent)]
     Kernel(#[from] kernel::Error),
+}
+
+/// What happened to a kernel that was stopped on purpose, for messages.
+pub fn stop_reason_text(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::Restart => "restart_kernel restarted the kernel",
+        StopReason::Shutdown => "shutdown_kernel stopped the kernel",
+        StopReason::Idle => "the kernel was shut down as idle",
+        StopReason::ServerShutdown => "the server stopped the kernel to shut down",
+    }
 }
 
 /// Who a kernel belongs to and what it is called.
@@ -100,6 +114,11 @@ struct Slot {
     kernel: Mutex<Option<Arc<Kernel>>>,
     starting: AtomicBool,
     last_used: Mutex<Instant>,
+    /// Counts deliberate stops (restart, shutdown, idle). A call notes it when it joins the
+    /// queue; if it changed by the time the call's turn comes, the kernel it queued for is gone.
+    generation: AtomicU64,
+    /// Why the last deliberate stop happened; std mutex, never held across an await.
+    last_stop: Mutex<Option<StopReason>>,
 }
 
 impl Slot {
@@ -114,9 +133,22 @@ impl Slot {
     }
 
     fn stop(&self, reason: StopReason) {
+        if let Ok(mut last) = self.last_stop.lock() {
+            *last = Some(reason);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(k) = self.kernel.lock().ok().and_then(|mut k| k.take()) {
             k.stop(reason);
         }
+    }
+
+    /// The reason for the stops since `generation`, if there were any.
+    fn stopped_since(&self, generation: u64) -> Option<StopReason> {
+        if self.generation.load(Ordering::Acquire) == generation {
+            return None;
+        }
+        let last = self.last_stop.lock().ok().and_then(|r| *r);
+        Some(last.unwrap_or(StopReason::Restart))
     }
 }
 
@@ -134,6 +166,20 @@ impl<'a> Starting<'a> {
 impl Drop for Starting<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Removes a slot that holds no kernel from the pool when dropped, so a start that failed or was
+/// abandoned midway does not keep a place under the kernel limit. Harmless once a kernel is in.
+struct ForgetIfEmpty<'a> {
+    pool: &'a Pool,
+    key: &'a KernelKey,
+    slot: &'a Arc<Slot>,
+}
+
+impl Drop for ForgetIfEmpty<'_> {
+    fn drop(&mut self) {
+        self.pool.forget_if_empty(self.key, self.slot);
     }
 }
 
@@ -286,20 +332,29 @@ impl Pool {
             kernel: Mutex::new(None),
             starting: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            generation: AtomicU64::new(0),
+            last_stop: Mutex::new(None),
         });
         slots.insert(key.clone(), Arc::clone(&slot));
         Ok(Some(slot))
     }
 
     /// Waits for this kernel's turn, starting (or replacing a dead) kernel as needed.
+    ///
+    /// A kernel stopped on purpose (restart, shutdown) while the call waited fails the call with
+    /// `StoppedWhileQueued` instead of running it in a fresh kernel that lacks the state it expects.
     pub async fn lease(self: &Arc<Self>, key: &KernelKey) -> Result<Lease, Error> {
         loop {
             let Some(slot) = self.slot(key, true)? else {
                 return Err(Error::ShuttingDown);
             };
+            let generation = slot.generation.load(Ordering::Acquire);
             let turn = Arc::clone(&slot.queue).lock_owned().await;
-            // shutdown_kernel or the reaper may have removed the slot while this call waited:
-            // a kernel started in it now would be invisible and uncounted. Start over.
+            if let Some(reason) = slot.stopped_since(generation) {
+                return Err(Error::StoppedWhileQueued(reason));
+            }
+            // The slot was forgotten while this call waited (a start before it failed or was
+            // abandoned): a kernel started in it now would be invisible and uncounted. Start over.
             if !self.holds(key, &slot) {
                 continue;
             }
@@ -309,22 +364,22 @@ impl Pool {
             let kernel = match current.filter(|k| k.is_alive()) {
                 Some(k) => k,
                 None => {
+                    // If this future is dropped mid-start (the caller timed out or went away),
+                    // the guard frees the name's place under the kernel limit.
+                    let forget = ForgetIfEmpty {
+                        pool: self,
+                        key,
+                        slot: &slot,
+                    };
                     let started = {
                         let _starting = Starting::new(&slot.starting);
                         self.fresh_kernel(&key.principal).await
                     };
-                    let kernel = match started {
-                        Ok(k) => Arc::new(k),
-                        Err(e) => {
-                            // A name whose kernel never started must not hold a place under
-                            // the kernel limit.
-                            self.forget_if_empty(key, &slot);
-                            return Err(e);
-                        }
-                    };
+                    let kernel = Arc::new(started?);
                     if let Ok(mut k) = slot.kernel.lock() {
                         *k = Some(Arc::clone(&kernel));
                     }
+                    drop(forget);
                     kernel
                 }
             };

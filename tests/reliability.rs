@@ -190,3 +190,58 @@ async fn a_killed_servers_runtime_directory_is_removed_by_the_next_server() {
     let result = live.exec("1+1").await;
     assert_eq!(text(&result), "2", "the live server stopped serving");
 }
+
+/// Fault: calls whose timeout expires while their kernel is still starting must not keep the
+/// kernel's place under the limit (before, 8 such calls filled `--max-kernels 8` for good).
+#[tokio::test]
+async fn starts_abandoned_by_a_timeout_free_their_place() {
+    let server = Server::start_with(&["--max-kernels", "3", "--idle-timeout", "0"], &[]);
+    for i in 0..5 {
+        let result = server
+            .call(
+                "execute_code",
+                json!({"code": "1", "kernel": format!("abandoned{i}"), "timeout": 0.001}),
+            )
+            .await;
+        assert_eq!(status(&result), "timeout", "{result}");
+    }
+    let result = server.exec_on("after", "40 + 2").await;
+    assert_eq!(text(&result), "42", "{result}");
+}
+
+/// Fault: a call queued behind a running cell, when the kernel is restarted (or shut down)
+/// meanwhile, does not silently run in the fresh kernel: it returns `cancelled` and says why.
+#[tokio::test]
+async fn a_call_queued_across_a_restart_is_cancelled_with_the_reason() {
+    for (tool, reason) in [
+        ("restart_kernel", "restart_kernel"),
+        ("shutdown_kernel", "shutdown_kernel"),
+    ] {
+        let server = std::sync::Arc::new(Server::start());
+        server.exec_on("q", "x = 1").await;
+        let running = {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move { server.exec_on("q", "import time; time.sleep(5)").await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let queued = {
+            let server = std::sync::Arc::clone(&server);
+            tokio::spawn(async move { server.exec_on("q", "print(x)").await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stopped = server.call(tool, json!({"kernel": "q"})).await;
+        assert!(!is_error(&stopped), "{tool}: {stopped}");
+        let running = running.await.unwrap();
+        assert_eq!(status(&running), "cancelled", "{tool}: {running}");
+        let queued = queued.await.unwrap();
+        assert_eq!(status(&queued), "cancelled", "{tool}: {queued}");
+        let note = queued["structuredContent"]["note"].as_str().unwrap_or("");
+        assert!(
+            note.contains(reason) && note.contains("did not run"),
+            "{tool}: {queued}"
+        );
+        // The kernel name works again afterwards.
+        let after = server.exec_on("q", "'x' in globals()").await;
+        assert_eq!(text(&after), "False", "{tool}: {after}");
+    }
+}

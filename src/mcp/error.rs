@@ -40,6 +40,7 @@ impl From<pool::Error> for ToolError {
             pool::Error::InvalidName(_) => "invalid_argument",
             pool::Error::NoSuchKernel(_) => "not_found",
             pool::Error::ShuttingDown => "unavailable",
+            pool::Error::StoppedWhileQueued(_) => "cancelled",
             pool::Error::Kernel(k) => return kernel_error(k, e.to_string()),
         };
         ToolError {

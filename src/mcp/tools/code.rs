@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
 use crate::kernel::introspect::{self, Inspection, Variables};
-use crate::kernel::{ExecOutcome, ExecStatus, StopReason};
+use crate::kernel::{ExecOutcome, ExecStatus};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, invocation, principal_dirs};
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
+use crate::pool;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -168,13 +169,8 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
 fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) -> Option<String> {
     let (status, killed) = (outcome.status, outcome.killed);
     if let Some(reason) = outcome.stopped_by {
-        let why = match reason {
-            StopReason::Restart => "restart_kernel restarted the kernel while this ran",
-            StopReason::Shutdown => "shutdown_kernel stopped the kernel while this ran",
-            StopReason::Idle => "the kernel was shut down as idle while this ran",
-            StopReason::ServerShutdown => "the server is shutting down",
-        };
-        return Some(format!("{why}; variables are lost"));
+        let why = pool::stop_reason_text(reason);
+        return Some(format!("{why} while this ran; variables are lost"));
     }
     let mut note = match (status, killed) {
         (ExecStatus::Timeout, false) => Some(format!(
@@ -223,7 +219,10 @@ impl JupyterMcp {
             let deadline = tokio::time::Instant::now() + timeout;
             // The timeout covers the wait for the kernel's turn too: a call never outlives it.
             let lease = tokio::select! {
-                lease = self.app.pool.lease(&key) => lease?,
+                lease = self.app.pool.lease(&key) => match lease {
+                    Err(e @ pool::Error::StoppedWhileQueued(_)) => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, &e.to_string())),
+                    lease => lease?,
+                },
                 _ = ctx.ct.cancelled() => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED)),
                 _ = tokio::time::sleep_until(deadline) => return execution_result(key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY)),
             };
