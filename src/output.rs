@@ -332,16 +332,22 @@ impl Collector {
         self.trim_tail();
     }
 
-    /// Drops the oldest tail bytes until the tail fits. Each pass either cuts at least the
-    /// excess from the front item's text or removes the front item, so it always ends.
+    /// Drops the oldest tail text until the tail fits. Images are never dropped here: they have
+    /// their own budget, checked (with a note when one is left out) as they arrive. Each pass
+    /// either cuts at least the excess from the oldest text item or removes it, so it ends.
     fn trim_tail(&mut self) {
         while self.tail_bytes > self.tail_limit {
             let excess = self.tail_bytes - self.tail_limit;
-            let Some(front) = self.tail.front_mut() else {
+            let Some(i) = self
+                .tail
+                .iter()
+                .position(|item| !matches!(item, OutputItem::Image { .. }))
+            else {
                 break;
             };
-            let size = front.text_size();
-            match front.text_mut() {
+            let oldest = &mut self.tail[i];
+            let size = oldest.text_size();
+            match oldest.text_mut() {
                 Some(text) if text.len() > excess => {
                     let cut = ceil_char_boundary(text, excess);
                     text.drain(..cut);
@@ -349,7 +355,7 @@ impl Collector {
                     self.omitted_bytes += cut as u64;
                 }
                 _ => {
-                    if let Some(dropped) = self.tail.pop_front() {
+                    if let Some(dropped) = self.tail.remove(i) {
                         self.omitted_bytes += dropped.size() as u64;
                     }
                     self.tail_bytes -= size;
@@ -554,6 +560,30 @@ mod tests {
             "the first image fits the image budget, the second does not"
         );
         assert!(items.iter().any(|i| matches!(i, OutputItem::DisplayData { text } if text.contains("left out") && text.contains("savefig"))));
+    }
+
+    /// Issue 12: an image that arrives after text spilled into the tail was trimmed away like
+    /// text, silently, although it fit its own budget.
+    #[test]
+    fn an_image_in_the_tail_survives_later_floods_of_text() {
+        let mut data = serde_json::Map::new();
+        data.insert("image/png".into(), "A".repeat(5_000).into());
+        let mut c = Collector::new(4096, None);
+        c.push(stream(&"before ".repeat(1_000)));
+        c.push(KernelOutput::DisplayData { data });
+        for i in 0..1_000 {
+            c.push(stream(&format!("after {i}\n")));
+        }
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        let images = items
+            .iter()
+            .filter(|i| matches!(i, OutputItem::Image { bytes: 5_000, .. }))
+            .count();
+        assert_eq!(images, 1, "the image was dropped: {items:?}");
+        assert!(text_of(&items).ends_with("after 999\n"));
+        let text: usize = items.iter().map(OutputItem::text_size).sum();
+        assert!(text <= 4096 + 200, "{text}");
     }
 
     #[test]
