@@ -56,9 +56,10 @@ check-leftovers:
 	scripts/check-leftovers
 
 # Latency and memory against raw jupyter_client on the same ipykernel; figures go to the README.
-bench: $(TEST_DEPS)
+bench: $(TEST_DEPS) $(LAMBDA_DEPS)
 	cargo build --release --locked
 	$(VENV_PY) bench/bench.py
+	$(VENV_PY) bench/lambda_emulator.py
 
 lint:
 	cargo fmt --all -- --check
