@@ -256,3 +256,54 @@ fn last_jsonrpc_message(bytes: &[u8]) -> Option<serde_json::Value> {
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok())
         .rfind(|v| v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some()))
 }
+
+/// Properties of the body classification (issue 12): any bytes get an answer, never a panic;
+/// what is not JSON is -32700; JSON that is not one message is -32600; a well-formed request
+/// passes.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn code(bytes: &[u8]) -> Option<i32> {
+        check_jsonrpc(bytes).err().map(|(_, _, code, _)| code)
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_are_classified(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let parsed = serde_json::from_slice::<Value>(&bytes);
+            let got = code(&bytes);
+            match parsed {
+                Err(_) => prop_assert_eq!(got, Some(-32700)),
+                Ok(Value::Object(_)) => {}
+                Ok(_) => prop_assert_eq!(got, Some(-32600)),
+            }
+        }
+
+        #[test]
+        fn well_formed_requests_pass(
+            method in "[a-z/]{1,30}",
+            id in prop_oneof![any::<i64>().prop_map(Value::from), "[a-z0-9]{0,10}".prop_map(Value::from)],
+            tool in "[a-z_]{1,20}",
+        ) {
+            let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {}});
+            prop_assert_eq!(code(request.to_string().as_bytes()), None);
+            let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": tool, "arguments": {}}});
+            prop_assert_eq!(code(call.to_string().as_bytes()), None);
+        }
+
+        #[test]
+        fn malformed_envelopes_are_invalid_requests(
+            version in prop_oneof![Just(json!("1.0")), Just(json!(2)), Just(Value::Null)],
+            method in prop_oneof![Just(json!(1)), Just(json!(["tools/list"])), Just(Value::Null)],
+        ) {
+            let wrong_version = json!({"jsonrpc": version, "id": 1, "method": "ping"});
+            prop_assert_eq!(code(wrong_version.to_string().as_bytes()), Some(-32600));
+            let wrong_method = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+            prop_assert_eq!(code(wrong_method.to_string().as_bytes()), Some(-32600));
+        }
+    }
+}

@@ -296,8 +296,10 @@ impl Collector {
                 return;
             }
             self.omitted_bytes += *bytes as u64;
-            item = OutputItem::DisplayData {
-                text: format!(
+            // A marker, not text: the tail never trims it, so no image goes missing unsaid.
+            item = OutputItem::Truncated {
+                omitted_bytes: *bytes as u64,
+                note: format!(
                     "[{mime_type} image of {bytes} bytes left out: over this call's image budget of {} bytes. hint: save it with savefig() and show a smaller one (lower dpi or figsize), or raise --max-output-bytes]",
                     self.image_limit
                 ),
@@ -332,17 +334,19 @@ impl Collector {
         self.trim_tail();
     }
 
-    /// Drops the oldest tail text until the tail fits. Images are never dropped here: they have
-    /// their own budget, checked (with a note when one is left out) as they arrive. Each pass
+    /// Drops the oldest tail text until the tail fits. Images, and the notes that stand for
+    /// images left out, are never dropped here: images have their own budget, checked as they
+    /// arrive. Each pass
     /// either cuts at least the excess from the oldest text item or removes it, so it ends.
     fn trim_tail(&mut self) {
         while self.tail_bytes > self.tail_limit {
             let excess = self.tail_bytes - self.tail_limit;
-            let Some(i) = self
-                .tail
-                .iter()
-                .position(|item| !matches!(item, OutputItem::Image { .. }))
-            else {
+            let Some(i) = self.tail.iter().position(|item| {
+                !matches!(
+                    item,
+                    OutputItem::Image { .. } | OutputItem::Truncated { .. }
+                )
+            }) else {
                 break;
             };
             let oldest = &mut self.tail[i];
@@ -559,7 +563,7 @@ mod tests {
             [10_000],
             "the first image fits the image budget, the second does not"
         );
-        assert!(items.iter().any(|i| matches!(i, OutputItem::DisplayData { text } if text.contains("left out") && text.contains("savefig"))));
+        assert!(items.iter().any(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out") && note.contains("savefig"))));
     }
 
     /// Issue 12: an image that arrives after text spilled into the tail was trimmed away like
@@ -632,5 +636,104 @@ mod tests {
         c.tick();
         c.tick();
         assert_eq!(*seen.lock().unwrap(), vec![(11, "hello world".to_string())]);
+    }
+}
+
+/// Properties of the cap over generated outputs (issue 12): never over the cap, head and tail
+/// kept, the note's byte count exact, images within their budget never dropped.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Out {
+        Text(String),
+        Image(usize),
+    }
+
+    fn outputs() -> impl Strategy<Value = Vec<Out>> {
+        let text = prop_oneof!["[a-z\n]{0,50}", "[é😀x]{0,40}", "[a-z]{500,3000}",];
+        let out = prop_oneof![
+            8 => text.prop_map(Out::Text),
+            1 => (1usize..6_000).prop_map(Out::Image),
+        ];
+        prop::collection::vec(out, 0..60)
+    }
+
+    fn push(c: &mut Collector, out: &Out) {
+        match out {
+            Out::Text(t) => c.push(KernelOutput::Stream {
+                stderr: false,
+                text: t.clone(),
+            }),
+            Out::Image(n) => {
+                let mut data = serde_json::Map::new();
+                data.insert("image/png".into(), "A".repeat(*n).into());
+                c.push(KernelOutput::DisplayData { data });
+            }
+        }
+    }
+
+    proptest! {
+        // Each case collects up to 60 outputs of up to 3 KB: 64 cases keep this under a second.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_cap_holds_and_keeps_both_ends(outs in outputs(), max in 1024usize..8192) {
+            let mut c = Collector::new(max, None);
+            for out in &outs {
+                push(&mut c, out);
+            }
+            let (items, truncated) = c.finish();
+            let text: String = items.iter().filter_map(|i| match i {
+                OutputItem::Stream { text, .. } => Some(text.as_str()),
+                _ => None,
+            }).collect();
+            let produced: String = outs.iter().filter_map(|o| match o {
+                Out::Text(t) => Some(t.as_str()),
+                Out::Image(_) => None,
+            }).collect();
+            // Never over the cap (notes about left-out images count as text too).
+            let kept: usize = items
+                .iter()
+                .filter(|i| !matches!(i, OutputItem::Truncated { .. }))
+                .map(OutputItem::text_size)
+                .sum();
+            prop_assert!(kept <= max, "{kept} > {max}");
+            if !truncated {
+                prop_assert_eq!(&text, &produced);
+            } else {
+                // The start and the end of what was printed are kept.
+                let head: String = produced.chars().take(20).collect();
+                let tail: String = {
+                    let cs: Vec<char> = produced.chars().collect();
+                    cs[cs.len().saturating_sub(20)..].iter().collect()
+                };
+                let images_left_out = items.iter().any(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out")));
+                if !images_left_out {
+                    prop_assert!(text.starts_with(&head), "head lost");
+                    prop_assert!(text.ends_with(&tail), "tail lost");
+                    // The note's count is exact: kept + omitted = printed.
+                    let omitted = items.iter().find_map(|i| match i {
+                        OutputItem::Truncated { omitted_bytes, .. } => Some(*omitted_bytes),
+                        _ => None,
+                    }).unwrap_or(0);
+                    prop_assert_eq!(omitted + text.len() as u64, produced.len() as u64);
+                }
+            }
+            // Every image either arrives whole or is named in a note; within the budget none
+            // is dropped.
+            let image_budget = max * IMAGE_BUDGET_FACTOR;
+            let sent: Vec<usize> = outs.iter().filter_map(|o| match o {
+                Out::Image(n) => Some(*n),
+                Out::Text(_) => None,
+            }).collect();
+            let kept_images = items.iter().filter(|i| matches!(i, OutputItem::Image { .. })).count();
+            let notes = items.iter().filter(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out"))).count();
+            prop_assert_eq!(kept_images + notes, sent.len());
+            if sent.iter().sum::<usize>() <= image_budget {
+                prop_assert_eq!(kept_images, sent.len());
+            }
+        }
     }
 }
