@@ -11,4 +11,5 @@ mod lifecycle;
 mod notebooks;
 mod packages;
 mod protocol;
+mod results;
 mod variables;
