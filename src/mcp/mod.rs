@@ -5,6 +5,7 @@
 //! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
 
 mod args;
+pub(crate) mod cancel;
 mod error;
 pub mod invocation;
 mod schema;
@@ -83,9 +84,11 @@ impl ServerHandler for JupyterMcp {
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         use tracing::Instrument;
+        // A legacy-era HTTP `notifications/cancelled` (see cancel.rs) fires `context.ct` too.
+        let _cancel_link = cancel::link(&mut context);
         let span = invocation::span(&context, &request.name, &self.app.principal(&context));
         let started = std::time::Instant::now();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
