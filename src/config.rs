@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// How MCP clients reach the server: `http` (default) or `stdio`.
+pub const ENV_TRANSPORT: &str = "JUPYTER_MCP_TRANSPORT";
 /// Port to listen on.
 pub const ENV_PORT: &str = "JUPYTER_MCP_PORT";
 /// Address to bind.
@@ -64,12 +66,29 @@ pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
 /// How long pip may run for one `install_package`.
 pub const PIP_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How MCP clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// Streamable HTTP at http://HOST:PORT/mcp: many clients, one server.
+    Http,
+    /// One client over stdin/stdout (the host launches the server); logs go to stderr, and the
+    /// server and its kernels stop when stdin closes.
+    Stdio,
+}
+
 /// An MCP server that gives LLM agents a real Jupyter (ipykernel) kernel.
 ///
-/// Serves MCP over Streamable HTTP at http://HOST:PORT/mcp.
+/// Serves MCP over Streamable HTTP at http://HOST:PORT/mcp, or over stdio with
+/// `--transport stdio`.
 #[derive(Debug, Parser)]
 #[command(name = "jupyter-mcp-server", version, about, long_about = None)]
 pub struct Config {
+    /// How clients connect: `http` (Streamable HTTP at /mcp) or `stdio` (one client that
+    /// launched this process; what Claude Desktop, Cursor and VS Code do by default).
+    /// Ignored on Lambda.
+    #[arg(long, env = ENV_TRANSPORT, value_enum, default_value_t = Transport::Http)]
+    pub transport: Transport,
+
     /// Port to listen on (0 picks a free port and logs it). The default, 8737, is not Jupyter's
     /// own 8888 (or the 8889 Jupyter moves to) nor the default of another common tool.
     #[arg(long, env = ENV_PORT, default_value_t = DEFAULT_PORT)]
@@ -141,6 +160,7 @@ pub struct Config {
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub transport: Transport,
     pub host: IpAddr,
     pub port: u16,
     /// Absolute, existing directory.
@@ -230,6 +250,7 @@ impl Config {
         let python =
             resolve_program(&self.python).ok_or_else(|| Error::Python(self.python.clone()))?;
         Ok(Settings {
+            transport: self.transport,
             host: self.host,
             port: self.port,
             working_dir,

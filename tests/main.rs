@@ -13,4 +13,5 @@ mod notebooks;
 mod packages;
 mod protocol;
 mod results;
+mod stdio;
 mod variables;
