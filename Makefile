@@ -1,4 +1,4 @@
-# Two commands do all the set-up: `make run` (server on 127.0.0.1:8888) and `make test`.
+# Two commands do all the set-up: `make run` (server on 127.0.0.1:8737) and `make test`.
 # Python comes from a venv this Makefile creates (.venv), unless JUPYTER_MCP_PYTHON names one.
 
 VENV        := .venv
@@ -7,7 +7,7 @@ KERNEL_PY   := $(if $(JUPYTER_MCP_PYTHON),$(JUPYTER_MCP_PYTHON),$(VENV_PY))
 KERNEL_DEPS := $(VENV)/.kernel-deps
 TEST_DEPS   := $(VENV)/.test-deps
 NODE_DEPS   := node_modules/.package-lock.json
-PORT        ?= 8888
+PORT        ?= 8737
 HOST        ?= 127.0.0.1
 # Lambda packaging (docs/lambda.md): ARCH=arm64 (default) or x86_64.
 ARCH          ?= arm64

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// How MCP clients reach the server: `http` (default) or `stdio`.
+pub const ENV_TRANSPORT: &str = "JUPYTER_MCP_TRANSPORT";
 /// Port to listen on.
 pub const ENV_PORT: &str = "JUPYTER_MCP_PORT";
 /// Address to bind.
@@ -47,6 +49,13 @@ const DEFAULT_LAMBDA_WORKING_DIR: &str = "/tmp/notebooks";
 /// Where a Lambda layer's Python packages live; kernels need it on their path because their
 /// environment is rebuilt from scratch (the runtime's own PYTHONPATH is not inherited).
 const DEFAULT_LAMBDA_PYTHONPATH: &str = "/opt/python";
+/// HTTP port when none is configured: off Jupyter's 8888/8889, the MCP Inspector's 6274/6277,
+/// cargo lambda's 9000 and the usual web-framework ports (3000, 5000, 5173, 8000, 8080), and
+/// absent from the IANA-derived /etc/services list.
+pub const DEFAULT_PORT: u16 = 8737;
+/// Default execution time limit: under the 60 s request timeout of the TypeScript SDK (and so of
+/// most MCP hosts), with room for the interrupt grace and the reply.
+pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 50;
 /// Kernel limit locally when none is configured.
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
@@ -57,14 +66,32 @@ pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
 /// How long pip may run for one `install_package`.
 pub const PIP_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How MCP clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// Streamable HTTP at http://HOST:PORT/mcp: many clients, one server.
+    Http,
+    /// One client over stdin/stdout (the host launches the server); logs go to stderr, and the
+    /// server and its kernels stop when stdin closes.
+    Stdio,
+}
+
 /// An MCP server that gives LLM agents a real Jupyter (ipykernel) kernel.
 ///
-/// Serves MCP over Streamable HTTP at http://HOST:PORT/mcp.
+/// Serves MCP over Streamable HTTP at http://HOST:PORT/mcp, or over stdio with
+/// `--transport stdio`.
 #[derive(Debug, Parser)]
 #[command(name = "jupyter-mcp-server", version, about, long_about = None)]
 pub struct Config {
-    /// Port to listen on (0 picks a free port and logs it).
-    #[arg(long, env = ENV_PORT, default_value_t = 8888)]
+    /// How clients connect: `http` (Streamable HTTP at /mcp) or `stdio` (one client that
+    /// launched this process; what Claude Desktop, Cursor and VS Code do by default).
+    /// Ignored on Lambda.
+    #[arg(long, env = ENV_TRANSPORT, value_enum, default_value_t = Transport::Http)]
+    pub transport: Transport,
+
+    /// Port to listen on (0 picks a free port and logs it). The default, 8737, is not Jupyter's
+    /// own 8888 (or the 8889 Jupyter moves to) nor the default of another common tool.
+    #[arg(long, env = ENV_PORT, default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
     /// Address to bind. Keep the loopback default unless the port is protected otherwise:
@@ -83,7 +110,9 @@ pub struct Config {
 
     /// Default time limit for one execution, in seconds (a call may ask for less or more,
     /// up to 3600). On expiry the kernel is interrupted, then restarted if it does not respond.
-    #[arg(long, env = ENV_EXEC_TIMEOUT, default_value_t = 120)]
+    /// The default fits inside the 60 s most MCP clients wait for a call, so the model gets a
+    /// `timeout` result with the output so far rather than a client-side error.
+    #[arg(long, env = ENV_EXEC_TIMEOUT, default_value_t = DEFAULT_EXEC_TIMEOUT_SECS)]
     pub exec_timeout: u64,
 
     /// Maximum number of live kernels (the warm spare not counted). [default: 8; on Lambda the
@@ -131,6 +160,7 @@ pub struct Config {
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub transport: Transport,
     pub host: IpAddr,
     pub port: u16,
     /// Absolute, existing directory.
@@ -220,6 +250,7 @@ impl Config {
         let python =
             resolve_program(&self.python).ok_or_else(|| Error::Python(self.python.clone()))?;
         Ok(Settings {
+            transport: self.transport,
             host: self.host,
             port: self.port,
             working_dir,

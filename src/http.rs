@@ -14,6 +14,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::mcp::cancel::{CallRegistry, Cancelled};
 use crate::mcp::{App, JupyterMcp};
 
 /// Largest request body accepted (code and notebook cells); larger ones get 413.
@@ -39,15 +40,27 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         Arc::new(NeverSessionManager::default()),
         config,
     );
+    let front = Front {
+        service: service.clone(),
+        calls: Arc::new(CallRegistry::default()),
+    };
     axum::Router::new()
-        .nest_service("/mcp", service.clone())
+        .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(
-            service,
+            front,
             reject_invalid_jsonrpc,
         ))
 }
 
 type McpService = StreamableHttpService<JupyterMcp, NeverSessionManager>;
+
+/// What the JSON-RPC checks in front of rmcp need: the service (for batches) and the running
+/// calls a `notifications/cancelled` may name (see `mcp/cancel.rs`).
+#[derive(Clone)]
+struct Front {
+    service: McpService,
+    calls: Arc<CallRegistry>,
+}
 
 /// The only protocol revision whose clients may send JSON-RPC batches.
 const BATCH_PROTOCOL_VERSION: &str = "2025-03-26";
@@ -71,8 +84,11 @@ const MAX_BATCH_ITEM_BYTES: usize = 16 * 1024 * 1024;
 /// 415 or "method not found". rmcp has no batches: under 2025-03-26 (which requires them) each
 /// message of a batch is sent through the service in turn and the answers are returned as one
 /// array; later revisions removed batches, so they get -32600 there.
+///
+/// It also registers each `tools/call` so that a later `notifications/cancelled` in another POST
+/// can cancel it, and applies such notifications (rmcp's stateless service ignores them).
 async fn reject_invalid_jsonrpc(
-    axum::extract::State(service): axum::extract::State<McpService>,
+    axum::extract::State(Front { service, calls }): axum::extract::State<Front>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -103,14 +119,19 @@ async fn reject_invalid_jsonrpc(
     {
         return run_batch(service, &parts, batch).await;
     }
-    if let Err((status, id, code, message)) = check_jsonrpc(&bytes) {
-        let body = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": code, "message": message},
-        });
-        return (status, axum::Json(body)).into_response();
-    }
+    let message = match check_jsonrpc(&bytes) {
+        Ok(message) => message,
+        Err((status, id, code, message)) => {
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {"code": code, "message": message},
+            });
+            return (status, axum::Json(body)).into_response();
+        }
+    };
+    let mut parts = parts;
+    track_cancellation(&calls, &mut parts, &message);
     next.run(axum::extract::Request::from_parts(
         parts,
         axum::body::Body::from(bytes),
@@ -118,9 +139,46 @@ async fn reject_invalid_jsonrpc(
     .await
 }
 
+/// Registers a `tools/call` (its cancel token goes into the request's extensions), or applies a
+/// `notifications/cancelled` to the caller's running call it names.
+fn track_cancellation(
+    calls: &CallRegistry,
+    parts: &mut axum::http::request::Parts,
+    message: &serde_json::Value,
+) {
+    match message.get("method").and_then(serde_json::Value::as_str) {
+        Some("tools/call") => {
+            if let Some(id) = message.get("id") {
+                let cancel = calls.register(&parts.headers, id);
+                parts.extensions.insert(cancel);
+            }
+        }
+        Some("notifications/cancelled") => {
+            let Some(id) = message.pointer("/params/requestId") else {
+                return;
+            };
+            match calls.cancel(&parts.headers, id) {
+                Cancelled::One => {
+                    tracing::info!(request_id = %id, "tool call cancelled by the client")
+                }
+                Cancelled::NoSuchCall => {
+                    tracing::debug!(request_id = %id, "cancellation of no running call")
+                }
+                Cancelled::Ambiguous(n) => tracing::warn!(
+                    request_id = %id,
+                    running = n,
+                    "cancellation ignored: several running calls of this caller have this id"
+                ),
+            }
+        }
+        _ => {}
+    }
+}
+
 type Rejection = (axum::http::StatusCode, serde_json::Value, i32, String);
 
-fn check_jsonrpc(bytes: &[u8]) -> Result<(), Rejection> {
+/// The message, if it is one well-formed JSON-RPC message.
+fn check_jsonrpc(bytes: &[u8]) -> Result<serde_json::Value, Rejection> {
     use axum::http::StatusCode;
     use serde_json::Value;
     let invalid = |id: Value, message: &str| {
@@ -175,7 +233,7 @@ fn check_jsonrpc(bytes: &[u8]) -> Result<(), Rejection> {
             return Err((StatusCode::OK, id, -32602, message.to_string()));
         }
     }
-    Ok(())
+    Ok(Value::Object(msg))
 }
 
 /// Answers a 2025-03-26 batch: each message goes through the service as its own POST, and the

@@ -46,6 +46,10 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("the Lambda runtime failed: {0}")]
     Lambda(String),
+    #[error(
+        "the stdio transport failed: {0}\nhint: the client must speak MCP (JSON-RPC lines) on stdin"
+    )]
+    Stdio(String),
 }
 
 /// Builds the pool and the shared state every front door serves.
@@ -123,6 +127,42 @@ pub async fn run(
     stop.cancel();
     app.pool.shutdown().await;
     served
+}
+
+/// Serves one MCP client over stdin/stdout until stdin closes or `shutdown` resolves, then stops
+/// every kernel. Nothing but MCP messages goes to stdout: logs go to stderr (main.rs) and kernels
+/// write to their own log files.
+pub async fn run_stdio(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    use rmcp::ServiceExt;
+    let stop = CancellationToken::new();
+    let (app, _runtime) = build_app(&settings, stop.child_token())?;
+    tracing::info!("serving MCP over stdio");
+    let handler = mcp::JupyterMcp::new(Arc::clone(&app));
+    let served = async {
+        let running = handler
+            .serve_with_ct(rmcp::transport::stdio_pipes(), stop.child_token())
+            .await
+            .map_err(|e| Error::Stdio(e.to_string()))?;
+        let reason = running
+            .waiting()
+            .await
+            .map_err(|e| Error::Stdio(e.to_string()))?;
+        tracing::info!(?reason, "stdio client gone");
+        Ok(())
+    };
+    let result = tokio::select! {
+        r = served => r,
+        _ = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    app.pool.shutdown().await;
+    result
 }
 
 /// The parent of all kernel runtime directories (short, under the system temp dir, because a

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use jupyter_mcp_server::config::Config;
+use jupyter_mcp_server::config::{Config, Transport};
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -45,14 +45,17 @@ fn init_logging(lambda: bool) {
 fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let settings = config.resolve()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    match settings.lambda.clone() {
-        Some(lambda) => {
-            runtime.block_on(jupyter_mcp_server::lambda::run(settings, lambda, started))?
+    let shutdown = jupyter_mcp_server::shutdown_signal();
+    let result = match (settings.lambda.clone(), settings.transport) {
+        (Some(lambda), _) => {
+            runtime.block_on(jupyter_mcp_server::lambda::run(settings, lambda, started))
         }
-        None => runtime.block_on(jupyter_mcp_server::run(
-            settings,
-            jupyter_mcp_server::shutdown_signal(),
-        ))?,
-    }
-    Ok(())
+        (None, Transport::Stdio) => {
+            runtime.block_on(jupyter_mcp_server::run_stdio(settings, shutdown))
+        }
+        (None, Transport::Http) => runtime.block_on(jupyter_mcp_server::run(settings, shutdown)),
+    };
+    // A read of stdin may still sit in a blocking thread; do not wait for it to exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(result?)
 }

@@ -4,6 +4,7 @@
 // The whole crate is test code: helpers unwrap like the tests they serve.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cancel;
 mod common;
 mod execute;
 mod kernels;
@@ -13,4 +14,6 @@ mod notebooks;
 mod packages;
 mod protocol;
 mod reliability;
+mod results;
+mod stdio;
 mod variables;

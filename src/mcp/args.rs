@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 /// The prefix rmcp recognizes as an argument error and returns as an `isError` tool result
 /// (the 2025-11-25 spec treats input validation errors as tool execution errors).
-const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
+pub(super) const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
 
 /// A tool's arguments, deserialized from the call's `arguments` object.
 pub struct Parameters<T>(pub T);

@@ -1,8 +1,27 @@
-//! The one mapping from domain failures to MCP tool results.
+//! The one mapping from domain failures to MCP tool results, and the result convention every
+//! tool follows.
 //!
-//! A tool that ran and failed returns a result with `isError: true`, a text the model can act on,
-//! and `structuredContent {status, error}`. Messages come from the domain errors, which never
-//! carry environment values, keys or other principals' paths.
+//! - **Success**: `structuredContent` is the tool's output type (it matches the declared
+//!   `outputSchema`), and the text `content` carries what a model needs to go on, since many
+//!   hosts show the model only `content`: outputs, truncation notes, where to page on
+//!   ([`structured`] puts the JSON itself in the text when a tool has nothing better to say).
+//! - **Failure** (a tool that ran and failed): `isError: true`, **no `structuredContent`**, and
+//!   one text block whose first line is `status: <status>` (e.g. `status: not_found`), followed by
+//!   the message, which says what to do next ([`ToolError::into_result`]).
+//! - `execute_code` is the one tool whose own failed outcomes (the code raised, timed out, was
+//!   cancelled, the kernel died) are results of the tool rather than failures to run it: they
+//!   keep `isError: true` *and* their full `ExecuteCodeOutput`, which matches its schema.
+//!
+//! Why no `structuredContent` on failure, rather than an error branch in every `outputSchema`:
+//! clients validate `structuredContent` against `outputSchema` whenever it is present, even
+//! with `isError` (the TypeScript SDK does, and throws when it does not match). A schema with
+//! a `oneOf` error branch would make every success shape harder to read and to generate
+//! types from, for a case that clients and models read as text anyway. The spec lets an error
+//! result omit `structuredContent`, and every client accepts that. The `status:` line keeps
+//! the machine-readable status for tests, logs and models ([`status_of`] reads it back).
+//!
+//! Messages come from the domain errors, which never carry environment values, keys or other
+//! principals' paths. `ErrorData` (a JSON-RPC error) is only for requests that cannot be routed.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 
@@ -23,13 +42,55 @@ impl ToolError {
         }
     }
 
+    /// The failure as a tool result: `isError`, no `structuredContent`, and a text whose first
+    /// line is `status: <status>`.
     pub fn into_result(self) -> CallToolResult {
-        let mut result = CallToolResult::error(vec![ContentBlock::text(self.message.clone())]);
-        result.structured_content = Some(serde_json::json!({
-            "status": self.status,
-            "error": self.message,
-        }));
-        result
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "{STATUS_PREFIX}{}\n{}",
+            self.status, self.message
+        ))])
+    }
+}
+
+/// rmcp answers arguments that do not deserialize (see `args.rs`) with an `isError` text that
+/// must start with its own prefix to be recognized; this gives that result the `status:` first
+/// line of every other failure.
+pub fn label_argument_error(result: &mut CallToolResult) {
+    if result.is_error != Some(true) || result.structured_content.is_some() {
+        return;
+    }
+    if let Some(first) = result.content.first_mut()
+        && let Some(text) = first.as_text()
+        && text.text.starts_with(super::args::ARGUMENT_ERROR_PREFIX)
+    {
+        *first = ContentBlock::text(format!("{STATUS_PREFIX}invalid_argument\n{}", text.text));
+    }
+}
+
+/// How the first line of a failed result's text starts.
+const STATUS_PREFIX: &str = "status: ";
+
+/// The status of a result: `structuredContent.status` when the result has one (execute_code),
+/// else the `status:` first line of a failure, else `ok`/`error` from `isError`.
+pub fn status_of(result: &CallToolResult) -> String {
+    if let Some(s) = result
+        .structured_content
+        .as_ref()
+        .and_then(|s| s.get("status"))
+        .and_then(|s| s.as_str())
+    {
+        return s.to_string();
+    }
+    let first_line = result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .and_then(|t| t.text.lines().next())
+        .and_then(|l| l.strip_prefix(STATUS_PREFIX));
+    match (first_line, result.is_error) {
+        (Some(s), Some(true)) => s.to_string(),
+        (_, Some(true)) => "error".into(),
+        _ => "ok".into(),
     }
 }
 

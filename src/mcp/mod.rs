@@ -5,8 +5,10 @@
 //! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
 
 mod args;
+pub(crate) mod cancel;
 mod error;
 pub mod invocation;
+mod schema;
 mod tools;
 
 use std::sync::Arc;
@@ -61,10 +63,11 @@ pub struct JupyterMcp {
 
 impl JupyterMcp {
     pub fn new(app: Arc<App>) -> Self {
-        JupyterMcp {
-            app,
-            tool_router: Self::kernel_tools() + Self::code_tools() + Self::notebook_tools(),
+        let mut tool_router = Self::kernel_tools() + Self::code_tools() + Self::notebook_tools();
+        for route in tool_router.map.values_mut() {
+            schema::standardize_tool(&mut route.attr);
         }
+        JupyterMcp { app, tool_router }
     }
 }
 
@@ -81,28 +84,20 @@ impl ServerHandler for JupyterMcp {
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         use tracing::Instrument;
+        // A legacy-era HTTP `notifications/cancelled` (see cancel.rs) fires `context.ct` too.
+        let _cancel_link = cancel::link(&mut context);
         let span = invocation::span(&context, &request.name, &self.app.principal(&context));
         let started = std::time::Instant::now();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        let response = self.tool_router.call(tcc).instrument(span.clone()).await;
+        let mut response = self.tool_router.call(tcc).instrument(span.clone()).await;
+        if let Ok(rmcp::model::CallToolResponse::Complete(r)) = &mut response {
+            error::label_argument_error(r);
+        }
         let status = match &response {
-            Ok(rmcp::model::CallToolResponse::Complete(r)) => r
-                .structured_content
-                .as_ref()
-                .and_then(|s| s.get("status"))
-                .and_then(|s| s.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    if r.is_error == Some(true) {
-                        "error"
-                    } else {
-                        "ok"
-                    }
-                    .into()
-                }),
+            Ok(rmcp::model::CallToolResponse::Complete(r)) => error::status_of(r),
             Ok(_) => "pending".into(),
             Err(e) => format!("protocol_error {}", e.code.0),
         };

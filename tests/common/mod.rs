@@ -217,8 +217,17 @@ pub fn image_block(result: &Value) -> Option<&Value> {
         .find(|c| c["type"] == "image")
 }
 
+/// A result's status: `structuredContent.status` (execute_code), or the `status: X` first line
+/// of a failed result (which carries no structuredContent, see src/mcp/error.rs).
 pub fn status(result: &Value) -> &str {
-    result["structuredContent"]["status"].as_str().unwrap_or("")
+    if let Some(s) = result["structuredContent"]["status"].as_str() {
+        return s;
+    }
+    result["content"][0]["text"]
+        .as_str()
+        .and_then(|t| t.lines().next())
+        .and_then(|l| l.strip_prefix("status: "))
+        .unwrap_or("")
 }
 
 pub fn is_error(result: &Value) -> bool {

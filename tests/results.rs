@@ -1,0 +1,301 @@
+//! Results that validate in every client: each tool's success and failure results checked
+//! against the `outputSchema` it declares (with a JSON Schema validator, as the TypeScript SDK
+//! does), failures carrying their `status:` line and no `structuredContent`, and every schema
+//! free of non-standard `format`s (see src/mcp/error.rs and src/mcp/schema.rs).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The formats JSON Schema 2020-12 defines.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Tools with no failure a call can provoke, and why.
+const CANNOT_FAIL: &[(&str, &str)] = &[
+    (
+        "list_kernels",
+        "takes no arguments and reads only the pool's state",
+    ),
+    (
+        "list_notebooks",
+        "takes no arguments; the working directory exists from start-up",
+    ),
+];
+
+async fn tools(server: &Server) -> BTreeMap<String, Value> {
+    let r = server.rpc("tools/list", json!({})).await;
+    r["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t.clone()))
+        .collect()
+}
+
+fn formats(schema: &Value, at: String, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(f)) = map.get("format")
+                && !STANDARD_FORMATS.contains(&f.as_str())
+            {
+                out.push(format!("{at}: {f}"));
+            }
+            for (k, v) in map {
+                formats(v, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                formats(v, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn schemas_use_only_standard_formats() {
+    let server = Server::start();
+    let tools = tools(&server).await;
+    let mut bad = Vec::new();
+    for (name, tool) in &tools {
+        formats(&tool["inputSchema"], format!("{name} input"), &mut bad);
+        formats(&tool["outputSchema"], format!("{name} output"), &mut bad);
+    }
+    assert!(bad.is_empty(), "non-standard formats: {bad:#?}");
+    // The information the format carried is still there.
+    let count = &tools["execute_code"]["outputSchema"]["properties"]["duration_ms"];
+    assert_eq!(count["minimum"], 0, "{count}");
+}
+
+/// Checks one result against its tool's schema and the failure convention.
+fn check(tool: &Value, case: &str, result: &Value, expect_error: bool) {
+    let name = tool["name"].as_str().unwrap();
+    assert_eq!(is_error(result), expect_error, "{name} {case}: {result}");
+    let text = text(result);
+    assert!(!text.is_empty(), "{name} {case}: no text content: {result}");
+    match result.get("structuredContent") {
+        Some(structured) => {
+            let schema = &tool["outputSchema"];
+            assert!(schema.is_object(), "{name} has no outputSchema");
+            let validator = jsonschema::validator_for(schema).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(structured)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{name} {case}: structuredContent does not match outputSchema: {errors:#?}\n{result}"
+            );
+        }
+        None => {
+            assert!(
+                expect_error,
+                "{name} {case}: a success without structuredContent: {result}"
+            );
+            let first = text.lines().next().unwrap_or("");
+            assert!(
+                first.starts_with("status: ") && first.len() > "status: ".len(),
+                "{name} {case}: a failure's first line must be `status: X`: {result}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_tool_result_matches_its_output_schema() {
+    let server = Server::start();
+    let tools = tools(&server).await;
+    // (tool, case, arguments, expected isError, expected status or "" for any)
+    let cases: Vec<(&str, &str, Value, bool, &str)> = vec![
+        (
+            "execute_code",
+            "ok",
+            json!({"code": "x = 41\nx + 1"}),
+            false,
+            "ok",
+        ),
+        (
+            "execute_code",
+            "raises",
+            json!({"code": "1/0"}),
+            true,
+            "error",
+        ),
+        (
+            "execute_code",
+            "times out",
+            json!({"code": "import time\ntime.sleep(30)", "timeout": 0.5}),
+            true,
+            "timeout",
+        ),
+        (
+            "execute_code",
+            "bad timeout",
+            json!({"code": "1", "timeout": -1}),
+            true,
+            "invalid_argument",
+        ),
+        (
+            "execute_code",
+            "missing code",
+            json!({}),
+            true,
+            "invalid_argument",
+        ),
+        ("get_variables", "ok", json!({}), false, ""),
+        (
+            "get_variables",
+            "bad kernel name",
+            json!({"kernel": "no/such"}),
+            true,
+            "invalid_argument",
+        ),
+        ("inspect_variable", "ok", json!({"name": "x"}), false, ""),
+        (
+            "inspect_variable",
+            "missing name",
+            json!({"name": "nope"}),
+            true,
+            "",
+        ),
+        (
+            "inspect_variable",
+            "kernel not running",
+            json!({"name": "x", "kernel": "other"}),
+            true,
+            "not_found",
+        ),
+        (
+            "install_package",
+            "ok",
+            json!({"package": "termcolor==3.3.0"}),
+            false,
+            "",
+        ),
+        (
+            "install_package",
+            "refused",
+            json!({"package": "git+https://example.com/x"}),
+            true,
+            "refused",
+        ),
+        ("get_kernel_status", "ok", json!({}), false, ""),
+        (
+            "get_kernel_status",
+            "bad kernel name",
+            json!({"kernel": ""}),
+            true,
+            "invalid_argument",
+        ),
+        ("list_kernels", "ok", json!({}), false, ""),
+        ("interrupt_kernel", "ok", json!({}), false, ""),
+        (
+            "interrupt_kernel",
+            "unknown kernel",
+            json!({"kernel": "ghost"}),
+            true,
+            "not_found",
+        ),
+        (
+            "create_notebook",
+            "ok",
+            json!({"path": "a.ipynb", "cells": [{"cell_type": "code", "source": "1"}]}),
+            false,
+            "",
+        ),
+        (
+            "create_notebook",
+            "exists",
+            json!({"path": "a.ipynb"}),
+            true,
+            "already_exists",
+        ),
+        (
+            "create_notebook",
+            "outside",
+            json!({"path": "../a.ipynb"}),
+            true,
+            "invalid_argument",
+        ),
+        ("read_notebook", "ok", json!({"path": "a.ipynb"}), false, ""),
+        (
+            "read_notebook",
+            "missing",
+            json!({"path": "missing.ipynb"}),
+            true,
+            "not_found",
+        ),
+        ("list_notebooks", "ok", json!({}), false, ""),
+        ("restart_kernel", "ok", json!({}), false, ""),
+        (
+            "restart_kernel",
+            "bad kernel name",
+            json!({"kernel": "a b"}),
+            true,
+            "invalid_argument",
+        ),
+        ("shutdown_kernel", "ok", json!({}), false, ""),
+        (
+            "shutdown_kernel",
+            "unknown kernel",
+            json!({"kernel": "ghost"}),
+            true,
+            "not_found",
+        ),
+        (
+            "execute_code",
+            "kernel dies",
+            json!({"code": "import os\nos._exit(1)", "kernel": "dies"}),
+            true,
+            "kernel_died",
+        ),
+    ];
+    for (name, case, args, expect_error, expect_status) in &cases {
+        let tool = tools
+            .get(*name)
+            .unwrap_or_else(|| panic!("case for unknown tool {name}"));
+        let result = server.call(name, args.clone()).await;
+        check(tool, case, &result, *expect_error);
+        if !expect_status.is_empty() {
+            assert_eq!(status(&result), *expect_status, "{name} {case}: {result}");
+        }
+    }
+    // Every tool has a success and a failure case here: a new tool must add its own.
+    for name in tools.keys() {
+        for want_error in [false, true] {
+            if want_error && CANNOT_FAIL.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            assert!(
+                cases
+                    .iter()
+                    .any(|(n, _, _, e, _)| n == name && *e == want_error),
+                "tests/results.rs: add a {} case for the tool {name}",
+                if want_error { "failure" } else { "success" }
+            );
+        }
+    }
+}
