@@ -34,6 +34,18 @@ pub const ENV_KERNEL_PYTHONPATH: &str = "JUPYTER_MCP_KERNEL_PYTHONPATH";
 /// Per-kernel memory budget on Lambda, in MiB: the kernel limit is the function's memory
 /// divided by it.
 pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
+/// Whether kernel code may open network sockets: `deny` (default) or `allow`.
+pub const ENV_KERNEL_NETWORK: &str = "JUPYTER_MCP_KERNEL_NETWORK";
+/// The user kernels and pip run as when the server is root: a name, a uid, or `server`.
+pub const ENV_KERNEL_USER: &str = "JUPYTER_MCP_KERNEL_USER";
+/// RLIMIT_CPU of a kernel, in seconds of CPU time (0: unlimited).
+pub const ENV_KERNEL_CPU_SECS: &str = "JUPYTER_MCP_KERNEL_CPU_SECS";
+/// RLIMIT_FSIZE of a kernel, in MiB (0: unlimited).
+pub const ENV_KERNEL_FILE_SIZE_MB: &str = "JUPYTER_MCP_KERNEL_FILE_SIZE_MB";
+/// RLIMIT_NOFILE of a kernel.
+pub const ENV_KERNEL_OPEN_FILES: &str = "JUPYTER_MCP_KERNEL_OPEN_FILES";
+/// Processes (and threads) of a kernel: cgroup pids.max, and RLIMIT_NPROC under its own uid.
+pub const ENV_KERNEL_PROCESSES: &str = "JUPYTER_MCP_KERNEL_PROCESSES";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -51,6 +63,11 @@ const DEFAULT_LAMBDA_PYTHONPATH: &str = "/opt/python";
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
 const LAMBDA_SERVER_RESERVE_MB: u64 = 128;
+
+/// RLIMIT_AS is this many times --kernel-memory-mb: address space runs well above resident
+/// memory in a threaded Python (thread stacks, reserved arenas, mapped libraries).
+const ADDRESS_SPACE_PER_MEMORY: u64 = 2;
+const MIB: u64 = 1024 * 1024;
 
 /// Longest timeout a single call may ask for.
 pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
@@ -96,9 +113,40 @@ pub struct Config {
     #[arg(long, env = ENV_KERNEL_PYTHONPATH)]
     pub kernel_pythonpath: Option<String>,
 
-    /// On Lambda: memory budget per kernel in MiB, which sets the default kernel limit.
+    /// Memory budget per kernel in MiB: its address-space limit (RLIMIT_AS, and the cgroup
+    /// memory limit where one applies) is twice this; on Lambda it also sets the default kernel
+    /// limit (the function's memory divided by it). 0 leaves memory unlimited.
     #[arg(long, env = ENV_KERNEL_MEMORY_MB, default_value_t = 512)]
     pub kernel_memory_mb: u64,
+
+    /// Network for kernel code: `deny` refuses AF_INET/AF_INET6/AF_PACKET/AF_NETLINK sockets
+    /// (seccomp); `allow` lifts that. install_package works either way (pip is the server's).
+    #[arg(long, env = ENV_KERNEL_NETWORK, value_enum, default_value_t = KernelNetwork::Deny)]
+    pub kernel_network: KernelNetwork,
+
+    /// When the server runs as root: the user kernels and pip run as (a name or uid), or
+    /// `server` to keep root (not recommended). [default: uid/gid 65534 when root; the server's
+    /// own uid otherwise]
+    #[arg(long, env = ENV_KERNEL_USER)]
+    pub kernel_user: Option<String>,
+
+    /// CPU seconds a kernel may use over its life (RLIMIT_CPU); past it the kernel is killed
+    /// and the next call starts a fresh one. 0: unlimited.
+    #[arg(long, env = ENV_KERNEL_CPU_SECS, default_value_t = 7200)]
+    pub kernel_cpu_secs: u64,
+
+    /// Largest file a kernel may write, in MiB (RLIMIT_FSIZE). 0: unlimited.
+    #[arg(long, env = ENV_KERNEL_FILE_SIZE_MB, default_value_t = 1024)]
+    pub kernel_file_size_mb: u64,
+
+    /// Descriptors a kernel may hold open (RLIMIT_NOFILE).
+    #[arg(long, env = ENV_KERNEL_OPEN_FILES, default_value_t = 1024)]
+    pub kernel_open_files: u64,
+
+    /// Processes and threads per kernel: cgroup pids.max, and RLIMIT_NPROC when kernels have
+    /// a uid of their own.
+    #[arg(long, env = ENV_KERNEL_PROCESSES, default_value_t = 512)]
+    pub kernel_processes: u64,
 
     /// On Lambda: stream responses, so progress of a long cell reaches the client while it runs
     /// (Function URL InvokeMode RESPONSE_STREAM). `false` buffers each response, for
@@ -128,6 +176,13 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
 }
 
+/// `--kernel-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelNetwork {
+    Deny,
+    Allow,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -146,6 +201,8 @@ pub struct Settings {
     pub kernel_pythonpath: Option<String>,
     /// Present when running on AWS Lambda.
     pub lambda: Option<LambdaSettings>,
+    /// How kernels and pip are confined.
+    pub sandbox: crate::child::Policy,
 }
 
 /// What differs on Lambda.
@@ -170,6 +227,12 @@ pub enum Error {
         "Python interpreter {0} not found\nhint: run `make run` (it creates .venv with ipykernel) or pass --python PATH"
     )]
     Python(PathBuf),
+    #[error(transparent)]
+    KernelUser(#[from] crate::child::user::Error),
+    #[error("--kernel-open-files must be at least 64, got {0}")]
+    OpenFiles(u64),
+    #[error("--kernel-processes must be at least 32, got {0}")]
+    Processes(u64),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -219,6 +282,39 @@ impl Config {
         allowed_hosts.extend(self.allowed_hosts.into_iter().filter(|h| !h.is_empty()));
         let python =
             resolve_program(&self.python).ok_or_else(|| Error::Python(self.python.clone()))?;
+        if self.kernel_open_files < 64 {
+            return Err(Error::OpenFiles(self.kernel_open_files));
+        }
+        if self.kernel_processes < 32 {
+            return Err(Error::Processes(self.kernel_processes));
+        }
+        let nonzero = |v: u64| (v > 0).then_some(v);
+        let kernel_pythonpath = self.kernel_pythonpath.or_else(|| {
+            lambda
+                .as_ref()
+                .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
+        });
+        let (ids, ids_note) =
+            match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
+                crate::child::user::Choice::Drop(ids) => (Some(ids), String::new()),
+                crate::child::user::Choice::Keep(why) => (None, why),
+            };
+        let sandbox = crate::child::Policy {
+            python: python.clone(),
+            pythonpath: kernel_pythonpath.clone(),
+            network: self.kernel_network == KernelNetwork::Allow,
+            ids,
+            ids_note,
+            limits: crate::child::Limits {
+                address_space_bytes: nonzero(self.kernel_memory_mb)
+                    .map(|mb| mb * ADDRESS_SPACE_PER_MEMORY * MIB),
+                cpu_secs: nonzero(self.kernel_cpu_secs),
+                file_size_bytes: nonzero(self.kernel_file_size_mb).map(|mb| mb * MIB),
+                open_files: Some(self.kernel_open_files),
+                processes: Some(self.kernel_processes),
+            },
+            cgroup_pids_max: self.kernel_processes,
+        };
         Ok(Settings {
             host: self.host,
             port: self.port,
@@ -229,12 +325,9 @@ impl Config {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,
             allowed_hosts,
-            kernel_pythonpath: self.kernel_pythonpath.or_else(|| {
-                lambda
-                    .as_ref()
-                    .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
-            }),
+            kernel_pythonpath,
             lambda,
+            sandbox,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! `pool` (kernels by principal and name) -> `kernel` (one ipykernel process). `output`,
 //! `notebook` and `packages` are the domain pieces the tools format and call.
 
+pub mod child;
 pub mod config;
 pub mod http;
 pub mod kernel;
@@ -57,15 +58,16 @@ pub fn build_app(
     let launch = LaunchConfig {
         python: settings.python.clone(),
         runtime_root: runtime.0.clone(),
-        cwd: settings.working_dir.clone(),
         startup_timeout: KERNEL_STARTUP_TIMEOUT,
         pythonpath: settings.kernel_pythonpath.clone(),
+        sandbox: settings.sandbox.clone(),
     };
     let pool_cfg = PoolConfig {
         launch,
         max_kernels: settings.max_kernels,
         idle_timeout: settings.idle_timeout,
         spare: true,
+        first_spare_for: mcp::LOCAL_PRINCIPAL.to_string(),
     };
     let dirs_settings = settings.clone();
     let pool = Pool::new(
@@ -75,6 +77,13 @@ pub fn build_app(
     );
     let server_hardening = security::harden_server_process();
     tracing::info!(layers = ?server_hardening, "process hardening");
+    for layer in settings.sandbox.probe() {
+        if layer.applied {
+            tracing::info!(layer = %layer.name, detail = %layer.detail, "kernel sandbox: applied");
+        } else {
+            tracing::warn!(layer = %layer.name, reason = %layer.detail, "kernel sandbox: not applied");
+        }
+    }
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
