@@ -14,7 +14,6 @@ pub(crate) mod notebook;
 pub mod output;
 pub(crate) mod packages;
 pub mod pool;
-pub mod security;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,9 +74,10 @@ pub fn build_app(
         move |principal| mcp::principal_dirs(&dirs_settings, principal),
         stop,
     );
-    let server_hardening = security::harden_server_process();
+    let server_hardening = child::harden_server();
     tracing::info!(layers = ?server_hardening, "process hardening");
-    for layer in settings.sandbox.probe() {
+    let sandbox_layers = settings.sandbox.probe();
+    for layer in &sandbox_layers {
         if layer.applied {
             tracing::info!(layer = %layer.name, detail = %layer.detail, "kernel sandbox: applied");
         } else {
@@ -88,6 +88,7 @@ pub fn build_app(
         settings: settings.clone(),
         pool,
         server_hardening,
+        sandbox_layers,
         install_lock: tokio::sync::Mutex::new(()),
     });
     Ok((app, runtime))

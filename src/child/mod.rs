@@ -255,6 +255,18 @@ impl Policy {
     }
 }
 
+/// Makes the server itself non-dumpable, so a process of the same uid (a kernel, when kernels
+/// keep the server's uid) cannot read `/proc/<server>/environ` or `mem` or ptrace it: whatever
+/// secrets the server's environment holds stay out of user code's reach. Says what applied.
+pub fn harden_server() -> Vec<String> {
+    let mut applied = Vec::new();
+    match nix::sys::prctl::set_dumpable(false) {
+        Ok(()) => applied.push("server non-dumpable".to_string()),
+        Err(e) => tracing::warn!(error = %e, "could not make the server process non-dumpable"),
+    }
+    applied
+}
+
 /// Whether this Linux has seccomp filters (the `Seccomp:` field of /proc/<pid>/status).
 fn seccomp_supported() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -419,4 +431,18 @@ impl Confinement {
             group.joined();
         }
     }
+}
+
+/// SIGKILLs a child's process group (pip's), then reaps the child itself.
+pub(crate) async fn kill_group(child: &mut tokio::process::Child) {
+    // The child is not yet reaped, so its pid (also its group id, `process_group(0)`) cannot have
+    // been reused.
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // Covers the case where the group signal failed; also reaps the zombie.
+    let _ = child.kill().await;
 }

@@ -78,7 +78,7 @@ pub enum ExecStatus {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecOutcome {
     pub status: ExecStatus,
     pub execution_count: Option<u64>,
@@ -86,6 +86,9 @@ pub struct ExecOutcome {
     pub killed: bool,
     /// Set when the kernel was stopped on purpose while this ran (status `Cancelled`).
     pub stopped_by: Option<StopReason>,
+    /// How the kernel process ended, when it died during this execution (e.g.
+    /// `signal: 24 (SIGXCPU)`), so the caller can name the limit it hit.
+    pub exit_status: Option<String>,
 }
 
 /// Why the server stopped a kernel on purpose; a call running at that moment reports it
@@ -367,6 +370,7 @@ impl Kernel {
             execution_count: None,
             killed: stopped_by.is_some(),
             stopped_by,
+            exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
         }
     }
 
@@ -466,7 +470,7 @@ impl Kernel {
                         handle_message(channel, msg, sink, &mut reply, &mut idle);
                     }
                     return Ok(match stopping {
-                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None },
+                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None },
                         None => self.gone(),
                     });
                 }
@@ -479,7 +483,7 @@ impl Kernel {
                     Some(status) => {
                         tracing::warn!(kernel_id = %self.id, "kernel ignored the interrupt; killing it");
                         self.kill();
-                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None });
+                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None });
                     }
                 },
                 _ = cancel.cancelled(), if stopping.is_none() => {
@@ -514,6 +518,7 @@ impl Kernel {
             execution_count: Some(count),
             killed: false,
             stopped_by: None,
+            exit_status: None,
         })
     }
 

@@ -165,6 +165,24 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
     Ok(result)
 }
 
+/// Names the limit a kernel's death points to, from its exit status.
+fn death_cause(exit_status: Option<&str>) -> String {
+    let status = exit_status.unwrap_or("");
+    if status.contains("SIGXCPU") {
+        format!("{status}: it used up its CPU time, the RLIMIT_CPU set by --kernel-cpu-secs")
+    } else if status.contains("SIGXFSZ") {
+        format!("{status}: it wrote past the file-size limit, --kernel-file-size-mb")
+    } else if status.contains("SIGKILL") {
+        format!(
+            "{status}: killed, e.g. by the memory limit (--kernel-memory-mb), the CPU hard limit, or os.kill"
+        )
+    } else if status.is_empty() {
+        "crash, os._exit, or out of memory".to_string()
+    } else {
+        status.to_string()
+    }
+}
+
 fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) -> Option<String> {
     let (status, killed) = (outcome.status, outcome.killed);
     if let Some(reason) = outcome.stopped_by {
@@ -184,9 +202,10 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
         (ExecStatus::Timeout, true) | (ExecStatus::Cancelled, true) => Some(
             "the code did not stop on interrupt, so the kernel was killed; the next call starts a fresh kernel (variables are lost)".into(),
         ),
-        (ExecStatus::KernelDied, _) => Some(
-            "the kernel process died while running this code (crash, os._exit, or out of memory); the next call starts a fresh kernel (variables are lost)".into(),
-        ),
+        (ExecStatus::KernelDied, _) => Some(format!(
+            "the kernel process died while running this code ({}); the next call starts a fresh kernel (variables are lost)",
+            death_cause(outcome.exit_status.as_deref())
+        )),
         (ExecStatus::Cancelled, false) => Some("cancelled by the client; the code was interrupted".into()),
         _ => None,
     };
@@ -320,12 +339,8 @@ impl JupyterMcp {
             let dirs = principal_dirs(&self.app.settings, &key.principal);
             let timeout = invocation::time_left_for_code(&ctx)
                 .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
-            let installer = Installer::new(
-                self.app.settings.python.clone(),
-                dirs.packages,
-                timeout,
-                self.app.settings.kernel_pythonpath.clone(),
-            );
+            let installer =
+                Installer::new(self.app.settings.sandbox.clone(), dirs.packages, timeout);
             // One pip at a time: two `--target --upgrade` runs into one directory can leave it
             // half-written. A cancelled call drops pip (kill_on_drop).
             let installed = tokio::select! {
