@@ -144,7 +144,10 @@ impl RuntimeRoot {
         use std::os::unix::fs::DirBuilderExt;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let path = std::env::temp_dir().join(format!("jmcp-{}", &id[..10]));
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        // 0711: a kernel under its own uid may pass through to its own directory (0700, its
+        // uid's) but not list the others.
+        std::fs::DirBuilder::new().mode(0o711).create(&path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
         Ok(RuntimeRoot(path))
     }
 }
