@@ -46,6 +46,14 @@ pub const ENV_KERNEL_FILE_SIZE_MB: &str = "JUPYTER_MCP_KERNEL_FILE_SIZE_MB";
 pub const ENV_KERNEL_OPEN_FILES: &str = "JUPYTER_MCP_KERNEL_OPEN_FILES";
 /// Processes (and threads) of a kernel: cgroup pids.max, and RLIMIT_NPROC under its own uid.
 pub const ENV_KERNEL_PROCESSES: &str = "JUPYTER_MCP_KERNEL_PROCESSES";
+/// Packages install_package may install (comma separated, PEP 503 names); empty: any.
+pub const ENV_PACKAGE_ALLOW: &str = "JUPYTER_MCP_PACKAGE_ALLOW";
+/// Packages install_package refuses (comma separated, PEP 503 names).
+pub const ENV_PACKAGE_DENY: &str = "JUPYTER_MCP_PACKAGE_DENY";
+/// The package index pip uses (no per-call override).
+pub const ENV_PACKAGE_INDEX_URL: &str = "JUPYTER_MCP_PACKAGE_INDEX_URL";
+/// pip's network timeout per connection attempt, in seconds.
+pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIMEOUT";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -171,6 +179,24 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_OUTPUT_BYTES, default_value_t = 131_072)]
     pub max_output_bytes: usize,
 
+    /// Only these packages may be installed (comma separated; names are compared after PEP 503
+    /// normalization, so `Foo_Bar` matches `foo-bar`). Empty: any package not denied.
+    #[arg(long, env = ENV_PACKAGE_ALLOW, value_delimiter = ',')]
+    pub package_allow: Vec<String>,
+
+    /// These packages are refused (comma separated, PEP 503 names). Checked before the allow list.
+    #[arg(long, env = ENV_PACKAGE_DENY, value_delimiter = ',')]
+    pub package_deny: Vec<String>,
+
+    /// The index pip installs from; callers cannot override it. [default: pip's own, PyPI]
+    #[arg(long, env = ENV_PACKAGE_INDEX_URL)]
+    pub package_index_url: Option<String>,
+
+    /// pip's network timeout, in seconds (each connection attempt; the whole install is also
+    /// bounded by 300 s and the call's deadline).
+    #[arg(long, env = ENV_PACKAGE_DOWNLOAD_TIMEOUT, default_value_t = 60)]
+    pub package_download_timeout: u64,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -203,6 +229,21 @@ pub struct Settings {
     pub lambda: Option<LambdaSettings>,
     /// How kernels and pip are confined.
     pub sandbox: crate::child::Policy,
+    /// Which packages install_package accepts and where pip gets them.
+    pub packages: PackageSettings,
+}
+
+/// install_package's policy and pip's source.
+#[derive(Debug, Clone, Default)]
+pub struct PackageSettings {
+    /// PEP 503 normalized names; empty allows any name not denied.
+    pub allow: Vec<String>,
+    /// PEP 503 normalized names.
+    pub deny: Vec<String>,
+    /// `--index-url` for pip.
+    pub index_url: Option<String>,
+    /// pip's `--timeout`.
+    pub download_timeout: Duration,
 }
 
 /// What differs on Lambda.
@@ -229,6 +270,14 @@ pub enum Error {
     Python(PathBuf),
     #[error(transparent)]
     KernelUser(#[from] crate::child::user::Error),
+    #[error("--package-index-url must be an http(s) URL without spaces or quotes, got {0:?}")]
+    IndexUrl(String),
+    #[error(
+        "--package-allow/--package-deny: {0:?} is not a package name (letters, digits, `.`, `_`, `-`)"
+    )]
+    PackageName(String),
+    #[error("--package-download-timeout must be between 1 and 300 seconds, got {0}")]
+    DownloadTimeout(u64),
     #[error("--kernel-open-files must be at least 64, got {0}")]
     OpenFiles(u64),
     #[error("--kernel-processes must be at least 32, got {0}")]
@@ -288,6 +337,12 @@ impl Config {
         if self.kernel_processes < 32 {
             return Err(Error::Processes(self.kernel_processes));
         }
+        let packages = package_settings(
+            &self.package_allow,
+            &self.package_deny,
+            self.package_index_url.as_deref(),
+            self.package_download_timeout,
+        )?;
         let nonzero = |v: u64| (v > 0).then_some(v);
         let kernel_pythonpath = self.kernel_pythonpath.or_else(|| {
             lambda
@@ -328,8 +383,53 @@ impl Config {
             kernel_pythonpath,
             lambda,
             sandbox,
+            packages,
         })
     }
+}
+
+/// Validates and normalizes the package options.
+fn package_settings(
+    allow: &[String],
+    deny: &[String],
+    index_url: Option<&str>,
+    timeout_secs: u64,
+) -> Result<PackageSettings, Error> {
+    let names = |list: &[String]| -> Result<Vec<String>, Error> {
+        list.iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                let valid = n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                if valid {
+                    Ok(crate::packages::normalize_name(n))
+                } else {
+                    Err(Error::PackageName(n.to_string()))
+                }
+            })
+            .collect()
+    };
+    if let Some(url) = index_url {
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok
+            || url
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '"' | '\''))
+        {
+            return Err(Error::IndexUrl(url.to_string()));
+        }
+    }
+    if timeout_secs == 0 || timeout_secs > 300 {
+        return Err(Error::DownloadTimeout(timeout_secs));
+    }
+    Ok(PackageSettings {
+        allow: names(allow)?,
+        deny: names(deny)?,
+        index_url: index_url.map(str::to_string),
+        download_timeout: Duration::from_secs(timeout_secs),
+    })
 }
 
 /// Kernels that fit in a Lambda function's memory: what is left after the server's own share,
@@ -389,6 +489,44 @@ mod tests {
         let lambda = settings.lambda.unwrap();
         assert!(lambda.streaming);
         assert_eq!(settings.max_kernels, 3);
+    }
+
+    #[test]
+    fn package_names_are_normalized_per_pep503() {
+        let p =
+            package_settings(&["Foo_Bar".into(), " ".into()], &["A.B".into()], None, 60).unwrap();
+        assert_eq!(p.allow, vec!["foo-bar"]);
+        assert_eq!(p.deny, vec!["a-b"]);
+    }
+
+    #[test]
+    fn a_bad_package_name_is_refused() {
+        assert!(matches!(
+            package_settings(&["x;y".into()], &[], None, 60),
+            Err(Error::PackageName(_))
+        ));
+    }
+
+    #[test]
+    fn an_index_url_must_be_http() {
+        for bad in ["file:///etc", "ftp://x", "https://x y", "pypi.org"] {
+            assert!(
+                matches!(
+                    package_settings(&[], &[], Some(bad), 60),
+                    Err(Error::IndexUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(package_settings(&[], &[], Some("https://pypi.org/simple"), 60).is_ok());
+    }
+
+    #[test]
+    fn a_zero_download_timeout_is_refused() {
+        assert!(matches!(
+            package_settings(&[], &[], None, 0),
+            Err(Error::DownloadTimeout(0))
+        ));
     }
 
     #[test]

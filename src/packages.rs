@@ -59,6 +59,34 @@ pub(crate) enum PolicyError {
     ShellMeta { ch: char },
     #[error("package requirement is not valid: {reason}; {ALLOWED}", ALLOWED = ALLOWED)]
     Invalid { reason: String },
+    #[error(
+        "package `{name}` is on this server's deny list (--package-deny); pick another package"
+    )]
+    Denied { name: String },
+    #[error(
+        "package `{name}` is not on this server's allow list (--package-allow); allowed: {allowed}"
+    )]
+    NotAllowed { name: String, allowed: String },
+}
+
+/// Applies `--package-deny` then `--package-allow` to a parsed requirement (by its PEP 503
+/// name). Only the named package is checked: its dependencies come from the same fixed index.
+pub(crate) fn check_lists(
+    req: &Requirement,
+    settings: &crate::config::PackageSettings,
+) -> Result<(), PolicyError> {
+    if settings.deny.contains(&req.normalized) {
+        return Err(PolicyError::Denied {
+            name: req.normalized.clone(),
+        });
+    }
+    if !settings.allow.is_empty() && !settings.allow.contains(&req.normalized) {
+        return Err(PolicyError::NotAllowed {
+            name: req.normalized.clone(),
+            allowed: settings.allow.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// Why a pip install failed after the policy accepted the requirement.
@@ -313,14 +341,22 @@ pub(crate) struct Installer {
     target: PathBuf,
     /// Wall-clock limit for one pip run; on expiry pip's whole process group is killed.
     timeout: Duration,
+    /// Index and network timeout, from the configuration only.
+    source: crate::config::PackageSettings,
 }
 
 impl Installer {
-    pub(crate) fn new(policy: crate::child::Policy, target: PathBuf, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        policy: crate::child::Policy,
+        target: PathBuf,
+        timeout: Duration,
+        source: crate::config::PackageSettings,
+    ) -> Self {
         Self {
             policy,
             target,
             timeout,
+            source,
         }
     }
 
@@ -392,7 +428,12 @@ impl Installer {
             // Wheels only: no sdist is built, so no package's setup.py or build backend runs
             // on this machine during the install. Packages without wheels fail instead.
             .args(["--only-binary", ":all:"])
-            .args(["--progress-bar", "off", "--"])
+            .arg("--timeout")
+            .arg(self.source.download_timeout.as_secs().max(1).to_string());
+        if let Some(index) = &self.source.index_url {
+            cmd.arg("--index-url").arg(index);
+        }
+        cmd.args(["--progress-bar", "off", "--"])
             .arg(req.to_pip_arg())
             .env_clear()
             .envs(self.policy.pip_env(tmp))
@@ -679,6 +720,36 @@ mod tests {
         assert!(refused("a|b").to_string().contains("numpy==2.0.1"));
     }
 
+    fn lists(allow: &[&str], deny: &[&str]) -> crate::config::PackageSettings {
+        crate::config::PackageSettings {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn denied_package_is_refused_under_any_spelling() {
+        for spec in ["requests", "Requests==2.0", "REQUESTS[socks]"] {
+            assert!(matches!(
+                check_lists(&ok(spec), &lists(&[], &["requests"])),
+                Err(PolicyError::Denied { .. })
+            ));
+        }
+        assert!(matches!(
+            check_lists(&ok("Py_YAML"), &lists(&[], &["py-yaml"])),
+            Err(PolicyError::Denied { .. })
+        ));
+    }
+
+    #[test]
+    fn package_outside_the_allow_list_is_refused() {
+        let err = check_lists(&ok("numpy"), &lists(&["pandas", "six"], &[])).unwrap_err();
+        assert!(err.to_string().contains("pandas, six"), "{err}");
+        assert!(check_lists(&ok("Pandas>=2"), &lists(&["pandas"], &[])).is_ok());
+        assert!(check_lists(&ok("anything"), &lists(&[], &[])).is_ok());
+    }
+
     #[test]
     fn normalizes_pep503() {
         assert_eq!(normalize_name("Foo_Bar.baz"), "foo-bar-baz");
@@ -754,6 +825,7 @@ mod tests {
             test_policy("/bin/sh".into()),
             dir.path().into(),
             Duration::from_secs(10),
+            crate::config::PackageSettings::default(),
         );
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::PipFailed { .. }), "{err}");
@@ -770,6 +842,7 @@ mod tests {
             test_policy(script),
             dir.path().into(),
             Duration::from_millis(300),
+            crate::config::PackageSettings::default(),
         );
         let started = std::time::Instant::now();
         let err = installer.install(&ok("numpy")).await.unwrap_err();

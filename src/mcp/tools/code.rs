@@ -336,20 +336,35 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             let requirement = parse_requirement(&package)?;
+            crate::packages::check_lists(&requirement, &self.app.settings.packages)?;
             let dirs = principal_dirs(&self.app.settings, &key.principal);
             let timeout = invocation::time_left_for_code(&ctx)
                 .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
-            let installer =
-                Installer::new(self.app.settings.sandbox.clone(), dirs.packages, timeout);
+            let installer = Installer::new(
+                self.app.settings.sandbox.clone(),
+                dirs.packages,
+                timeout,
+                self.app.settings.packages.clone(),
+            );
             // One pip at a time: two `--target --upgrade` runs into one directory can leave it
             // half-written. A cancelled call drops pip (kill_on_drop).
             let installed = tokio::select! {
                 installed = async {
                     let _one_at_a_time = self.app.install_lock.lock().await;
                     installer.install(&requirement).await
-                } => installed?,
+                } => installed,
                 _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
             };
+            // One record per install that reached pip (the tool-call span names the principal).
+            match &installed {
+                Ok(i) => {
+                    tracing::info!(principal = %key.principal, package = %i.name, version = %i.version, outcome = "installed", "package install")
+                }
+                Err(e) => {
+                    tracing::info!(principal = %key.principal, package = %requirement.normalized, outcome = "failed", error = %e, "package install")
+                }
+            }
+            let installed = installed?;
             // Python notices new files by the directory's mtime; refreshing the import caches
             // now closes the same-tick gap, but never waits behind a running cell.
             if let Some(lease) = self.app.pool.try_lease_idle(&key) {
