@@ -594,3 +594,45 @@ print(p.pid, int(os.read(r, 32)))
         "cgroup per kernel, swept when it exits",
     );
 }
+
+#[tokio::test]
+async fn kernel_code_runs_as_root() {
+    let server = Server::start();
+    let out = run(
+        &server,
+        "default",
+        "import os; print(os.getuid(), os.getgid())",
+    )
+    .await;
+    let uid: u32 = out.split_whitespace().next().unwrap().parse().unwrap();
+    let st = status(&server, "default").await;
+    if !nix::unistd::geteuid().is_root() {
+        assert!(reported_not_applied(&st, "unprivileged uid"), "{st}");
+        verdict(
+            "kernel code runs with the server's privileges",
+            false,
+            "the server is not root: kernels share its uid",
+        );
+        return;
+    }
+    if uid == 0 {
+        // Root kernels only when the unprivileged uid could not run the interpreter; then the
+        // status must say so, and capabilities must be gone all the same.
+        assert!(reported_not_applied(&st, "unprivileged uid"), "{st}");
+        assert!(verified(&st, "no capabilities"), "{st}");
+        verdict(
+            "kernel code runs as root",
+            false,
+            "the unprivileged uid cannot run this interpreter (reported); capabilities dropped",
+        );
+        return;
+    }
+    assert!(verified(&st, &format!("uid {uid}")), "{st}");
+    assert!(verified(&st, "non-dumpable"), "{st}");
+    still_works(&server).await;
+    verdict(
+        "kernel code runs as root",
+        true,
+        "kernels run as an unprivileged uid",
+    );
+}
