@@ -54,6 +54,8 @@ pub const ENV_PACKAGE_DENY: &str = "JUPYTER_MCP_PACKAGE_DENY";
 pub const ENV_PACKAGE_INDEX_URL: &str = "JUPYTER_MCP_PACKAGE_INDEX_URL";
 /// pip's network timeout per connection attempt, in seconds.
 pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIMEOUT";
+/// Per-principal disk quota of the working directory, in MiB (0: none).
+pub const ENV_DISK_QUOTA_MB: &str = "JUPYTER_MCP_DISK_QUOTA_MB";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -197,6 +199,12 @@ pub struct Config {
     #[arg(long, env = ENV_PACKAGE_DOWNLOAD_TIMEOUT, default_value_t = 60)]
     pub package_download_timeout: u64,
 
+    /// Disk quota of a principal's directory (notebooks, files, packages), in MiB. Checked
+    /// before and after each execution and every 2 s while one runs; over it, executions are
+    /// refused until files are deleted. 0: no quota.
+    #[arg(long, env = ENV_DISK_QUOTA_MB, default_value_t = 0)]
+    pub disk_quota_mb: u64,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -231,6 +239,8 @@ pub struct Settings {
     pub sandbox: crate::child::Policy,
     /// Which packages install_package accepts and where pip gets them.
     pub packages: PackageSettings,
+    /// Disk quota per principal directory; `None`: none.
+    pub disk_quota_bytes: Option<u64>,
 }
 
 /// install_package's policy and pip's source.
@@ -384,6 +394,7 @@ impl Config {
             lambda,
             sandbox,
             packages,
+            disk_quota_bytes: (self.disk_quota_mb > 0).then(|| self.disk_quota_mb * MIB),
         })
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod notebook;
 pub mod output;
 pub(crate) mod packages;
 pub mod pool;
+pub(crate) mod quota;
 
 use std::future::Future;
 use std::net::SocketAddr;

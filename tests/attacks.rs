@@ -636,3 +636,43 @@ async fn kernel_code_runs_as_root() {
         "kernels run as an unprivileged uid",
     );
 }
+
+#[tokio::test]
+async fn fill_the_disk_quota() {
+    let server = Server::start_with(&["--disk-quota-mb", "5"], &[]);
+    // Writes until stopped: only the quota watcher's interrupt ends it before the timeout.
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "import time, itertools\nfor i in itertools.count():\n    open(f'fill-{i}.bin', 'wb').write(b'x' * 1024 * 1024)\n    time.sleep(0.2)", "timeout": 120}),
+        )
+        .await;
+    assert_eq!(
+        status_of(&r),
+        "error",
+        "the cell should be interrupted: {r}"
+    );
+    assert!(text(&r).contains("KeyboardInterrupt"), "{r}");
+    assert!(
+        text(&r).contains("--disk-quota-mb"),
+        "the result must name the quota: {r}"
+    );
+    let refused = server.exec("print('more')").await;
+    assert_eq!(status_of(&refused), "over_quota", "{refused}");
+    assert!(text(&refused).contains("delete files"), "{refused}");
+    assert!(
+        text(&refused).contains("fill-"),
+        "it should name a file to delete: {refused}"
+    );
+    for entry in std::fs::read_dir(server.workdir.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("fill-") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    still_works(&server).await;
+    verdict(
+        "fill the disk quota",
+        true,
+        "measured before, during (interrupt) and after each execution",
+    );
+}

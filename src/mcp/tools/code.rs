@@ -68,6 +68,13 @@ pub struct InstallPackageArgs {
 }
 
 impl JupyterMcp {
+    /// The principal's disk quota, when one is configured.
+    fn quota(&self, principal: &str) -> Option<crate::quota::Quota> {
+        let limit = self.app.settings.disk_quota_bytes?;
+        let home = crate::mcp::principal_dirs(&self.app.settings, principal).home;
+        Some(crate::quota::Quota::new(home, limit))
+    }
+
     /// The requested (or default) timeout, cut to what the Lambda invocation has left.
     fn exec_timeout(
         &self,
@@ -165,6 +172,14 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
     Ok(result)
 }
 
+/// `Quota::watch` never completes; this keeps the select arm typed without a panic.
+fn unreachable_watch() -> Result<crate::kernel::ExecOutcome, ToolError> {
+    Err(ToolError {
+        status: "error",
+        message: "the disk-quota watcher stopped unexpectedly; retry the call".into(),
+    })
+}
+
 /// Names the limit a kernel's death points to, from its exit status.
 fn death_cause(exit_status: Option<&str>) -> String {
     let status = exit_status.unwrap_or("");
@@ -240,6 +255,10 @@ impl JupyterMcp {
             let timeout = self.exec_timeout(args.timeout, &ctx)?;
             let started = Instant::now();
             let deadline = tokio::time::Instant::now() + timeout;
+            let quota = self.quota(&key.principal);
+            if let Some(q) = &quota {
+                q.check().await?;
+            }
             // The timeout covers the wait for the kernel's turn too: a call never outlives it.
             let lease = tokio::select! {
                 lease = self.app.pool.lease(&key) => lease?,
@@ -249,12 +268,26 @@ impl JupyterMcp {
             let mut collector =
                 Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let outcome = lease
+            let run = lease
                 .kernel
-                .execute(&args.code, true, left, &ctx.ct, &mut collector)
-                .await?;
+                .execute(&args.code, true, left, &ctx.ct, &mut collector);
+            let outcome = match &quota {
+                Some(q) => tokio::select! {
+                    outcome = run => outcome?,
+                    _ = q.watch(&lease.kernel) => unreachable_watch()?,
+                },
+                None => run.await?,
+            };
             let (outputs, truncated) = collector.finish();
-            let note = status_note(&outcome, timeout, lease.replaced_dead);
+            let mut note = status_note(&outcome, timeout, lease.replaced_dead);
+            if let Some(q) = &quota
+                && let Err(over) = q.check().await
+            {
+                note = Some(match note {
+                    Some(n) => format!("{n}; {over}"),
+                    None => over.to_string(),
+                });
+            }
             execution_result(
                 key.name,
                 Execution {
