@@ -266,16 +266,11 @@ impl Pool {
     /// (its Landlock rules name the other principal's directory) and is replaced by one for
     /// `principal`, the most recent to start a kernel.
     fn take_spare(self: &Arc<Self>, principal: &str) -> Option<Kernel> {
-        let spare = {
-            let mut slot = self.spare.lock().ok()?;
-            match slot.take() {
-                Some((owner, kernel)) if owner == principal => Some(kernel),
-                other => {
-                    // Dropping another principal's spare kills it.
-                    drop(other);
-                    None
-                }
-            }
+        let taken = self.spare.lock().ok()?.take();
+        // Another principal's spare is dropped (killed) here, outside the lock.
+        let spare = match taken {
+            Some((owner, kernel)) if owner == principal => Some(kernel),
+            _ => None,
         };
         self.refill_spare(principal);
         spare.filter(|k| k.is_alive())
