@@ -78,7 +78,6 @@ async fn kill_the_server() {
         r#"{TRY}
 import os, signal
 ppid = os.getppid()
-assert ppid == {pid}, ppid
 attempt("kill-server", lambda: os.kill(ppid, signal.SIGKILL))
 attempt("kill-minus-one", lambda: os.kill(-1, 0))
 attempt("kill-server-group", lambda: os.kill(-os.getpgid(ppid), 0))
@@ -91,8 +90,7 @@ def tgkill():
     if libc.syscall(234, ppid, ppid, signal.SIGKILL) != 0:  # x86_64 tgkill
         raise PermissionError(ctypes.get_errno(), "tgkill refused")
 attempt("tgkill", tgkill)
-"#,
-        pid = server.pid()
+"#
     );
     let out = run(&server, "default", &code).await;
     let lines: Vec<&str> = out.lines().filter(|l| l.contains(": ")).collect();
@@ -352,12 +350,19 @@ attempt("own", lambda: open("own-file.txt", "w").write("x"))
         pid = server.pid()
     );
     let out = run(&server, "default", &code).await;
-    for what in ["etc", "usr", "usr-lib", "var", "tmp"] {
+    // A read-only mount (the Lambda-like sandbox) answers EROFS before Landlock is asked; /tmp
+    // is writable there, so it always tests Landlock.
+    for what in ["etc", "usr", "usr-lib", "var"] {
         assert!(
-            out.contains(&format!("{what}: PermissionError")),
+            out.contains(&format!("{what}: PermissionError"))
+                || out.contains(&format!("{what}: OSError [Errno 30]")),
             "{what} was writable: {out}"
         );
     }
+    assert!(
+        out.contains("tmp: PermissionError"),
+        "/tmp was writable: {out}"
+    );
     assert!(
         out.contains("own: OK"),
         "the principal's own directory must stay writable: {out}"
