@@ -681,3 +681,34 @@ async fn fill_the_disk_quota() {
         "measured before, during (interrupt) and after each execution",
     );
 }
+
+#[tokio::test]
+async fn make_the_server_read_a_file_through_a_planted_link() {
+    let server = Server::start();
+    // The kernel plants links in its own directory; the server (not confined) must not follow
+    // them out of the principal's directory.
+    let code = format!(
+        r#"{TRY}
+import os
+attempt("symlink", lambda: os.symlink("/etc/shadow", "steal.ipynb"))
+attempt("dir-symlink", lambda: os.symlink("/etc", "etcdir"))
+attempt("hardlink", lambda: os.link("/etc/passwd", "hard.ipynb"))
+"#
+    );
+    let out = run(&server, "default", &code).await;
+    assert!(
+        out.contains("hardlink: PermissionError") || out.contains("hardlink: OSError"),
+        "a hard link to a system file was made: {out}"
+    );
+    for path in ["steal.ipynb", "etcdir/passwd.ipynb", "hard.ipynb"] {
+        let r = server.call("read_notebook", json!({"path": path})).await;
+        assert!(is_error(&r), "{path}: {r}");
+        assert!(!text(&r).contains("root:"), "{path} leaked: {r}");
+    }
+    still_works(&server).await;
+    verdict(
+        "make the server read /etc through a planted link",
+        true,
+        "notebook paths refuse symlinks out of the directory; Landlock refuses hard links from /etc",
+    );
+}
