@@ -16,7 +16,7 @@ LAMBDA_TOOLS  := PATH="$(abspath $(VENV))/bin:$$PATH"
 LAMBDA_BIN    := target/lambda/jupyter-mcp-server/bootstrap
 LAMBDA_ZIP    := build/jupyter-mcp-server-$(ARCH).zip
 
-.PHONY: run test test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
+.PHONY: run test attacks attacks-lambda-like test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
 
 run: $(if $(JUPYTER_MCP_PYTHON),,$(KERNEL_DEPS))
 	cargo run --release -- --port $(PORT) --host $(HOST) --working-dir ./notebooks --python $(KERNEL_PY)
@@ -44,6 +44,22 @@ test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	  echo "FLAKY? re-running only the failed client tests once (the cargo-lambda emulator has been seen to fail a call about once in 20 runs under load); a second failure fails the build"; \
 	  $(VENV_PY) -m pytest -q --last-failed --last-failed-no-failures none tests/clients; }
 	scripts/check-leftovers
+
+# The attack suite alone, with its summary line (attacks tried / blocked / not applicable).
+attacks: $(TEST_DEPS)
+	@JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast --no-capture attacks:: > target/attacks.log 2>&1; rc=$$?; \
+	  cat target/attacks.log; \
+	  grep -h '^ATTACK ' target/attacks.log | awk '/: blocked/ {b++} /: not applicable/ {n++} END {printf "attacks: %d tried, %d blocked, %d not applicable\n", b + n, b, n}'; \
+	  exit $$rc
+
+# The attack suite again, each server in a Lambda-like sandbox (read-only root, writable /tmp,
+# uid 65534, no cgroup): defences that cannot apply there must be reported, not claimed.
+# Needs root and bwrap (Debian: apt-get install bubblewrap).
+attacks-lambda-like: $(TEST_DEPS)
+	@JUPYTER_MCP_TEST_LAMBDA_LIKE=1 JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast --no-capture attacks:: > target/attacks-lambda-like.log 2>&1; rc=$$?; \
+	  cat target/attacks-lambda-like.log; \
+	  grep -h '^ATTACK ' target/attacks-lambda-like.log | awk '/: blocked/ {b++} /: not applicable/ {n++} END {printf "attacks (lambda-like): %d tried, %d blocked, %d not applicable\n", b + n, b, n}'; \
+	  exit $$rc
 
 test-rust: $(TEST_DEPS)
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked

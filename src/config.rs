@@ -36,6 +36,28 @@ pub const ENV_KERNEL_PYTHONPATH: &str = "JUPYTER_MCP_KERNEL_PYTHONPATH";
 /// Per-kernel memory budget on Lambda, in MiB: the kernel limit is the function's memory
 /// divided by it.
 pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
+/// Whether kernel code may open network sockets: `deny` (default) or `allow`.
+pub const ENV_KERNEL_NETWORK: &str = "JUPYTER_MCP_KERNEL_NETWORK";
+/// The user kernels and pip run as when the server is root: a name, a uid, or `server`.
+pub const ENV_KERNEL_USER: &str = "JUPYTER_MCP_KERNEL_USER";
+/// RLIMIT_CPU of a kernel, in seconds of CPU time (0: unlimited).
+pub const ENV_KERNEL_CPU_SECS: &str = "JUPYTER_MCP_KERNEL_CPU_SECS";
+/// RLIMIT_FSIZE of a kernel, in MiB (0: unlimited).
+pub const ENV_KERNEL_FILE_SIZE_MB: &str = "JUPYTER_MCP_KERNEL_FILE_SIZE_MB";
+/// RLIMIT_NOFILE of a kernel.
+pub const ENV_KERNEL_OPEN_FILES: &str = "JUPYTER_MCP_KERNEL_OPEN_FILES";
+/// Processes (and threads) of a kernel: cgroup pids.max, and RLIMIT_NPROC under its own uid.
+pub const ENV_KERNEL_PROCESSES: &str = "JUPYTER_MCP_KERNEL_PROCESSES";
+/// Packages install_package may install (comma separated, PEP 503 names); empty: any.
+pub const ENV_PACKAGE_ALLOW: &str = "JUPYTER_MCP_PACKAGE_ALLOW";
+/// Packages install_package refuses (comma separated, PEP 503 names).
+pub const ENV_PACKAGE_DENY: &str = "JUPYTER_MCP_PACKAGE_DENY";
+/// The package index pip uses (no per-call override).
+pub const ENV_PACKAGE_INDEX_URL: &str = "JUPYTER_MCP_PACKAGE_INDEX_URL";
+/// pip's network timeout per connection attempt, in seconds.
+pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIMEOUT";
+/// Per-principal disk quota of the working directory, in MiB (0: none).
+pub const ENV_DISK_QUOTA_MB: &str = "JUPYTER_MCP_DISK_QUOTA_MB";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -60,6 +82,11 @@ pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 50;
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
 const LAMBDA_SERVER_RESERVE_MB: u64 = 128;
+
+/// RLIMIT_AS is this many times --kernel-memory-mb: address space runs well above resident
+/// memory in a threaded Python (thread stacks, reserved arenas, mapped libraries).
+const ADDRESS_SPACE_PER_MEMORY: u64 = 2;
+const MIB: u64 = 1024 * 1024;
 
 /// Longest timeout a single call may ask for.
 pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
@@ -125,9 +152,40 @@ pub struct Config {
     #[arg(long, env = ENV_KERNEL_PYTHONPATH)]
     pub kernel_pythonpath: Option<String>,
 
-    /// On Lambda: memory budget per kernel in MiB, which sets the default kernel limit.
+    /// Memory budget per kernel in MiB: its address-space limit (RLIMIT_AS, and the cgroup
+    /// memory limit where one applies) is twice this; on Lambda it also sets the default kernel
+    /// limit (the function's memory divided by it). 0 leaves memory unlimited.
     #[arg(long, env = ENV_KERNEL_MEMORY_MB, default_value_t = 512)]
     pub kernel_memory_mb: u64,
+
+    /// Network for kernel code: `deny` refuses AF_INET/AF_INET6/AF_PACKET/AF_NETLINK sockets
+    /// (seccomp); `allow` lifts that. install_package works either way (pip is the server's).
+    #[arg(long, env = ENV_KERNEL_NETWORK, value_enum, default_value_t = KernelNetwork::Deny)]
+    pub kernel_network: KernelNetwork,
+
+    /// When the server runs as root: the user kernels and pip run as (a name or uid), or
+    /// `server` to keep root (not recommended). [default: uid/gid 65534 when root; the server's
+    /// own uid otherwise]
+    #[arg(long, env = ENV_KERNEL_USER)]
+    pub kernel_user: Option<String>,
+
+    /// CPU seconds a kernel may use over its life (RLIMIT_CPU); past it the kernel is killed
+    /// and the next call starts a fresh one. 0: unlimited.
+    #[arg(long, env = ENV_KERNEL_CPU_SECS, default_value_t = 7200)]
+    pub kernel_cpu_secs: u64,
+
+    /// Largest file a kernel may write, in MiB (RLIMIT_FSIZE). 0: unlimited.
+    #[arg(long, env = ENV_KERNEL_FILE_SIZE_MB, default_value_t = 1024)]
+    pub kernel_file_size_mb: u64,
+
+    /// Descriptors a kernel may hold open (RLIMIT_NOFILE).
+    #[arg(long, env = ENV_KERNEL_OPEN_FILES, default_value_t = 1024)]
+    pub kernel_open_files: u64,
+
+    /// Processes and threads per kernel: cgroup pids.max, and RLIMIT_NPROC when kernels have
+    /// a uid of their own.
+    #[arg(long, env = ENV_KERNEL_PROCESSES, default_value_t = 512)]
+    pub kernel_processes: u64,
 
     /// On Lambda: stream responses, so progress of a long cell reaches the client while it runs
     /// (Function URL InvokeMode RESPONSE_STREAM). `false` buffers each response, for
@@ -152,9 +210,40 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_OUTPUT_BYTES, default_value_t = 131_072)]
     pub max_output_bytes: usize,
 
+    /// Only these packages may be installed (comma separated; names are compared after PEP 503
+    /// normalization, so `Foo_Bar` matches `foo-bar`). Empty: any package not denied.
+    #[arg(long, env = ENV_PACKAGE_ALLOW, value_delimiter = ',')]
+    pub package_allow: Vec<String>,
+
+    /// These packages are refused (comma separated, PEP 503 names). Checked before the allow list.
+    #[arg(long, env = ENV_PACKAGE_DENY, value_delimiter = ',')]
+    pub package_deny: Vec<String>,
+
+    /// The index pip installs from; callers cannot override it. [default: pip's own, PyPI]
+    #[arg(long, env = ENV_PACKAGE_INDEX_URL)]
+    pub package_index_url: Option<String>,
+
+    /// pip's network timeout, in seconds (each connection attempt; the whole install is also
+    /// bounded by 300 s and the call's deadline).
+    #[arg(long, env = ENV_PACKAGE_DOWNLOAD_TIMEOUT, default_value_t = 60)]
+    pub package_download_timeout: u64,
+
+    /// Disk quota of a principal's directory (notebooks, files, packages), in MiB. Checked
+    /// before and after each execution and every 2 s while one runs; over it, executions are
+    /// refused until files are deleted. 0: no quota.
+    #[arg(long, env = ENV_DISK_QUOTA_MB, default_value_t = 0)]
+    pub disk_quota_mb: u64,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+}
+
+/// `--kernel-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelNetwork {
+    Deny,
+    Allow,
 }
 
 /// Validated configuration.
@@ -176,6 +265,25 @@ pub struct Settings {
     pub kernel_pythonpath: Option<String>,
     /// Present when running on AWS Lambda.
     pub lambda: Option<LambdaSettings>,
+    /// How kernels and pip are confined.
+    pub sandbox: crate::child::Policy,
+    /// Which packages install_package accepts and where pip gets them.
+    pub packages: PackageSettings,
+    /// Disk quota per principal directory; `None`: none.
+    pub disk_quota_bytes: Option<u64>,
+}
+
+/// install_package's policy and pip's source.
+#[derive(Debug, Clone, Default)]
+pub struct PackageSettings {
+    /// PEP 503 normalized names; empty allows any name not denied.
+    pub allow: Vec<String>,
+    /// PEP 503 normalized names.
+    pub deny: Vec<String>,
+    /// `--index-url` for pip.
+    pub index_url: Option<String>,
+    /// pip's `--timeout`.
+    pub download_timeout: Duration,
 }
 
 /// What differs on Lambda.
@@ -200,6 +308,20 @@ pub enum Error {
         "Python interpreter {0} not found\nhint: run `make run` (it creates .venv with ipykernel) or pass --python PATH"
     )]
     Python(PathBuf),
+    #[error(transparent)]
+    KernelUser(#[from] crate::child::user::Error),
+    #[error("--package-index-url must be an http(s) URL without spaces or quotes, got {0:?}")]
+    IndexUrl(String),
+    #[error(
+        "--package-allow/--package-deny: {0:?} is not a package name (letters, digits, `.`, `_`, `-`)"
+    )]
+    PackageName(String),
+    #[error("--package-download-timeout must be between 1 and 300 seconds, got {0}")]
+    DownloadTimeout(u64),
+    #[error("--kernel-open-files must be at least 64, got {0}")]
+    OpenFiles(u64),
+    #[error("--kernel-processes must be at least 32, got {0}")]
+    Processes(u64),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -249,6 +371,45 @@ impl Config {
         allowed_hosts.extend(self.allowed_hosts.into_iter().filter(|h| !h.is_empty()));
         let python =
             resolve_program(&self.python).ok_or_else(|| Error::Python(self.python.clone()))?;
+        if self.kernel_open_files < 64 {
+            return Err(Error::OpenFiles(self.kernel_open_files));
+        }
+        if self.kernel_processes < 32 {
+            return Err(Error::Processes(self.kernel_processes));
+        }
+        let packages = package_settings(
+            &self.package_allow,
+            &self.package_deny,
+            self.package_index_url.as_deref(),
+            self.package_download_timeout,
+        )?;
+        let nonzero = |v: u64| (v > 0).then_some(v);
+        let kernel_pythonpath = self.kernel_pythonpath.or_else(|| {
+            lambda
+                .as_ref()
+                .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
+        });
+        let (ids, ids_note) =
+            match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
+                crate::child::user::Choice::Drop(ids) => (Some(ids), String::new()),
+                crate::child::user::Choice::Keep(why) => (None, why),
+            };
+        let sandbox = crate::child::Policy {
+            python: python.clone(),
+            pythonpath: kernel_pythonpath.clone(),
+            network: self.kernel_network == KernelNetwork::Allow,
+            ids,
+            ids_note,
+            limits: crate::child::Limits {
+                address_space_bytes: nonzero(self.kernel_memory_mb)
+                    .map(|mb| mb * ADDRESS_SPACE_PER_MEMORY * MIB),
+                cpu_secs: nonzero(self.kernel_cpu_secs),
+                file_size_bytes: nonzero(self.kernel_file_size_mb).map(|mb| mb * MIB),
+                open_files: Some(self.kernel_open_files),
+                processes: Some(self.kernel_processes),
+            },
+            cgroup_pids_max: self.kernel_processes,
+        };
         Ok(Settings {
             transport: self.transport,
             host: self.host,
@@ -260,14 +421,57 @@ impl Config {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,
             allowed_hosts,
-            kernel_pythonpath: self.kernel_pythonpath.or_else(|| {
-                lambda
-                    .as_ref()
-                    .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
-            }),
+            kernel_pythonpath,
             lambda,
+            sandbox,
+            packages,
+            disk_quota_bytes: (self.disk_quota_mb > 0).then(|| self.disk_quota_mb * MIB),
         })
     }
+}
+
+/// Validates and normalizes the package options.
+fn package_settings(
+    allow: &[String],
+    deny: &[String],
+    index_url: Option<&str>,
+    timeout_secs: u64,
+) -> Result<PackageSettings, Error> {
+    let names = |list: &[String]| -> Result<Vec<String>, Error> {
+        list.iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                let valid = n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                if valid {
+                    Ok(crate::packages::normalize_name(n))
+                } else {
+                    Err(Error::PackageName(n.to_string()))
+                }
+            })
+            .collect()
+    };
+    if let Some(url) = index_url {
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok
+            || url
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '"' | '\''))
+        {
+            return Err(Error::IndexUrl(url.to_string()));
+        }
+    }
+    if timeout_secs == 0 || timeout_secs > 300 {
+        return Err(Error::DownloadTimeout(timeout_secs));
+    }
+    Ok(PackageSettings {
+        allow: names(allow)?,
+        deny: names(deny)?,
+        index_url: index_url.map(str::to_string),
+        download_timeout: Duration::from_secs(timeout_secs),
+    })
 }
 
 /// Kernels that fit in a Lambda function's memory: what is left after the server's own share,
@@ -327,6 +531,44 @@ mod tests {
         let lambda = settings.lambda.unwrap();
         assert!(lambda.streaming);
         assert_eq!(settings.max_kernels, 3);
+    }
+
+    #[test]
+    fn package_names_are_normalized_per_pep503() {
+        let p =
+            package_settings(&["Foo_Bar".into(), " ".into()], &["A.B".into()], None, 60).unwrap();
+        assert_eq!(p.allow, vec!["foo-bar"]);
+        assert_eq!(p.deny, vec!["a-b"]);
+    }
+
+    #[test]
+    fn a_bad_package_name_is_refused() {
+        assert!(matches!(
+            package_settings(&["x;y".into()], &[], None, 60),
+            Err(Error::PackageName(_))
+        ));
+    }
+
+    #[test]
+    fn an_index_url_must_be_http() {
+        for bad in ["file:///etc", "ftp://x", "https://x y", "pypi.org"] {
+            assert!(
+                matches!(
+                    package_settings(&[], &[], Some(bad), 60),
+                    Err(Error::IndexUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(package_settings(&[], &[], Some("https://pypi.org/simple"), 60).is_ok());
+    }
+
+    #[test]
+    fn a_zero_download_timeout_is_refused() {
+        assert!(matches!(
+            package_settings(&[], &[], None, 0),
+            Err(Error::DownloadTimeout(0))
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `pool` (kernels by principal and name) -> `kernel` (one ipykernel process). `output`,
 //! `notebook` and `packages` are the domain pieces the tools format and call.
 
+pub mod child;
 pub mod config;
 pub mod http;
 pub mod kernel;
@@ -13,7 +14,7 @@ pub(crate) mod notebook;
 pub mod output;
 pub(crate) mod packages;
 pub mod pool;
-pub mod security;
+pub(crate) mod quota;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,15 +62,16 @@ pub fn build_app(
     let launch = LaunchConfig {
         python: settings.python.clone(),
         runtime_root: runtime.path.clone(),
-        cwd: settings.working_dir.clone(),
         startup_timeout: KERNEL_STARTUP_TIMEOUT,
         pythonpath: settings.kernel_pythonpath.clone(),
+        sandbox: settings.sandbox.clone(),
     };
     let pool_cfg = PoolConfig {
         launch,
         max_kernels: settings.max_kernels,
         idle_timeout: settings.idle_timeout,
         spare: true,
+        first_spare_for: mcp::LOCAL_PRINCIPAL.to_string(),
     };
     let dirs_settings = settings.clone();
     let pool = Pool::new(
@@ -77,12 +79,21 @@ pub fn build_app(
         move |principal| mcp::principal_dirs(&dirs_settings, principal),
         stop,
     );
-    let server_hardening = security::harden_server_process();
+    let server_hardening = child::harden_server();
     tracing::info!(layers = ?server_hardening, "process hardening");
+    let sandbox_layers = settings.sandbox.probe();
+    for layer in &sandbox_layers {
+        if layer.applied {
+            tracing::info!(layer = %layer.name, detail = %layer.detail, "kernel sandbox: applied");
+        } else {
+            tracing::warn!(layer = %layer.name, reason = %layer.detail, "kernel sandbox: not applied");
+        }
+    }
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
         server_hardening,
+        sandbox_layers,
         install_lock: tokio::sync::Mutex::new(()),
     });
     Ok((app, runtime))
@@ -185,12 +196,19 @@ const RUNTIME_LOCK_FILE: &str = "server.lock";
 
 impl RuntimeRoot {
     fn create() -> std::io::Result<RuntimeRoot> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         remove_abandoned_roots(&std::env::temp_dir());
         let id = uuid::Uuid::new_v4().simple().to_string();
         let path = std::env::temp_dir().join(format!("{RUNTIME_ROOT_PREFIX}{}", &id[..10]));
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-        let lock = std::fs::File::create(path.join(RUNTIME_LOCK_FILE))?;
+        // 0711: a kernel under its own uid may pass through to its own directory (0700, its
+        // uid's) but not list the others.
+        std::fs::DirBuilder::new().mode(0o711).create(&path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path.join(RUNTIME_LOCK_FILE))?;
         lock.lock()?;
         Ok(RuntimeRoot { path, _lock: lock })
     }

@@ -5,10 +5,11 @@
 //! through a shell, so the policy is not what stops injection; it stops pip *options*, URLs,
 //! local paths and markers, which would let a caller pick the index, fetch arbitrary code or
 //! read files. The runner is a separate child process owned by the server (not `!pip` in the
-//! kernel) with a cleared environment, its own process group, a timeout and bounded output.
+//! kernel), built by `crate::child` like a kernel (environment allowlist, uid, limits, seccomp,
+//! Landlock: it may write only the package directory and a private temp directory) except that
+//! it keeps the network, with its own process group, a timeout and bounded output.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Longest requirement string accepted, in bytes.
 pub(crate) const MAX_REQUIREMENT_BYTES: usize = 200;
@@ -27,9 +28,6 @@ pub(crate) const PIP_TAIL_LINES: usize = 40;
 const PIP_LINE_MAX_BYTES: usize = 500;
 /// How long to wait for pip's pipes to close after pip itself exited.
 const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
-/// Environment variables passed through to pip; everything else (credentials, `PIP_*`
-/// overrides of the index, `PYTHONPATH`) is dropped.
-const PIP_ENV_ALLOWLIST: [&str; 5] = ["PATH", "HOME", "LANG", "TMPDIR", "LD_LIBRARY_PATH"];
 /// Shown with every refusal so the caller knows what would be accepted.
 const ALLOWED: &str = "give a PyPI project name with optional extras and version specifiers and no spaces, \
                        e.g. `pandas`, `requests[socks]`, `numpy==2.0.1`, `pandas>=2,<3`";
@@ -61,6 +59,34 @@ pub(crate) enum PolicyError {
     ShellMeta { ch: char },
     #[error("package requirement is not valid: {reason}; {ALLOWED}", ALLOWED = ALLOWED)]
     Invalid { reason: String },
+    #[error(
+        "package `{name}` is on this server's deny list (--package-deny); pick another package"
+    )]
+    Denied { name: String },
+    #[error(
+        "package `{name}` is not on this server's allow list (--package-allow); allowed: {allowed}"
+    )]
+    NotAllowed { name: String, allowed: String },
+}
+
+/// Applies `--package-deny` then `--package-allow` to a parsed requirement (by its PEP 503
+/// name). Only the named package is checked: its dependencies come from the same fixed index.
+pub(crate) fn check_lists(
+    req: &Requirement,
+    settings: &crate::config::PackageSettings,
+) -> Result<(), PolicyError> {
+    if settings.deny.contains(&req.normalized) {
+        return Err(PolicyError::Denied {
+            name: req.normalized.clone(),
+        });
+    }
+    if !settings.allow.is_empty() && !settings.allow.contains(&req.normalized) {
+        return Err(PolicyError::NotAllowed {
+            name: req.normalized.clone(),
+            allowed: settings.allow.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// Why a pip install failed after the policy accepted the requirement.
@@ -68,6 +94,15 @@ pub(crate) enum PolicyError {
 pub(crate) enum InstallError {
     #[error("could not start pip ({source}); check that the kernel Python exists and has pip")]
     Spawn {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not confine pip: {0}")]
+    Sandbox(#[from] crate::child::Error),
+    #[error(
+        "could not create pip's temporary directory ({source}); check the system temp directory"
+    )]
+    TempDir {
         #[source]
         source: std::io::Error,
     },
@@ -299,35 +334,50 @@ fn invalid(reason: &str) -> PolicyError {
 /// Runs pip into one target directory with one interpreter.
 #[derive(Debug, Clone)]
 pub(crate) struct Installer {
-    /// Python whose pip does the install (the kernel's interpreter).
-    python: PathBuf,
+    /// How pip is confined; its `python` is the interpreter whose pip does the install (the
+    /// kernel's), its `pythonpath` where pip lives when not in that interpreter (a layer).
+    policy: crate::child::Policy,
     /// `--target` directory; the kernel must have it on `sys.path` to import what lands here.
     target: PathBuf,
     /// Wall-clock limit for one pip run; on expiry pip's whole process group is killed.
     timeout: Duration,
-    /// PYTHONPATH for pip, when pip lives outside the interpreter's site-packages (a layer).
-    pythonpath: Option<String>,
+    /// Index and network timeout, from the configuration only.
+    source: crate::config::PackageSettings,
 }
 
 impl Installer {
     pub(crate) fn new(
-        python: PathBuf,
+        policy: crate::child::Policy,
         target: PathBuf,
         timeout: Duration,
-        pythonpath: Option<String>,
+        source: crate::config::PackageSettings,
     ) -> Self {
         Self {
-            python,
+            policy,
             target,
             timeout,
-            pythonpath,
+            source,
         }
     }
 
     /// Installs `req` with pip and reports the version that landed in the target.
     pub(crate) async fn install(&self, req: &Requirement) -> Result<Installed, InstallError> {
-        let mut child = self
-            .command(req)
+        let tmp = tempfile::Builder::new()
+            .prefix("jmcp-pip-")
+            .tempdir()
+            .map_err(|source| InstallError::TempDir { source })?;
+        std::fs::create_dir_all(&self.target)
+            .map_err(|source| InstallError::ReadTarget { source })?;
+        let prepared = self.policy.prepare(
+            crate::child::Role::Pip,
+            "pip",
+            &[],
+            &[self.target.clone(), tmp.path().to_path_buf()],
+            &[&self.target, tmp.path()],
+        )?;
+        let mut cmd = self.command(req, tmp.path());
+        let _confinement = prepared.apply(&mut cmd);
+        let mut child = cmd
             .spawn()
             .map_err(|source| InstallError::Spawn { source })?;
         let tail = Arc::new(Mutex::new(LineTail::default()));
@@ -344,7 +394,7 @@ impl Installer {
         let status = match tokio::time::timeout(self.timeout, child.wait()).await {
             Ok(waited) => waited.map_err(|source| InstallError::Wait { source })?,
             Err(_) => {
-                kill_group(&mut child).await;
+                crate::child::kill_group(&mut child).await;
                 return Err(InstallError::Timeout {
                     timeout_secs: self.timeout.as_secs(),
                 });
@@ -364,9 +414,8 @@ impl Installer {
         })
     }
 
-    fn command(&self, req: &Requirement) -> Command {
-        let mut cmd = Command::new(&self.python);
-        crate::security::restrict_child(&mut cmd);
+    fn command(&self, req: &Requirement, tmp: &Path) -> Command {
+        let mut cmd = Command::new(&self.policy.python);
         cmd.args(["-m", "pip", "install", "--target"])
             .arg(&self.target)
             .args([
@@ -374,33 +423,27 @@ impl Installer {
                 "--no-input",
                 "--disable-pip-version-check",
                 "--no-warn-script-location",
+                "--no-cache-dir",
             ])
             // Wheels only: no sdist is built, so no package's setup.py or build backend runs
             // on this machine during the install. Packages without wheels fail instead.
             .args(["--only-binary", ":all:"])
-            .args(["--progress-bar", "off", "--"])
+            .arg("--timeout")
+            .arg(self.source.download_timeout.as_secs().max(1).to_string());
+        if let Some(index) = &self.source.index_url {
+            cmd.arg("--index-url").arg(index);
+        }
+        cmd.args(["--progress-bar", "off", "--"])
             .arg(req.to_pip_arg())
             .env_clear()
-            .envs(allowed_env())
+            .envs(self.policy.pip_env(tmp))
+            .current_dir(tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so a timeout can kill pip and anything it started in one signal.
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(path) = &self.pythonpath {
-            cmd.env("PYTHONPATH", path);
-        }
+            .stderr(Stdio::piped());
+        // `child` gives it its own group, so a timeout kills pip and what it started at once.
         cmd
     }
-}
-
-/// The allowlisted variables of the server's environment, as present now.
-fn allowed_env() -> Vec<(&'static str, OsString)> {
-    PIP_ENV_ALLOWLIST
-        .iter()
-        .filter_map(|key| std::env::var_os(key).map(|value| (*key, value)))
-        .collect()
 }
 
 fn pip_failed(status: ExitStatus, tail: &Mutex<LineTail>) -> InstallError {
@@ -412,20 +455,6 @@ fn pip_failed(status: ExitStatus, tail: &Mutex<LineTail>) -> InstallError {
         status: status.to_string(),
         last_lines,
     }
-}
-
-/// SIGKILLs pip's process group, then reaps pip itself.
-async fn kill_group(child: &mut Child) {
-    // pip is not yet reaped, so its pid (also its group id, `process_group(0)`) cannot have
-    // been reused.
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    // Covers the case where the group signal failed; also reaps the zombie.
-    let _ = child.kill().await;
 }
 
 /// Reads a pipe to its end, feeding the shared tail.
@@ -691,6 +720,36 @@ mod tests {
         assert!(refused("a|b").to_string().contains("numpy==2.0.1"));
     }
 
+    fn lists(allow: &[&str], deny: &[&str]) -> crate::config::PackageSettings {
+        crate::config::PackageSettings {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn denied_package_is_refused_under_any_spelling() {
+        for spec in ["requests", "Requests==2.0", "REQUESTS[socks]"] {
+            assert!(matches!(
+                check_lists(&ok(spec), &lists(&[], &["requests"])),
+                Err(PolicyError::Denied { .. })
+            ));
+        }
+        assert!(matches!(
+            check_lists(&ok("Py_YAML"), &lists(&[], &["py-yaml"])),
+            Err(PolicyError::Denied { .. })
+        ));
+    }
+
+    #[test]
+    fn package_outside_the_allow_list_is_refused() {
+        let err = check_lists(&ok("numpy"), &lists(&["pandas", "six"], &[])).unwrap_err();
+        assert!(err.to_string().contains("pandas, six"), "{err}");
+        assert!(check_lists(&ok("Pandas>=2"), &lists(&["pandas"], &[])).is_ok());
+        assert!(check_lists(&ok("anything"), &lists(&[], &[])).is_ok());
+    }
+
     #[test]
     fn normalizes_pep503() {
         assert_eq!(normalize_name("Foo_Bar.baz"), "foo-bar-baz");
@@ -745,15 +804,28 @@ mod tests {
         ));
     }
 
+    /// The server's uid and no limits: the runner is under test here, not the sandbox.
+    fn test_policy(python: PathBuf) -> crate::child::Policy {
+        crate::child::Policy {
+            python,
+            pythonpath: None,
+            network: false,
+            ids: None,
+            ids_note: String::new(),
+            limits: crate::child::Limits::default(),
+            cgroup_pids_max: 64,
+        }
+    }
+
     #[tokio::test]
     async fn failing_pip_reports_last_lines() {
         // A stand-in "python" that prints and fails exercises the runner without the network.
         let dir = tempfile::tempdir().unwrap();
         let installer = Installer::new(
-            "/bin/sh".into(),
+            test_policy("/bin/sh".into()),
             dir.path().into(),
             Duration::from_secs(10),
-            None,
+            crate::config::PackageSettings::default(),
         );
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::PipFailed { .. }), "{err}");
@@ -766,7 +838,12 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\nsleep 30 &\nsleep 30\n").unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
-        let installer = Installer::new(script, dir.path().into(), Duration::from_millis(300), None);
+        let installer = Installer::new(
+            test_policy(script),
+            dir.path().into(),
+            Duration::from_millis(300),
+            crate::config::PackageSettings::default(),
+        );
         let started = std::time::Instant::now();
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::Timeout { .. }), "{err}");

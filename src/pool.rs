@@ -2,7 +2,11 @@
 //!
 //! Kernel identity is never the MCP session: remote clients open a new session per call, so state
 //! must survive them. The pool keeps one warm spare kernel so the first call on a new name does
-//! not wait for Python start-up, refuses more than `max_kernels` names, shuts idle kernels down,
+//! not wait for Python start-up. The spare is principal-keyed: a kernel's Landlock ruleset, fixed
+//! before exec, makes its principal's directory (and no other) writable, so a spare can only
+//! serve the principal it was started for. The pool keeps a spare for the principal that last
+//! started a kernel (at start-up, `PoolConfig::first_spare_for`) and never hands one principal's
+//! spare to another. It refuses more than `max_kernels` names, shuts idle kernels down,
 //! and replaces a dead kernel on its next call. Calls on one kernel run one at a time in arrival
 //! order (tokio's `Mutex` queues waiters fairly); calls on different kernels run in parallel.
 
@@ -103,6 +107,8 @@ pub struct PoolConfig {
     pub idle_timeout: Option<Duration>,
     /// Keep a warm spare kernel.
     pub spare: bool,
+    /// The principal the first spare is started for (then: whoever last started a kernel).
+    pub first_spare_for: String,
 }
 
 /// One kernel name's place in the pool.
@@ -203,7 +209,8 @@ pub struct Pool {
     dirs: Box<dyn Fn(&str) -> PrincipalDirs + Send + Sync>,
     /// Slots by key; std mutex, held only for map operations.
     slots: Mutex<HashMap<KernelKey, Arc<Slot>>>,
-    spare: Mutex<Option<Kernel>>,
+    /// The warm spare and the principal it was started for.
+    spare: Mutex<Option<(String, Kernel)>>,
     refilling: AtomicBool,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -233,7 +240,8 @@ impl Pool {
             stop,
             tasks: TaskTracker::new(),
         });
-        pool.refill_spare();
+        let first = pool.cfg.first_spare_for.clone();
+        pool.refill_spare(&first);
         if let Some(idle) = pool.cfg.idle_timeout {
             let weak = Arc::downgrade(&pool);
             let stop = pool.stop.clone();
@@ -270,7 +278,9 @@ impl Pool {
         false
     }
 
-    fn refill_spare(self: &Arc<Self>) {
+    /// Starts a spare for `principal` in the background (one start at a time; a spare for
+    /// another principal already warm is replaced).
+    fn refill_spare(self: &Arc<Self>, principal: &str) {
         if !self.cfg.spare
             || self.stop.is_cancelled()
             || self.refilling.swap(true, Ordering::AcqRel)
@@ -278,15 +288,17 @@ impl Pool {
             return;
         }
         let pool = Arc::clone(self);
+        let principal = principal.to_string();
         self.tasks.spawn(async move {
+            let dirs = (pool.dirs)(&principal);
             let started = tokio::select! {
                 _ = pool.stop.cancelled() => None,
-                k = Kernel::start(&pool.cfg.launch) => Some(k),
+                k = Kernel::start(&pool.cfg.launch, &dirs.home, &dirs.packages) => Some(k),
             };
             match started {
                 Some(Ok(kernel)) if !pool.stop.is_cancelled() => {
                     if let Ok(mut spare) = pool.spare.lock() {
-                        *spare = Some(kernel);
+                        *spare = Some((principal, kernel));
                     }
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "could not start the warm spare kernel"),
@@ -296,9 +308,17 @@ impl Pool {
         });
     }
 
-    fn take_spare(self: &Arc<Self>) -> Option<Kernel> {
-        let spare = self.spare.lock().ok()?.take();
-        self.refill_spare();
+    /// The spare, if it was started for `principal`; a spare for anyone else stays unused
+    /// (its Landlock rules name the other principal's directory) and is replaced by one for
+    /// `principal`, the most recent to start a kernel.
+    fn take_spare(self: &Arc<Self>, principal: &str) -> Option<Kernel> {
+        let taken = self.spare.lock().ok()?.take();
+        // Another principal's spare is dropped (killed) here, outside the lock.
+        let spare = match taken {
+            Some((owner, kernel)) if owner == principal => Some(kernel),
+            _ => None,
+        };
+        self.refill_spare(principal);
         spare.filter(|k| k.is_alive())
     }
 
@@ -446,11 +466,11 @@ impl Pool {
 
     /// A kernel bound to the principal: the spare if one is warm, else a new one.
     async fn fresh_kernel(self: &Arc<Self>, principal: &str) -> Result<Kernel, Error> {
-        let kernel = match self.take_spare() {
-            Some(k) => k,
-            None => Kernel::start(&self.cfg.launch).await?,
-        };
         let dirs = (self.dirs)(principal);
+        let kernel = match self.take_spare(principal) {
+            Some(k) => k,
+            None => Kernel::start(&self.cfg.launch, &dirs.home, &dirs.packages).await?,
+        };
         kernel::introspect::bind_principal(&kernel, &dirs.home, &dirs.packages).await?;
         Ok(kernel)
     }

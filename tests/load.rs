@@ -107,7 +107,7 @@ async fn forty_clients_on_eight_kernels_all_get_their_own_answers() {
                 let reply = parse_body(&body);
                 assert_eq!(reply["id"], expected, "answer to another request: {body}");
                 let result = &reply["result"];
-                assert_eq!(status_of(result), "ok", "{body}");
+                assert_eq!(crate::common::status(result), "ok", "{body}");
                 assert_eq!(text(result), expected.to_string(), "wrong answer: {body}");
             }
             latencies
@@ -132,11 +132,6 @@ async fn forty_clients_on_eight_kernels_all_get_their_own_answers() {
     // The kernel limit is full of load kernels: check on one of them.
     let result = server.exec_on("k0", "1+1").await;
     assert_eq!(text(&result), "2");
-}
-
-/// `status` of a tool result, from structuredContent when it has one.
-fn status_of(result: &Value) -> &str {
-    result["structuredContent"]["status"].as_str().unwrap_or("")
 }
 
 /// A small deterministic generator (xorshift64*), so a failing body can be replayed from the seed.

@@ -74,3 +74,66 @@ async fn a_package_that_does_not_exist_returns_pips_last_lines() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_denied_package_is_refused_under_another_spelling() {
+    let server = Server::start_with(&["--package-deny", "Term_Color,requests"], &[]);
+    for package in [
+        "term-color",
+        "TERM.COLOR==3.3.0",
+        "term__color",
+        "Requests[socks]",
+    ] {
+        let r = server
+            .call("install_package", json!({"package": package}))
+            .await;
+        assert_eq!(status(&r), "refused", "{package}: {r}");
+        assert!(text(&r).contains("--package-deny"), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn a_package_outside_the_allow_list_is_refused() {
+    let server = Server::start_with(&["--package-allow", "six"], &[]);
+    let r = server
+        .call("install_package", json!({"package": "termcolor"}))
+        .await;
+    assert_eq!(status(&r), "refused", "{r}");
+    assert!(text(&r).contains("allowed: six"), "{r}");
+}
+
+#[tokio::test]
+async fn the_index_is_fixed_by_configuration() {
+    // An index on a closed loopback port: pip must use it (and fail), not PyPI.
+    let server = Server::start_with(
+        &[
+            "--package-index-url",
+            "http://127.0.0.1:9/simple",
+            "--package-download-timeout",
+            "2",
+        ],
+        &[],
+    );
+    let r = server
+        .call("install_package", json!({"package": "termcolor==3.3.0"}))
+        .await;
+    assert_eq!(status(&r), "install_failed", "{r}");
+    assert!(
+        text(&r).contains("127.0.0.1"),
+        "pip did not use the configured index: {r}"
+    );
+}
+
+#[tokio::test]
+async fn an_sdist_only_package_is_refused_by_pip() {
+    // `pip install --only-binary :all:` finds no wheel for a source-only release.
+    let server = Server::start();
+    let r = server
+        .call("install_package", json!({"package": "termcolor==1.1.0"}))
+        .await;
+    assert_eq!(status(&r), "install_failed", "{r}");
+    assert!(
+        text(&r).to_lowercase().contains("no matching distribution"),
+        "{r}"
+    );
+}

@@ -27,6 +27,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot confine the kernel: {0}")]
+    Sandbox(#[from] crate::child::Error),
     #[error("kernel messaging failed: {0}")]
     Protocol(#[from] jupyter_zmq_client::RuntimeError),
     #[error("the kernel has died; the next call starts a fresh one")]

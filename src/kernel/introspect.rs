@@ -27,9 +27,12 @@ pub(super) async fn install_helpers(kernel: &Kernel) -> Result<(), Error> {
     kernel.run_internal(&cap).await.map(|_| ())
 }
 
-/// Points a (spare) kernel at a principal: its working directory and HOME, and the package
-/// directory first on `sys.path`. Runs as server code, so no name lands in the user's namespace;
-/// the paths travel as JSON string literals.
+/// Points a kernel at its principal: the working directory, and the package directory on
+/// `sys.path` after the standard library (just before site-packages, so an installed upgrade
+/// wins over the interpreter's copy, but nothing can shadow `os` or `json`); the working
+/// directory itself last, so the user's own modules import but shadow nothing. HOME stays the
+/// kernel's private one. Runs as server code, so no name lands in the user's namespace; the
+/// paths travel as JSON string literals.
 pub async fn bind_principal(
     kernel: &Kernel,
     home: &std::path::Path,
@@ -41,7 +44,7 @@ pub async fn bind_principal(
     };
     let (home, packages) = (literal(home)?, literal(packages)?);
     let code = format!(
-        "(lambda os, sys: (os.chdir({home}), os.environ.__setitem__('HOME', {home}), {packages} in sys.path or sys.path.insert(0, {packages})))(__import__('os'), __import__('sys'))"
+        "(lambda os, sys, h, p: (os.chdir(h), [sys.path.remove(x) for x in ('', '.', h, p) if x in sys.path], sys.path.insert(next((i for i, x in enumerate(sys.path) if x.endswith('-packages')), len(sys.path)), p), sys.path.append(h)))(__import__('os'), __import__('sys'), {home}, {packages})"
     );
     kernel.run_internal(&code).await.map(|_| ())
 }

@@ -1,10 +1,16 @@
 //! Starting one ipykernel child process.
 //!
 //! The kernel gets a 0700 runtime directory holding its 0600 connection file and its IPC
-//! sockets (no TCP: nothing is reachable over the network), a log file for its stdout/stderr, and
-//! an environment built from an allowlist: `env_clear()` first, then only what a kernel needs.
-//! A denylist would miss whatever secret the server's environment happens to hold (on Lambda the
-//! execution role's credentials), so nothing is inherited by default.
+//! sockets (no TCP: nothing is reachable over the network), its HOME, temp, IPython and
+//! matplotlib directories (all removed with it, so nothing it plants there reaches the next
+//! kernel), and a log file for its stdout/stderr. How the process is confined (environment,
+//! uid, limits, seccomp, Landlock) is `crate::child`'s business.
+//!
+//! Start-up path: `python -I -B -c LAUNCHER`. `-I` means no current directory, no user
+//! site-packages and no `PYTHON*` variable on the way in; the launcher makes the process
+//! non-dumpable (execve resets the flag, so the child cannot keep it from before exec), inserts
+//! the layer's paths (`--kernel-pythonpath`) after the standard library, and starts ipykernel as
+//! found on that path, never from a writable directory.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -34,13 +40,13 @@ pub struct LaunchConfig {
     pub python: PathBuf,
     /// Parent of the per-kernel runtime directories.
     pub runtime_root: PathBuf,
-    /// The kernel's initial working directory (also its HOME).
-    pub cwd: PathBuf,
     /// How long start-up may take before it is abandoned.
     pub startup_timeout: Duration,
     /// PYTHONPATH for the kernel (where ipykernel lives when it is not in the interpreter's
     /// own site-packages, e.g. a Lambda layer).
     pub pythonpath: Option<String>,
+    /// How the kernel process is confined.
+    pub sandbox: crate::child::Policy,
 }
 
 /// A spawned kernel process with its connection details, not yet connected.
@@ -48,6 +54,10 @@ pub(super) struct Spawned {
     pub child: Child,
     pub info: ConnectionInfo,
     pub dir: RuntimeDir,
+    /// The kernel's cgroup (if any), to sweep when it ends.
+    pub confinement: crate::child::Confinement,
+    /// Layers that could not apply to this kernel, with the reason.
+    pub not_applied: Vec<crate::child::Layer>,
 }
 
 /// The per-kernel runtime directory; removed when dropped, so no socket or key outlives the
@@ -79,65 +89,53 @@ impl RuntimeDir {
     }
 }
 
-/// Names of the server's environment variables a kernel may inherit, copied only when set.
-/// Everything else (credentials, tokens, the Lambda runtime's variables) stays out.
-/// LD_LIBRARY_PATH is there because a relocated interpreter (Lambda's /var/lang) may need it to
-/// find libpython.
-const INHERITED_ENV: &[&str] = &["LANG", "LC_ALL", "TZ", "LD_LIBRARY_PATH"];
+/// Runs ipykernel from an isolated interpreter. `{layer}` becomes a JSON list of paths.
+/// The layer's paths go before site-packages (so a layer can provide ipykernel) but after the
+/// standard library (so nothing there shadows `os` or `json`). prctl(PR_SET_DUMPABLE, 0) keeps
+/// other processes of the same uid out of `/proc/<kernel>/mem` and `environ`.
+const LAUNCHER: &str = r#"import sys
+try:
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl")
+except Exception as e:
+    print("jupyter-mcp launcher: could not make the kernel non-dumpable:", e, file=sys.stderr)
+layer = [p for p in {layer} if p and p not in sys.path]
+at = next((i for i, p in enumerate(sys.path) if p.endswith("-packages")), len(sys.path))
+sys.path[at:at] = layer
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"#;
 
-/// Builds the kernel's environment from scratch.
-pub(crate) fn kernel_env(cfg: &LaunchConfig, dir: &Path) -> Vec<(String, String)> {
-    let python_bin = cfg
-        .python
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| format!("{}:", p.display()))
+/// The launcher's source with the layer's paths filled in.
+fn launcher(pythonpath: Option<&str>) -> Result<String, Error> {
+    let layer: Vec<String> = pythonpath
+        .map(|p| {
+            std::env::split_paths(p)
+                .map(|x| x.display().to_string())
+                .collect()
+        })
         .unwrap_or_default();
-    let mut env = vec![
-        (
-            "PATH".into(),
-            format!("{python_bin}/usr/local/bin:/usr/bin:/bin"),
-        ),
-        ("HOME".into(), cfg.cwd.display().to_string()),
-        ("TMPDIR".into(), dir.join("tmp").display().to_string()),
-        (
-            "IPYTHONDIR".into(),
-            dir.join("ipython").display().to_string(),
-        ),
-        ("MPLCONFIGDIR".into(), dir.join("mpl").display().to_string()),
-        // Plots come back as display_data images rather than opening windows.
-        (
-            "MPLBACKEND".into(),
-            "module://matplotlib_inline.backend_inline".into(),
-        ),
-        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        // ipykernel's debugger warns about frozen modules at every start otherwise.
-        ("PYDEVD_DISABLE_FILE_VALIDATION".into(), "1".into()),
-    ];
-    if let Some(path) = &cfg.pythonpath {
-        env.push(("PYTHONPATH".into(), path.clone()));
-    }
-    for name in INHERITED_ENV {
-        if let Ok(value) = std::env::var(name) {
-            env.push(((*name).into(), value));
-        }
-    }
-    if !env.iter().any(|(k, _)| k == "LANG") {
-        env.push(("LANG".into(), "C.UTF-8".into()));
-    }
-    env
+    let list = serde_json::to_string(&layer).map_err(|e| Error::Unexpected(e.to_string()))?;
+    Ok(LAUNCHER.replace("{layer}", &list))
 }
 
 /// Creates the runtime directory and connection file and spawns `python -m ipykernel_launcher`.
-pub(super) fn spawn(cfg: &LaunchConfig, id: &str) -> Result<Spawned, Error> {
+pub(super) fn spawn(
+    cfg: &LaunchConfig,
+    id: &str,
+    home: &Path,
+    packages: &Path,
+) -> Result<Spawned, Error> {
     let path = cfg.runtime_root.join(id);
     let dir_err = |source| Error::RuntimeDir {
         path: path.clone(),
         source,
     };
+    // 0711: a kernel under its own uid may pass through to its directory, not list the others.
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(&cfg.runtime_root)
         .map_err(dir_err)?;
     std::fs::DirBuilder::new()
@@ -145,7 +143,7 @@ pub(super) fn spawn(cfg: &LaunchConfig, id: &str) -> Result<Spawned, Error> {
         .create(&path)
         .map_err(dir_err)?;
     let dir = RuntimeDir(path.clone());
-    for sub in ["tmp", "ipython", "mpl"] {
+    for sub in ["tmp", "ipython", "mpl", "home"] {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(path.join(sub))
@@ -185,27 +183,51 @@ pub(super) fn spawn(cfg: &LaunchConfig, id: &str) -> Result<Spawned, Error> {
         .map_err(dir_err)?;
     let log2 = log.try_clone().map_err(dir_err)?;
 
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(packages)
+        .map_err(dir_err)?;
+    let subdirs: Vec<PathBuf> = ["tmp", "ipython", "mpl", "home"]
+        .iter()
+        .map(|s| path.join(s))
+        .collect();
+    let mut own: Vec<&Path> = vec![home, packages, &path, &conn_path];
+    own.extend(subdirs.iter().map(PathBuf::as_path));
+    let prepared = cfg.sandbox.prepare(
+        crate::child::Role::Kernel,
+        id,
+        &[],
+        &[home.to_path_buf(), packages.to_path_buf(), path.clone()],
+        &own,
+    )?;
+    let not_applied = prepared.report.clone();
+
     // Rust opens every descriptor with O_CLOEXEC, so the child inherits only these three.
     let mut cmd = Command::new(&cfg.python);
-    crate::security::restrict_child(&mut cmd);
-    let child = cmd
-        .args(["-m", "ipykernel_launcher", "-f"])
+    cmd.args(["-I", "-B", "-c"])
+        .arg(launcher(cfg.pythonpath.as_deref())?)
+        .arg("-f")
         .arg(&conn_path)
         .env_clear()
-        .envs(kernel_env(cfg, &path))
-        .current_dir(&cfg.cwd)
+        .envs(cfg.sandbox.kernel_env(&path))
+        .current_dir(home)
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log2)
-        // Own process group: an interrupt or kill reaches whatever the kernel forked.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            python: cfg.python.clone(),
-            source,
-        })?;
-    Ok(Spawned { child, info, dir })
+        .stderr(log2);
+    // Own session: an interrupt or kill of the group reaches whatever the kernel forked.
+    let mut confinement = prepared.apply(&mut cmd);
+    let child = cmd.spawn().map_err(|source| Error::Spawn {
+        python: cfg.python.clone(),
+        source,
+    })?;
+    confinement.started();
+    Ok(Spawned {
+        child,
+        info,
+        dir,
+        confinement,
+        not_applied,
+    })
 }
 
 /// The socket files the kernel binds, which must exist before a client connects (a ZeroMQ IPC
@@ -222,34 +244,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kernel_env_holds_only_allowlisted_names() {
-        let cfg = LaunchConfig {
-            python: "/opt/venv/bin/python".into(),
-            runtime_root: "/tmp/rt".into(),
-            cwd: "/work".into(),
-            startup_timeout: Duration::from_secs(1),
-            pythonpath: Some("/opt/python".into()),
-        };
-        let env = kernel_env(&cfg, Path::new("/tmp/rt/k1"));
-        let allowed = [
-            "PATH",
-            "HOME",
-            "TMPDIR",
-            "IPYTHONDIR",
-            "MPLCONFIGDIR",
-            "MPLBACKEND",
-            "PYTHONDONTWRITEBYTECODE",
-            "PYDEVD_DISABLE_FILE_VALIDATION",
-            "LANG",
-            "LC_ALL",
-            "TZ",
-            "LD_LIBRARY_PATH",
-            "PYTHONPATH",
-        ];
-        for (k, _) in &env {
-            assert!(allowed.contains(&k.as_str()), "unexpected variable {k}");
-        }
-        let path = &env.iter().find(|(k, _)| k == "PATH").unwrap().1;
-        assert!(path.starts_with("/opt/venv/bin:"));
+    fn launcher_puts_the_layer_in_a_json_list() {
+        let code = launcher(Some("/opt/python:/opt/x")).unwrap();
+        assert!(code.contains(r#"["/opt/python","/opt/x"]"#));
+        assert!(launcher(None).unwrap().contains("for p in []"));
     }
 }

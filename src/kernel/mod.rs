@@ -78,7 +78,7 @@ pub enum ExecStatus {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecOutcome {
     pub status: ExecStatus,
     pub execution_count: Option<u64>,
@@ -86,6 +86,9 @@ pub struct ExecOutcome {
     pub killed: bool,
     /// Set when the kernel was stopped on purpose while this ran (status `Cancelled`).
     pub stopped_by: Option<StopReason>,
+    /// How the kernel process ended, when it died during this execution (e.g.
+    /// `signal: 24 (SIGXCPU)`), so the caller can name the limit it hit.
+    pub exit_status: Option<String>,
 }
 
 /// Why the server stopped a kernel on purpose; a call running at that moment reports it
@@ -106,6 +109,9 @@ pub enum StopReason {
 /// backstop that keeps a kernel from outliving its handle on any path (error, panic, shutdown).
 struct ProcessGroup {
     pid: Option<Pid>,
+    /// The kernel's cgroup or process tree, swept after the group is killed and when the
+    /// kernel exits by itself, so nothing it started (setsid or not) outlives it.
+    confinement: Arc<Mutex<crate::child::Confinement>>,
     exited: CancellationToken,
     /// Set by `kill`: the process is as good as dead even before the watcher reaps it.
     killed: AtomicBool,
@@ -122,6 +128,11 @@ impl ProcessGroup {
             && !self.exited.is_cancelled()
         {
             let _ = killpg(pid, sig);
+        }
+        if sig == Signal::SIGKILL
+            && let Ok(mut c) = self.confinement.lock()
+        {
+            c.sweep(self.pid.map(|p| p.as_raw().unsigned_abs()));
         }
     }
 }
@@ -150,6 +161,8 @@ pub struct Kernel {
     busy: Arc<AtomicBool>,
     exit_status: Arc<Mutex<Option<String>>>,
     execution_count: AtomicU64,
+    /// Layers that could not apply to this kernel (spawn-time report, with reasons).
+    not_applied: Vec<crate::child::Layer>,
     _reader: DropGuard,
     _dir: launch::RuntimeDir,
 }
@@ -169,11 +182,19 @@ pub struct KernelInfo {
     pub exit_status: Option<String>,
     /// Restrictions verified on the live process (from /proc), never assumed.
     pub restrictions: Vec<String>,
+    /// Layers that could not apply to this kernel when it was spawned, with the reason.
+    pub not_applied: Vec<crate::child::Layer>,
 }
 
 impl Kernel {
     /// Starts ipykernel and waits until it answers `kernel_info`.
-    pub async fn start(cfg: &LaunchConfig) -> Result<Kernel, Error> {
+    /// `home` is its principal's directory (working directory, writable) and `packages` the
+    /// principal's package directory; both are fixed for the kernel's life (Landlock).
+    pub async fn start(
+        cfg: &LaunchConfig,
+        home: &std::path::Path,
+        packages: &std::path::Path,
+    ) -> Result<Kernel, Error> {
         let started_at = Instant::now();
         let deadline = tokio::time::Instant::now() + cfg.startup_timeout;
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -181,7 +202,10 @@ impl Kernel {
             mut child,
             info,
             dir,
-        } = launch::spawn(cfg, &id)?;
+            confinement,
+            not_applied,
+        } = launch::spawn(cfg, &id, home, packages)?;
+        let confinement = Arc::new(Mutex::new(confinement));
 
         let exited = CancellationToken::new();
         let group = ProcessGroup {
@@ -189,6 +213,7 @@ impl Kernel {
                 .id()
                 .and_then(|p| i32::try_from(p).ok())
                 .map(Pid::from_raw),
+            confinement: Arc::clone(&confinement),
             exited: exited.clone(),
             killed: AtomicBool::new(false),
             stopped_by: Mutex::new(None),
@@ -197,11 +222,19 @@ impl Kernel {
         {
             let exited = exited.clone();
             let exit_status = Arc::clone(&exit_status);
+            let pid = child.id();
             tokio::spawn(async move {
                 let status = match child.wait().await {
                     Ok(s) => s.to_string(),
                     Err(e) => format!("unknown ({e})"),
                 };
+                // Whatever the kernel left running (a setsid child) dies with it.
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(mut c) = confinement.lock() {
+                        c.sweep(pid);
+                    }
+                })
+                .await;
                 if let Ok(mut slot) = exit_status.lock() {
                     *slot = Some(status);
                 }
@@ -272,6 +305,7 @@ impl Kernel {
             busy,
             exit_status,
             execution_count: AtomicU64::new(0),
+            not_applied,
             _reader: stop.drop_guard(),
             _dir: dir,
         };
@@ -336,6 +370,7 @@ impl Kernel {
             execution_count: None,
             killed: stopped_by.is_some(),
             stopped_by,
+            exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
         }
     }
 
@@ -435,7 +470,7 @@ impl Kernel {
                         handle_message(channel, msg, sink, &mut reply, &mut idle);
                     }
                     return Ok(match stopping {
-                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None },
+                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None },
                         None => self.gone(),
                     });
                 }
@@ -448,7 +483,7 @@ impl Kernel {
                     Some(status) => {
                         tracing::warn!(kernel_id = %self.id, "kernel ignored the interrupt; killing it");
                         self.kill();
-                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None });
+                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None });
                     }
                 },
                 _ = cancel.cancelled(), if stopping.is_none() => {
@@ -483,6 +518,7 @@ impl Kernel {
             execution_count: Some(count),
             killed: false,
             stopped_by: None,
+            exit_status: None,
         })
     }
 
@@ -570,7 +606,11 @@ impl Kernel {
             pid,
             memory_rss_bytes: pid.filter(|_| self.is_alive()).and_then(rss_bytes),
             exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
-            restrictions: pid.map(verified_restrictions).unwrap_or_default(),
+            restrictions: pid
+                .filter(|_| self.is_alive())
+                .map(crate::child::verify::verified)
+                .unwrap_or_default(),
+            not_applied: self.not_applied.clone(),
         }
     }
 }
@@ -619,28 +659,6 @@ fn handle_message(
             _ => {}
         },
     }
-}
-
-/// The restrictions a kernel process really has, read back from /proc rather than assumed
-/// from what was asked at spawn time.
-fn verified_restrictions(pid: u32) -> Vec<String> {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-    };
-    let mut out = vec!["environment allowlist".to_string()];
-    if field("NoNewPrivs:") == Some("1") {
-        out.push("no_new_privs".into());
-    }
-    if field("CapBnd:").is_some_and(|v| v.chars().all(|c| c == '0')) {
-        out.push("no capabilities (empty bounding set)".into());
-    }
-    out
 }
 
 /// Resident memory of a process, from /proc (Linux only; `None` elsewhere).

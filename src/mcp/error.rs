@@ -147,6 +147,15 @@ impl From<notebook::Error> for ToolError {
     }
 }
 
+impl From<crate::quota::Error> for ToolError {
+    fn from(e: crate::quota::Error) -> Self {
+        ToolError {
+            status: "over_quota",
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<packages::PolicyError> for ToolError {
     fn from(e: packages::PolicyError) -> Self {
         ToolError {

@@ -28,6 +28,8 @@ pub struct App {
     pub pool: Arc<Pool>,
     /// Hardening that applied to the server process (only what succeeded).
     pub server_hardening: Vec<String>,
+    /// How kernels are confined on this machine (the start-up probe: applied or why not).
+    pub sandbox_layers: Vec<crate::child::Layer>,
     /// Serializes pip runs (one package directory until principals have their own).
     pub install_lock: tokio::sync::Mutex<()>,
 }

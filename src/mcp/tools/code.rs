@@ -69,6 +69,13 @@ pub struct InstallPackageArgs {
 }
 
 impl JupyterMcp {
+    /// The principal's disk quota, when one is configured.
+    fn quota(&self, principal: &str) -> Option<crate::quota::Quota> {
+        let limit = self.app.settings.disk_quota_bytes?;
+        let home = crate::mcp::principal_dirs(&self.app.settings, principal).home;
+        Some(crate::quota::Quota::new(home, limit))
+    }
+
     /// The requested (or default) timeout, cut to what the Lambda invocation has left.
     fn exec_timeout(
         &self,
@@ -166,6 +173,32 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
     Ok(result)
 }
 
+/// `Quota::watch` never completes; this keeps the select arm typed without a panic.
+fn unreachable_watch() -> Result<crate::kernel::ExecOutcome, ToolError> {
+    Err(ToolError {
+        status: "error",
+        message: "the disk-quota watcher stopped unexpectedly; retry the call".into(),
+    })
+}
+
+/// Names the limit a kernel's death points to, from its exit status.
+fn death_cause(exit_status: Option<&str>) -> String {
+    let status = exit_status.unwrap_or("");
+    if status.contains("SIGXCPU") {
+        format!("{status}: it used up its CPU time, the RLIMIT_CPU set by --kernel-cpu-secs")
+    } else if status.contains("SIGXFSZ") {
+        format!("{status}: it wrote past the file-size limit, --kernel-file-size-mb")
+    } else if status.contains("SIGKILL") {
+        format!(
+            "{status}: killed, e.g. by the memory limit (--kernel-memory-mb), the CPU hard limit, or os.kill"
+        )
+    } else if status.is_empty() {
+        "crash, os._exit, or out of memory".to_string()
+    } else {
+        status.to_string()
+    }
+}
+
 fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) -> Option<String> {
     let (status, killed) = (outcome.status, outcome.killed);
     if let Some(reason) = outcome.stopped_by {
@@ -180,9 +213,10 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
         (ExecStatus::Timeout, true) | (ExecStatus::Cancelled, true) => Some(
             "the code did not stop on interrupt, so the kernel was killed; the next call starts a fresh kernel (variables are lost)".into(),
         ),
-        (ExecStatus::KernelDied, _) => Some(
-            "the kernel process died while running this code (crash, os._exit, or out of memory); the next call starts a fresh kernel (variables are lost)".into(),
-        ),
+        (ExecStatus::KernelDied, _) => Some(format!(
+            "the kernel process died while running this code ({}); the next call starts a fresh kernel (variables are lost)",
+            death_cause(outcome.exit_status.as_deref())
+        )),
         (ExecStatus::Cancelled, false) => Some("cancelled by the client; the code was interrupted".into()),
         _ => None,
     };
@@ -217,6 +251,10 @@ impl JupyterMcp {
             let timeout = self.exec_timeout(args.timeout, &ctx)?;
             let started = Instant::now();
             let deadline = tokio::time::Instant::now() + timeout;
+            let quota = self.quota(&key.principal);
+            if let Some(q) = &quota {
+                q.check().await?;
+            }
             // The timeout covers the wait for the kernel's turn too: a call never outlives it.
             let lease = tokio::select! {
                 lease = self.app.pool.lease(&key) => match lease {
@@ -229,12 +267,26 @@ impl JupyterMcp {
             let mut collector =
                 Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let outcome = lease
+            let run = lease
                 .kernel
-                .execute(&args.code, true, left, &ctx.ct, &mut collector)
-                .await?;
+                .execute(&args.code, true, left, &ctx.ct, &mut collector);
+            let outcome = match &quota {
+                Some(q) => tokio::select! {
+                    outcome = run => outcome?,
+                    _ = q.watch(&lease.kernel) => unreachable_watch()?,
+                },
+                None => run.await?,
+            };
             let (outputs, truncated) = collector.finish();
-            let note = status_note(&outcome, timeout, lease.replaced_dead);
+            let mut note = status_note(&outcome, timeout, lease.replaced_dead);
+            if let Some(q) = &quota
+                && let Err(over) = q.check().await
+            {
+                note = Some(match note {
+                    Some(n) => format!("{n}; {over}"),
+                    None => over.to_string(),
+                });
+            }
             execution_result(
                 key.name,
                 Execution {
@@ -316,14 +368,15 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             let requirement = parse_requirement(&package)?;
+            crate::packages::check_lists(&requirement, &self.app.settings.packages)?;
             let dirs = principal_dirs(&self.app.settings, &key.principal);
             let timeout = invocation::time_left_for_code(&ctx)
                 .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
             let installer = Installer::new(
-                self.app.settings.python.clone(),
+                self.app.settings.sandbox.clone(),
                 dirs.packages,
                 timeout,
-                self.app.settings.kernel_pythonpath.clone(),
+                self.app.settings.packages.clone(),
             );
             // One pip at a time: two `--target --upgrade` runs into one directory can leave it
             // half-written. A cancelled call drops pip (kill_on_drop).
@@ -331,9 +384,19 @@ impl JupyterMcp {
                 installed = async {
                     let _one_at_a_time = self.app.install_lock.lock().await;
                     installer.install(&requirement).await
-                } => installed?,
+                } => installed,
                 _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
             };
+            // One record per install that reached pip (the tool-call span names the principal).
+            match &installed {
+                Ok(i) => {
+                    tracing::info!(principal = %key.principal, package = %i.name, version = %i.version, outcome = "installed", "package install")
+                }
+                Err(e) => {
+                    tracing::info!(principal = %key.principal, package = %requirement.normalized, outcome = "failed", error = %e, "package install")
+                }
+            }
+            let installed = installed?;
             // Python notices new files by the directory's mtime; refreshing the import caches
             // now closes the same-tick gap, but never waits behind a running cell.
             if let Some(lease) = self.app.pool.try_lease_idle(&key) {

@@ -57,19 +57,16 @@ pub struct KernelStatus {
 pub struct Security {
     /// Applied to the server process (e.g. non-dumpable).
     pub server: Vec<String>,
-    /// Verified on the kernel process (empty until a kernel runs).
+    /// Verified on the kernel process from /proc (empty until a kernel runs): no_new_privs,
+    /// capabilities, seccomp, uid, non-dumpable, cgroup, rlimits. Landlock, which /proc does
+    /// not show, is listed as set at spawn.
     pub kernel: Vec<String>,
-    /// Protections this server does not apply yet, so nobody assumes them.
+    /// Protections not in force here, each with the reason, so nobody assumes them.
     pub not_applied: Vec<String>,
 }
 
 /// Said in every status so a missing layer is never mistaken for an active one.
-const NOT_APPLIED: &[&str] = &[
-    "authentication (every caller is the local principal)",
-    "per-kernel memory/CPU/process rlimits",
-    "seccomp filter (kernel code has network access)",
-    "landlock file-system confinement",
-];
+const NOT_APPLIED: &[&str] = &["authentication (every caller is the local principal)"];
 
 /// Every kernel of the caller.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -106,11 +103,35 @@ impl JupyterMcp {
             },
             security: Security {
                 server: self.app.server_hardening.clone(),
-                kernel: info.map(|i| i.restrictions.clone()).unwrap_or_default(),
-                not_applied: NOT_APPLIED.iter().map(|s| s.to_string()).collect(),
+                kernel: info.map(kernel_layers).unwrap_or_default(),
+                not_applied: NOT_APPLIED
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(
+                        self.app
+                            .sandbox_layers
+                            .iter()
+                            .chain(info.map(|i| i.not_applied.as_slice()).unwrap_or_default())
+                            .filter(|l| !l.applied)
+                            .map(|l| format!("{}: {}", l.name, l.detail)),
+                    )
+                    .collect(),
             },
         }
     }
+}
+
+/// What /proc shows of the kernel, plus Landlock when its ruleset was installed at spawn.
+fn kernel_layers(info: &crate::kernel::KernelInfo) -> Vec<String> {
+    let mut out = info.restrictions.clone();
+    let landlock_missing = info
+        .not_applied
+        .iter()
+        .any(|l| l.name == "landlock" && !l.applied);
+    if !out.is_empty() && !landlock_missing {
+        out.push("landlock (ruleset installed at spawn; /proc cannot show it)".into());
+    }
+    out
 }
 
 #[tool_router(router = kernel_tools, vis = "pub(crate)")]
