@@ -10,6 +10,7 @@ mod execute;
 mod kernels;
 mod lifecycle;
 mod notebooks;
+mod outputs;
 mod packages;
 mod protocol;
 mod results;
