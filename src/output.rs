@@ -36,7 +36,13 @@ pub enum OutputItem {
     /// The value of the cell's last expression, as text.
     ExecuteResult { text: String },
     /// Rich output shown with `display()`, as text.
-    DisplayData { text: String },
+    DisplayData {
+        text: String,
+        /// The id `update_display_data` names it by.
+        #[serde(skip)]
+        #[schemars(skip)]
+        display_id: Option<String>,
+    },
     /// An image (returned as MCP image content; only its size is repeated here).
     Image {
         mime_type: String,
@@ -45,6 +51,10 @@ pub enum OutputItem {
         #[serde(skip)]
         #[schemars(skip)]
         data: String,
+        /// The id `update_display_data` names it by.
+        #[serde(skip)]
+        #[schemars(skip)]
+        display_id: Option<String>,
     },
     /// An exception raised by the code.
     Error {
@@ -63,13 +73,31 @@ impl OutputItem {
         match self {
             OutputItem::Stream { text, .. }
             | OutputItem::ExecuteResult { text }
-            | OutputItem::DisplayData { text } => text.len(),
+            | OutputItem::DisplayData { text, .. } => text.len(),
             OutputItem::Image { data, .. } => data.len(),
             OutputItem::Error {
                 evalue, traceback, ..
             } => evalue.len() + traceback.len(),
             OutputItem::Truncated { note, .. } => note.len(),
         }
+    }
+
+    fn display_id(&self) -> Option<&str> {
+        match self {
+            OutputItem::DisplayData { display_id, .. } | OutputItem::Image { display_id, .. } => {
+                display_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    fn with_display_id(mut self, id: Option<String>) -> Self {
+        if let OutputItem::DisplayData { display_id, .. } | OutputItem::Image { display_id, .. } =
+            &mut self
+        {
+            *display_id = id;
+        }
+        self
     }
 
     /// Bytes this item counts against the text cap; images have their own budget.
@@ -85,7 +113,7 @@ impl OutputItem {
         match self {
             OutputItem::Stream { text, .. }
             | OutputItem::ExecuteResult { text }
-            | OutputItem::DisplayData { text } => Some(text),
+            | OutputItem::DisplayData { text, .. } => Some(text),
             OutputItem::Error { traceback, .. } => Some(traceback),
             _ => None,
         }
@@ -96,7 +124,7 @@ impl OutputItem {
         match self {
             OutputItem::Stream { text, .. }
             | OutputItem::ExecuteResult { text }
-            | OutputItem::DisplayData { text } => ContentBlock::text(text.clone()),
+            | OutputItem::DisplayData { text, .. } => ContentBlock::text(text.clone()),
             OutputItem::Image {
                 mime_type, data, ..
             } => ContentBlock::image(data.clone(), mime_type.clone()),
@@ -116,9 +144,10 @@ impl OutputItem {
     }
 }
 
-/// Converts one kernel output (ANSI stripped, best MIME type chosen).
-pub fn convert(output: KernelOutput) -> OutputItem {
-    match output {
+/// Converts one kernel output (ANSI stripped, best MIME type chosen); `clear_output` has no
+/// item of its own (the [`Collector`] applies it).
+pub fn convert(output: KernelOutput) -> Option<OutputItem> {
+    Some(match output {
         KernelOutput::Stream { stderr, text } => OutputItem::Stream {
             name: if stderr { "stderr" } else { "stdout" }.into(),
             text: strip_ansi(text),
@@ -126,9 +155,21 @@ pub fn convert(output: KernelOutput) -> OutputItem {
         KernelOutput::ExecuteResult { data } => {
             from_bundle(&data, |text| OutputItem::ExecuteResult { text })
         }
-        KernelOutput::DisplayData { data } => {
-            from_bundle(&data, |text| OutputItem::DisplayData { text })
+        KernelOutput::DisplayData { data, display_id } => {
+            from_bundle(&data, |text| OutputItem::DisplayData {
+                text,
+                display_id: None,
+            })
+            .with_display_id(display_id)
         }
+        KernelOutput::UpdateDisplay { data, display_id } => {
+            from_bundle(&data, |text| OutputItem::DisplayData {
+                text,
+                display_id: None,
+            })
+            .with_display_id(Some(display_id))
+        }
+        KernelOutput::ClearOutput { .. } => return None,
         KernelOutput::Error {
             ename,
             evalue,
@@ -139,7 +180,7 @@ pub fn convert(output: KernelOutput) -> OutputItem {
             evalue: cap_chars(strip_ansi(evalue), MAX_ERROR_FIELD_CHARS),
             traceback: strip_ansi(traceback.join("\n")),
         },
-    }
+    })
 }
 
 /// Converts an nbformat output dict (as stored in a notebook) the same way.
@@ -158,7 +199,10 @@ pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
             text: text_of(output.get("text")?),
         },
         "execute_result" => KernelOutput::ExecuteResult { data: data() },
-        "display_data" => KernelOutput::DisplayData { data: data() },
+        "display_data" => KernelOutput::DisplayData {
+            data: data(),
+            display_id: None,
+        },
         "error" => KernelOutput::Error {
             ename: output.get("ename")?.as_str()?.to_string(),
             evalue: output.get("evalue")?.as_str()?.to_string(),
@@ -174,7 +218,7 @@ pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
         },
         _ => return None,
     };
-    Some(convert(kernel_output))
+    convert(kernel_output)
 }
 
 fn from_bundle(
@@ -188,21 +232,58 @@ fn from_bundle(
                 mime_type: mime.into(),
                 bytes: data.len(),
                 data,
+                display_id: None,
             };
         }
     }
     let text = |v: &serde_json::Value| joined_text(v).unwrap_or_else(|| v.to_string());
-    // HTML-only renderers (a DataFrame, say) also send text/plain, which an LLM reads best.
-    for mime in ["text/plain", "text/markdown", "application/json"] {
+    let plain = data.get("text/plain").map(text);
+    // A real text/plain (a DataFrame's table, a repr) is what an LLM reads best; Markdown and
+    // LaTeX are text already. HTML goes through html2text, which keeps tables as tables, when
+    // the text/plain is only the default `<... object>` repr (pandas Styler, IPython.display.HTML).
+    if let Some(p) = plain.as_ref().filter(|p| !is_default_repr(p)) {
+        return text_item(strip_ansi(p.clone()));
+    }
+    for mime in ["text/markdown", "text/latex"] {
         if let Some(v) = data.get(mime) {
             return text_item(strip_ansi(text(v)));
         }
+    }
+    if let Some(html) = data.get("text/html").map(text) {
+        return text_item(html_to_text(&html));
+    }
+    if let Some(p) = plain {
+        return text_item(strip_ansi(p));
+    }
+    if let Some(v) = data.get("application/json") {
+        return text_item(text(v));
     }
     let mimes: Vec<&str> = data.keys().map(String::as_str).collect();
     text_item(format!(
         "[output of type {} has no text form to show]",
         mimes.join(", ")
     ))
+}
+
+/// Width HTML is laid out in, in columns: wide enough for a table of a dozen short columns.
+const HTML_TEXT_WIDTH: usize = 120;
+
+/// An object's default repr (`<pandas.io.formats.style.Styler object at 0x...>`), which says
+/// nothing a model can use.
+fn is_default_repr(plain: &str) -> bool {
+    let p = plain.trim();
+    p.starts_with('<')
+        && p.ends_with('>')
+        && !p.contains('\n')
+        && (p.contains(" object") || p.contains(" at 0x"))
+}
+
+/// HTML as readable text: tables drawn with box characters, links as footnotes.
+fn html_to_text(html: &str) -> String {
+    match html2text::from_read(html.as_bytes(), HTML_TEXT_WIDTH) {
+        Ok(text) => text,
+        Err(e) => format!("[HTML output that could not be rendered as text: {e}]"),
+    }
 }
 
 /// Removes ANSI escape sequences; text without any is returned as is, without a copy.
@@ -241,6 +322,8 @@ pub struct Collector {
     image_limit: usize,
     progress: Option<ProgressFn>,
     pending_progress: String,
+    /// A `clear_output(wait=True)` waiting for the next output.
+    clear_pending: bool,
 }
 
 impl Collector {
@@ -260,6 +343,7 @@ impl Collector {
             image_limit: max_bytes.saturating_mul(IMAGE_BUDGET_FACTOR),
             progress,
             pending_progress: String::new(),
+            clear_pending: false,
         }
     }
 
@@ -267,6 +351,14 @@ impl Collector {
     pub fn finish(self) -> (Vec<OutputItem>, bool) {
         let truncated = self.omitted_bytes > 0;
         let mut items = self.head;
+        let mut tail = self.tail;
+        for item in items.iter_mut().chain(tail.iter_mut()) {
+            if let OutputItem::Stream { text, .. } = item
+                && text.contains('\r')
+            {
+                *text = apply_carriage_returns(text);
+            }
+        }
         if truncated {
             items.push(OutputItem::Truncated {
                 omitted_bytes: self.omitted_bytes,
@@ -276,8 +368,42 @@ impl Collector {
                 ),
             });
         }
-        items.extend(self.tail);
+        items.extend(tail);
         (items, truncated)
+    }
+
+    /// `clear_output`: what the cell showed so far is gone, by its own request (not cut).
+    fn clear(&mut self) {
+        self.head.clear();
+        self.tail.clear();
+        self.head_bytes = 0;
+        self.tail_bytes = 0;
+        self.image_bytes = 0;
+        self.omitted_bytes = 0;
+        self.spilled = false;
+    }
+
+    /// `update_display_data`: the display with this id takes the new content where it stands.
+    /// An id no earlier output has (or one already cut away) changes nothing, as in Jupyter.
+    fn update_display(&mut self, id: &str, item: OutputItem) {
+        let delta = |old: &OutputItem, new: &OutputItem| {
+            (
+                new.text_size() as i64 - old.text_size() as i64,
+                image_size(new) as i64 - image_size(old) as i64,
+            )
+        };
+        if let Some(old) = self.head.iter_mut().find(|i| i.display_id() == Some(id)) {
+            let (t, i) = delta(old, &item);
+            self.head_bytes = self.head_bytes.saturating_add_signed(t as isize);
+            self.image_bytes = self.image_bytes.saturating_add_signed(i as isize);
+            *old = item;
+        } else if let Some(old) = self.tail.iter_mut().find(|i| i.display_id() == Some(id)) {
+            let (t, i) = delta(old, &item);
+            self.tail_bytes = self.tail_bytes.saturating_add_signed(t as isize);
+            self.image_bytes = self.image_bytes.saturating_add_signed(i as isize);
+            *old = item;
+            self.trim_tail();
+        }
     }
 
     fn add(&mut self, mut item: OutputItem) {
@@ -371,7 +497,30 @@ impl Collector {
 
 impl OutputSink for Collector {
     fn push(&mut self, output: KernelOutput) {
-        let item = convert(output);
+        match output {
+            KernelOutput::ClearOutput { wait: true } => {
+                self.clear_pending = true;
+                return;
+            }
+            KernelOutput::ClearOutput { wait: false } => {
+                self.clear();
+                return;
+            }
+            KernelOutput::UpdateDisplay { ref display_id, .. } => {
+                let id = display_id.clone();
+                if let Some(item) = convert(output) {
+                    self.update_display(&id, item);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if std::mem::take(&mut self.clear_pending) {
+            self.clear();
+        }
+        let Some(item) = convert(output) else {
+            return;
+        };
         if self.progress.is_some()
             && let OutputItem::Stream { text, .. } = &item
         {
@@ -396,6 +545,31 @@ impl OutputSink for Collector {
             progress(self.seen_bytes, message);
         }
     }
+}
+
+fn image_size(item: &OutputItem) -> usize {
+    match item {
+        OutputItem::Image { bytes, .. } => *bytes,
+        _ => 0,
+    }
+}
+
+/// What a terminal shows for text with carriage returns: each `\r` goes back to the start of
+/// the line, so a progress bar (tqdm) that redraws itself leaves only its last state.
+fn apply_carriage_returns(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let last = line
+            .rsplit('\r')
+            .find(|part| !part.is_empty())
+            .unwrap_or("");
+        out.push_str(last);
+    }
+    out
 }
 
 /// Appends, joining consecutive text of the same stream into one item.
@@ -543,7 +717,10 @@ mod tests {
         let image = |n: usize| {
             let mut data = serde_json::Map::new();
             data.insert("image/png".into(), "A".repeat(n).into());
-            KernelOutput::DisplayData { data }
+            KernelOutput::DisplayData {
+                data,
+                display_id: None,
+            }
         };
         let mut c = Collector::new(4096, None);
         c.push(stream(&"t".repeat(3000)));
@@ -574,7 +751,10 @@ mod tests {
         data.insert("image/png".into(), "A".repeat(5_000).into());
         let mut c = Collector::new(4096, None);
         c.push(stream(&"before ".repeat(1_000)));
-        c.push(KernelOutput::DisplayData { data });
+        c.push(KernelOutput::DisplayData {
+            data,
+            display_id: None,
+        });
         for i in 0..1_000 {
             c.push(stream(&format!("after {i}\n")));
         }
@@ -596,7 +776,8 @@ mod tests {
             ename: "ZeroDivisionError".into(),
             evalue: "division by zero".into(),
             traceback: vec!["\x1b[0;31mZeroDivisionError\x1b[0m: division by zero".into()],
-        });
+        })
+        .unwrap();
         let OutputItem::Error { traceback, .. } = item else {
             panic!()
         };
@@ -608,7 +789,7 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/html".into(), "<table></table>".into());
         data.insert("text/plain".into(), "   a\n0  1".into());
-        let item = convert(KernelOutput::ExecuteResult { data });
+        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
         assert!(matches!(item, OutputItem::ExecuteResult { text } if text == "   a\n0  1"));
     }
 
@@ -617,7 +798,11 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("image/png".into(), "iVBORw0K\nGgo=".into());
         data.insert("text/plain".into(), "<Figure>".into());
-        let item = convert(KernelOutput::DisplayData { data });
+        let item = convert(KernelOutput::DisplayData {
+            data,
+            display_id: None,
+        })
+        .unwrap();
         assert!(
             matches!(item, OutputItem::Image { mime_type, data, .. } if mime_type == "image/png" && data == "iVBORw0KGgo=")
         );
@@ -636,6 +821,135 @@ mod tests {
         c.tick();
         c.tick();
         assert_eq!(*seen.lock().unwrap(), vec![(11, "hello world".to_string())]);
+    }
+
+    fn display(mime: &str, value: &str, id: Option<&str>) -> KernelOutput {
+        let mut data = serde_json::Map::new();
+        data.insert(mime.into(), value.into());
+        KernelOutput::DisplayData {
+            data,
+            display_id: id.map(String::from),
+        }
+    }
+
+    fn texts(c: Collector) -> Vec<String> {
+        c.finish()
+            .0
+            .iter()
+            .map(|i| match i.to_content().as_text() {
+                Some(t) => t.text.clone(),
+                None => "<image>".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clear_output_drops_what_came_before() {
+        let mut c = Collector::new(4096, None);
+        c.push(stream("one\n"));
+        c.push(KernelOutput::ClearOutput { wait: false });
+        c.push(stream("two\n"));
+        assert_eq!(texts(c), ["two\n"]);
+    }
+
+    #[test]
+    fn clear_output_wait_clears_at_the_next_output_only() {
+        let mut c = Collector::new(4096, None);
+        for i in 0..5 {
+            c.push(KernelOutput::ClearOutput { wait: true });
+            c.push(stream(&format!("step {i}\n")));
+        }
+        c.push(KernelOutput::ClearOutput { wait: true });
+        // Nothing came after the last clear: the last step stays, as in Jupyter.
+        assert_eq!(texts(c), ["step 4\n"]);
+    }
+
+    #[test]
+    fn update_display_data_replaces_the_display_it_names() {
+        let mut c = Collector::new(4096, None);
+        c.push(display("text/plain", "0%", Some("bar")));
+        c.push(stream("between\n"));
+        c.push(display("text/plain", "other", Some("other")));
+        let mut data = serde_json::Map::new();
+        data.insert("text/plain".into(), "100%".into());
+        c.push(KernelOutput::UpdateDisplay {
+            data,
+            display_id: "bar".into(),
+        });
+        let mut data = serde_json::Map::new();
+        data.insert("text/plain".into(), "nobody".into());
+        c.push(KernelOutput::UpdateDisplay {
+            data,
+            display_id: "unknown".into(),
+        });
+        assert_eq!(texts(c), ["100%", "between\n", "other"]);
+    }
+
+    #[test]
+    fn carriage_returns_leave_a_progress_bar_at_its_last_state() {
+        let mut c = Collector::new(4096, None);
+        for i in 0..=10 {
+            c.push(KernelOutput::Stream {
+                stderr: true,
+                text: format!("\r{:3}%|{}|", i * 10, "#".repeat(i)),
+            });
+        }
+        c.push(KernelOutput::Stream {
+            stderr: true,
+            text: "\ndone\r\n".into(),
+        });
+        assert_eq!(texts(c), ["100%|##########|\ndone\n"]);
+    }
+
+    #[test]
+    fn html_only_output_becomes_a_text_table() {
+        let html = "<table><thead><tr><th>name</th><th>score</th></tr></thead><tbody><tr><td>ada</td><td>99</td></tr></tbody></table>";
+        let mut data = serde_json::Map::new();
+        data.insert("text/html".into(), html.into());
+        data.insert(
+            "text/plain".into(),
+            "<pandas.io.formats.style.Styler object at 0x7f>".into(),
+        );
+        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let text = item.to_content().as_text().unwrap().text.clone();
+        assert!(!text.contains("Styler object"), "{text}");
+        assert!(!text.contains("<td>"), "{text}");
+        for cell in ["name", "score", "ada", "99"] {
+            assert!(text.contains(cell), "{text}");
+        }
+        // Header and row on separate lines, in column order.
+        let header = text.lines().position(|l| l.contains("name")).unwrap();
+        let row = text.lines().position(|l| l.contains("ada")).unwrap();
+        assert!(header < row, "{text}");
+        assert!(
+            text.lines().nth(row).unwrap().find("99") > text.lines().nth(row).unwrap().find("ada")
+        );
+    }
+
+    #[test]
+    fn markdown_and_latex_pass_through_and_a_real_plain_text_wins() {
+        for (mime, value) in [("text/markdown", "# Title\n*x*"), ("text/latex", "$x^2$")] {
+            let mut data = serde_json::Map::new();
+            data.insert(mime.into(), value.into());
+            data.insert(
+                "text/plain".into(),
+                "<IPython.core.display.Markdown object>".into(),
+            );
+            let item = convert(KernelOutput::DisplayData {
+                data,
+                display_id: None,
+            })
+            .unwrap();
+            assert_eq!(item.to_content().as_text().unwrap().text, value);
+        }
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "text/html".into(),
+            "<table><tr><td>1</td></tr></table>".into(),
+        );
+        data.insert("text/plain".into(), "   a\n0  1".into());
+        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        assert_eq!(item.to_content().as_text().unwrap().text, "   a\n0  1");
     }
 }
 
@@ -670,7 +984,10 @@ mod props {
             Out::Image(n) => {
                 let mut data = serde_json::Map::new();
                 data.insert("image/png".into(), "A".repeat(*n).into());
-                c.push(KernelOutput::DisplayData { data });
+                c.push(KernelOutput::DisplayData {
+                    data,
+                    display_id: None,
+                });
             }
         }
     }

@@ -12,6 +12,7 @@ mod kernels;
 mod lifecycle;
 mod load;
 mod notebooks;
+mod outputs;
 mod packages;
 mod protocol;
 mod reliability;

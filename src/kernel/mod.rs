@@ -50,9 +50,19 @@ pub enum KernelOutput {
     ExecuteResult {
         data: serde_json::Map<String, serde_json::Value>,
     },
-    /// `display()` output, plots among them.
+    /// `display()` output, plots among them; `display_id` when it may be updated later.
     DisplayData {
         data: serde_json::Map<String, serde_json::Value>,
+        display_id: Option<String>,
+    },
+    /// `update_display_data`: new content for the earlier display with this id.
+    UpdateDisplay {
+        data: serde_json::Map<String, serde_json::Value>,
+        display_id: String,
+    },
+    /// `clear_output`: drop what the cell showed so far, now or (`wait`) at the next output.
+    ClearOutput {
+        wait: bool,
     },
     Error {
         ename: String,
@@ -647,10 +657,19 @@ fn handle_message(
             }),
             JupyterMessageContent::DisplayData(d) => sink.push(KernelOutput::DisplayData {
                 data: bundle(&d.data),
+                display_id: d.transient.and_then(|t| t.display_id),
             }),
-            JupyterMessageContent::UpdateDisplayData(d) => sink.push(KernelOutput::DisplayData {
-                data: bundle(&d.data),
-            }),
+            JupyterMessageContent::UpdateDisplayData(d) => {
+                if let Some(display_id) = d.transient.display_id {
+                    sink.push(KernelOutput::UpdateDisplay {
+                        data: bundle(&d.data),
+                        display_id,
+                    })
+                }
+            }
+            JupyterMessageContent::ClearOutput(c) => {
+                sink.push(KernelOutput::ClearOutput { wait: c.wait })
+            }
             JupyterMessageContent::ErrorOutput(e) => sink.push(KernelOutput::Error {
                 ename: e.ename,
                 evalue: e.evalue,

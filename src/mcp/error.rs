@@ -17,8 +17,14 @@
 //! with `isError` (the TypeScript SDK does, and throws when it does not match). A schema with
 //! a `oneOf` error branch would make every success shape harder to read and to generate
 //! types from, for a case that clients and models read as text anyway. The spec lets an error
-//! result omit `structuredContent`, and every client accepts that. The `status:` line keeps
-//! the machine-readable status for tests, logs and models ([`status_of`] reads it back).
+//! result omit `structuredContent`, and the clients tested here (TypeScript SDK, Python SDK,
+//! MCP Inspector) accept it. The `status:` line keeps the machine-readable status for tests,
+//! logs and models ([`status_of`] reads it back).
+//!
+//! A tool gets all of this by returning `respond(...)` of a `Result` built with [`structured`]
+//! and `?` on domain errors; rmcp's own argument errors get the same `status:` line
+//! ([`label_argument_error`], called for every tool in `call_tool`), and every schema loses its
+//! non-standard formats in `schema.rs`. `tests/results.rs` checks each tool against this.
 //!
 //! Messages come from the domain errors, which never carry environment values, keys or other
 //! principals' paths. `ErrorData` (a JSON-RPC error) is only for requests that cannot be routed.

@@ -7,6 +7,7 @@ own working directory; after the client closes, no process may be left in it (se
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -56,7 +57,9 @@ def assert_nothing_left(workdir):
 
 @pytest.fixture
 def workdir():
-    return tempfile.mkdtemp(prefix="jmcp-stdio-")
+    path = tempfile.mkdtemp(prefix="jmcp-test-stdio-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def texts(result):

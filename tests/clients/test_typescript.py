@@ -81,4 +81,6 @@ def test_client_timeout_interrupts_the_cell(server):
     out = ts_client("timeout", "http", server.url)
     assert out["error"] and "timed out" in out["error"].lower(), out
     assert out["nextStatus"] == "ok", out
-    assert out["nextText"].strip() == "False", out
+    # False: the cell was interrupted; None: it was still queued when cancelled and never ran.
+    # True would mean the next call waited for the whole 30 s cell.
+    assert out["nextText"].strip() in ("False", "None"), out

@@ -124,6 +124,10 @@ fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     }))
 }
 
+/// What ipykernel raises when code asks for input and the client allows none (never here).
+const STDIN_ERROR: &str = "StdinNotImplementedError";
+const NO_INPUT: &str = "input() and getpass() are not supported: nobody can type into this kernel. hint: put the value in the code (e.g. name = \"Ada\") instead of asking for it";
+
 const NOT_RUN_BUSY: &str = "the kernel stayed busy with earlier calls (or was starting) for the whole timeout, so this code did not run. hint: interrupt_kernel stops the running cell; another kernel name runs in parallel";
 const NOT_RUN_CANCELLED: &str =
     "cancelled by the client while waiting for the kernel's turn; the code did not run";
@@ -285,6 +289,15 @@ impl JupyterMcp {
                 note = Some(match note {
                     Some(n) => format!("{n}; {over}"),
                     None => over.to_string(),
+                });
+            }
+            if outputs
+                .iter()
+                .any(|o| matches!(o, OutputItem::Error { ename, .. } if ename == STDIN_ERROR))
+            {
+                note = Some(match note {
+                    Some(n) => format!("{NO_INPUT}; {n}"),
+                    None => NO_INPUT.to_string(),
                 });
             }
             execution_result(
