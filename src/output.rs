@@ -5,6 +5,8 @@
 //! The cap is enforced while the cell runs (the [`Collector`] is the execution's sink), so the
 //! server holds at most about `max_bytes` of a cell's output however much it prints.
 
+pub mod nbformat;
+
 use std::collections::VecDeque;
 
 use rmcp::model::ContentBlock;

@@ -75,6 +75,9 @@ impl From<notebook::Error> for ToolError {
         let status = match &e {
             notebook::Error::NotFound { .. } => "not_found",
             notebook::Error::AlreadyExists { .. } => "already_exists",
+            notebook::Error::NoSuchCell { .. } | notebook::Error::CellGone { .. } => "not_found",
+            notebook::Error::Conflict { .. } => "conflict",
+            notebook::Error::Busy { .. } => "busy",
             notebook::Error::Io { .. } => "io_error",
             _ => "invalid_argument",
         };

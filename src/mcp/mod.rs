@@ -63,7 +63,11 @@ impl JupyterMcp {
     pub fn new(app: Arc<App>) -> Self {
         JupyterMcp {
             app,
-            tool_router: Self::kernel_tools() + Self::code_tools() + Self::notebook_tools(),
+            tool_router: Self::kernel_tools()
+                + Self::code_tools()
+                + Self::notebook_tools()
+                + Self::cell_tools()
+                + Self::run_cell_tools(),
         }
     }
 }
@@ -71,8 +75,10 @@ impl JupyterMcp {
 const INSTRUCTIONS: &str = "Runs Python in real Jupyter (IPython) kernels. State persists between \
 calls on the same kernel (pick one with the optional `kernel` argument; default \"default\"). \
 Use execute_code to run code (plots come back as images), get_variables / inspect_variable to \
-look at state, install_package to add a PyPI package, and the notebook tools to save or read \
-.ipynb files in the working directory.";
+look at state, install_package to add a PyPI package, and the notebook tools to work in .ipynb \
+files in the working directory: insert_cell, edit_cell, execute_cell (outputs are saved in the \
+cell), execute_notebook. Change tools accept the `revision` read_notebook returned and refuse \
+the change if the notebook changed since.";
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for JupyterMcp {

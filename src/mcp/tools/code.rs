@@ -16,6 +16,7 @@ use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::kernel::{ExecOutcome, ExecStatus, StopReason};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, invocation, principal_dirs};
+use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
 
@@ -29,6 +30,22 @@ pub struct ExecuteCodeArgs {
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600). On expiry the
     /// code is interrupted and what it printed so far is returned.
     pub timeout: Option<f64>,
+    /// Also append the code and its outputs as a new cell at the end of this notebook (a
+    /// relative .ipynb path; created if missing), so the session can be opened in Jupyter.
+    pub notebook: Option<String>,
+}
+
+/// Where a run's outputs were saved in a notebook.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SavedCell {
+    /// Notebook path, relative to the working directory.
+    pub path: String,
+    /// Index of the cell holding the outputs.
+    pub index: usize,
+    /// Id of that cell (absent in notebooks older than nbformat 4.5).
+    pub id: Option<String>,
+    /// The notebook's revision after the save.
+    pub revision: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -46,6 +63,9 @@ pub struct ExecuteCodeOutput {
     pub truncated: bool,
     /// What happened to the kernel, when it matters (restarts, kills).
     pub note: Option<String>,
+    /// Where the outputs were saved, when the call saves them into a notebook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<SavedCell>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -98,7 +118,7 @@ impl JupyterMcp {
 
 /// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
 /// progress token. The collector throttles to its tick (a few per second).
-fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
+pub(super) fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     let token = ctx.meta.get_progress_token()?;
     let peer = ctx.peer.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
@@ -121,13 +141,15 @@ const NOT_RUN_CANCELLED: &str =
     "cancelled by the client while waiting for the kernel's turn; the code did not run";
 
 /// How an execution went, before it becomes a tool result.
-struct Execution {
-    status: ExecStatus,
-    execution_count: Option<u64>,
+pub(super) struct Execution {
+    pub(super) status: ExecStatus,
+    pub(super) execution_count: Option<u64>,
     started: Instant,
-    outputs: Vec<OutputItem>,
+    pub(super) outputs: Vec<OutputItem>,
     truncated: bool,
-    note: Option<String>,
+    pub(super) note: Option<String>,
+    /// The outputs in nbformat form, when the run was asked to record them.
+    pub(super) nb_outputs: Vec<serde_json::Value>,
 }
 
 impl Execution {
@@ -139,12 +161,29 @@ impl Execution {
             outputs: Vec::new(),
             truncated: false,
             note: Some(note.to_string()),
+            nb_outputs: Vec::new(),
         }
+    }
+
+    /// Adds a sentence to the note.
+    pub(super) fn add_note(&mut self, more: String) {
+        self.note = Some(match self.note.take() {
+            Some(n) => format!("{n}; {more}"),
+            None => more,
+        });
+    }
+
+    pub(super) fn duration_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 }
 
 /// Content in output order (a note last), and the same outputs as structured content.
-fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, ToolError> {
+pub(super) fn execution_result(
+    kernel: String,
+    e: Execution,
+    notebook: Option<SavedCell>,
+) -> Result<CallToolResult, ToolError> {
     let mut content: Vec<ContentBlock> = e.outputs.iter().map(OutputItem::to_content).collect();
     if let Some(n) = &e.note {
         content.push(ContentBlock::text(format!("[{n}]")));
@@ -159,6 +198,7 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
         outputs: e.outputs,
         truncated: e.truncated,
         note: e.note,
+        notebook,
     };
     let mut result = structured(content, &out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
@@ -200,6 +240,98 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
     note
 }
 
+/// Bytes of nbformat outputs one run may save into a notebook (the notebook's own write cap
+/// bounds the file as a whole).
+const NOTEBOOK_OUTPUT_CAP_BYTES: usize = crate::notebook::MAX_WRITE_BYTES / 2;
+
+impl JupyterMcp {
+    /// Runs `code` the way execute_code does: the timeout covers the wait for the kernel's
+    /// turn, outputs are capped, progress is forwarded, a cancel interrupts. With `record`, the
+    /// outputs are also kept in nbformat form (`Execution::nb_outputs`). Returns the kernel's
+    /// name and how the run went.
+    pub(super) async fn run_code(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kernel: Option<&str>,
+        code: &str,
+        timeout: Option<f64>,
+        record: bool,
+        progress: Option<ProgressFn>,
+    ) -> Result<(String, Execution), ToolError> {
+        let key = self.key(ctx, kernel)?;
+        let timeout = self.exec_timeout(timeout, ctx)?;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The timeout covers the wait for the kernel's turn too: a call never outlives it.
+        let lease = tokio::select! {
+            lease = self.app.pool.lease(&key) => lease?,
+            _ = ctx.ct.cancelled() => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED))),
+            _ = tokio::time::sleep_until(deadline) => return Ok((key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY))),
+        };
+        let collector = Collector::new(self.app.settings.max_output_bytes, progress);
+        let cap = if record { NOTEBOOK_OUTPUT_CAP_BYTES } else { 0 };
+        let mut sink = Recorder::new(collector, cap);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let outcome = lease
+            .kernel
+            .execute(code, true, left, &ctx.ct, &mut sink)
+            .await?;
+        let (collector, nb_outputs) = sink.finish(outcome.execution_count);
+        let (outputs, truncated) = collector.finish();
+        let note = status_note(&outcome, timeout, lease.replaced_dead);
+        Ok((
+            key.name,
+            Execution {
+                status: outcome.status,
+                execution_count: outcome.execution_count,
+                started,
+                outputs,
+                truncated,
+                note,
+                nb_outputs,
+            },
+        ))
+    }
+
+    /// Appends a run as a new code cell of `path` (created if missing). A failure to save is
+    /// told in the run's note rather than hiding the run's outputs.
+    async fn append_run(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        path: String,
+        code: String,
+        execution: &mut Execution,
+    ) -> Option<SavedCell> {
+        let outputs = std::mem::take(&mut execution.nb_outputs);
+        let count = execution.execution_count;
+        let saved = self
+            .with_store(ctx, move |s| {
+                let (pos, revision) = s.change(&path, None, true, |doc, _| {
+                    Ok(crate::notebook::edit::append_run(
+                        doc, &code, outputs, count,
+                    ))
+                })?;
+                Ok((path, pos, revision))
+            })
+            .await;
+        match saved {
+            Ok((path, pos, revision)) => Some(SavedCell {
+                path,
+                index: pos.index,
+                id: pos.id,
+                revision,
+            }),
+            Err(e) => {
+                execution.add_note(format!(
+                    "the outputs were not saved to the notebook: {}",
+                    e.message
+                ));
+                None
+            }
+        }
+    }
+}
+
 #[tool_router(router = code_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// Run Python code in a persistent Jupyter kernel (IPython). Variables, imports and
@@ -217,36 +349,23 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
-            let key = self.key(&ctx, args.kernel.as_deref())?;
-            let timeout = self.exec_timeout(args.timeout, &ctx)?;
-            let started = Instant::now();
-            let deadline = tokio::time::Instant::now() + timeout;
-            // The timeout covers the wait for the kernel's turn too: a call never outlives it.
-            let lease = tokio::select! {
-                lease = self.app.pool.lease(&key) => lease?,
-                _ = ctx.ct.cancelled() => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED)),
-                _ = tokio::time::sleep_until(deadline) => return execution_result(key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY)),
-            };
-            let mut collector =
-                Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let outcome = lease
-                .kernel
-                .execute(&args.code, true, left, &ctx.ct, &mut collector)
+            let record = args.notebook.is_some();
+            let progress = progress_forwarder(&ctx);
+            let (kernel, mut execution) = self
+                .run_code(
+                    &ctx,
+                    args.kernel.as_deref(),
+                    &args.code,
+                    args.timeout,
+                    record,
+                    progress,
+                )
                 .await?;
-            let (outputs, truncated) = collector.finish();
-            let note = status_note(&outcome, timeout, lease.replaced_dead);
-            execution_result(
-                key.name,
-                Execution {
-                    status: outcome.status,
-                    execution_count: outcome.execution_count,
-                    started,
-                    outputs,
-                    truncated,
-                    note,
-                },
-            )
+            let saved = match args.notebook {
+                Some(path) => self.append_run(&ctx, path, args.code, &mut execution).await,
+                None => None,
+            };
+            execution_result(kernel, execution, saved)
         };
         respond(result.await)
     }
