@@ -8,6 +8,7 @@ mod common;
 mod execute;
 mod kernels;
 mod lifecycle;
+mod notebook_edit;
 mod notebooks;
 mod packages;
 mod protocol;

@@ -349,6 +349,11 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
+            // A notebook path that cannot be saved to is refused before the code runs.
+            if let Some(path) = args.notebook.clone() {
+                self.with_store(&ctx, move |s| s.resolve(&path).map(drop))
+                    .await?;
+            }
             let record = args.notebook.is_some();
             let progress = progress_forwarder(&ctx);
             let (kernel, mut execution) = self
