@@ -5,6 +5,7 @@
 //! `notebook` and `packages` are the domain pieces the tools format and call.
 
 pub mod config;
+pub(crate) mod files;
 pub mod http;
 pub mod kernel;
 pub mod lambda;

@@ -20,7 +20,7 @@ const MAX_ERROR_FIELD_CHARS: usize = 500;
 /// `structuredContent`, and a plot is worth more than its size in text. With the default cap a
 /// full reply (text twice, images once) stays near 800 KB, under the 1 MiB the Python SDK takes
 /// in one SSE event.
-const IMAGE_BUDGET_FACTOR: usize = 4;
+pub(crate) const IMAGE_BUDGET_FACTOR: usize = 4;
 
 /// Largest slice of new output one progress notification carries.
 const PROGRESS_CHUNK_BYTES: usize = 2048;

@@ -615,3 +615,278 @@ async fn bad_input_execute_timeout_out_of_range() {
         .await;
     assert_refused(&r, "invalid_argument", "timeout");
 }
+
+// ---- files and resources ----
+
+const PNG_1PX: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn write_read_and_list_files() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "data/t.csv", "content": "a,b\n1,2\n3,4\n"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["uri"], "workspace:///data/t.csv");
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "plot.png", "content": PNG_1PX, "encoding": "base64"}),
+        )
+        .await;
+    ok(&r);
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "blob.bin", "content": "AJ+SlgA=", "encoding": "base64"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["size_bytes"], 5);
+
+    let r = server
+        .call(
+            "read_file",
+            json!({"path": "data/t.csv", "offset": 1, "limit": 1}),
+        )
+        .await;
+    let s = ok(&r);
+    assert_eq!(
+        (s["kind"].as_str(), s["mime_type"].as_str()),
+        (Some("text"), Some("text/csv"))
+    );
+    assert_eq!(
+        (s["total_lines"].as_u64(), s["next_offset"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(text(&r).starts_with("1,2\n"), "{r}");
+    let r = server.call("read_file", json!({"path": "plot.png"})).await;
+    assert_eq!(ok(&r)["kind"], "image");
+    assert_eq!(image_block(&r).unwrap()["data"], PNG_1PX);
+    let r = server.call("read_file", json!({"path": "blob.bin"})).await;
+    assert_eq!(ok(&r)["kind"], "binary");
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap();
+    assert_eq!(
+        (link["uri"].as_str(), link["size"].as_u64()),
+        (Some("workspace:///blob.bin"), Some(5))
+    );
+
+    let r = server.call("list_files", json!({})).await;
+    let names: Vec<&str> = ok(&r)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blob.bin", "data", "plot.png"]);
+    let r = server
+        .call("list_files", json!({"path": "data", "recursive": true}))
+        .await;
+    assert_eq!(ok(&r)["entries"][0]["path"], "data/t.csv");
+}
+
+#[tokio::test]
+async fn resources_list_page_and_read() {
+    let server = Server::start();
+    for i in 0..105 {
+        std::fs::write(
+            server.workdir.path().join(format!("f{i:03}.txt")),
+            format!("file {i}"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        server.workdir.path().join("img.png"),
+        base64_decode(PNG_1PX),
+    )
+    .unwrap();
+    let init = server
+        .rpc("initialize", json!({"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}))
+        .await;
+    assert!(
+        init["result"]["capabilities"]["resources"].is_object(),
+        "{init}"
+    );
+    let first = server.rpc("resources/list", json!({})).await;
+    let page = first["result"]["resources"].as_array().unwrap();
+    assert_eq!(page.len(), 100);
+    assert_eq!(page[0]["uri"], "workspace:///f000.txt");
+    assert_eq!(page[0]["mimeType"], "text/plain");
+    assert_eq!(page[0]["size"], 6);
+    let cursor = first["result"]["nextCursor"].clone();
+    let second = server
+        .rpc("resources/list", json!({"cursor": cursor}))
+        .await;
+    assert_eq!(second["result"]["resources"].as_array().unwrap().len(), 6);
+    assert!(second["result"].get("nextCursor").is_none());
+
+    let t = server.rpc("resources/templates/list", json!({})).await;
+    assert_eq!(
+        t["result"]["resourceTemplates"][0]["uriTemplate"],
+        "workspace:///{+path}"
+    );
+
+    let r = server
+        .rpc("resources/read", json!({"uri": "workspace:///f007.txt"}))
+        .await;
+    assert_eq!(r["result"]["contents"][0]["text"], "file 7");
+    let r = server
+        .rpc("resources/read", json!({"uri": "workspace:///img.png"}))
+        .await;
+    assert_eq!(r["result"]["contents"][0]["blob"], PNG_1PX);
+    assert_eq!(r["result"]["contents"][0]["mimeType"], "image/png");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))",
+            s,
+        ])
+        .output()
+        .unwrap();
+    out.stdout
+}
+
+#[tokio::test]
+async fn bad_input_resource_read_unknown_missing_escaping_or_too_large() {
+    let server = Server::start();
+    std::fs::write(
+        server.workdir.path().join("big.txt"),
+        vec![b'x'; 4 * 1024 * 1024 + 1],
+    )
+    .unwrap();
+    for (uri, hint) in [
+        ("file:///etc/passwd", "not a resource of this server"),
+        ("workspace:///missing.txt", "not found"),
+        ("workspace:///../etc/passwd", ".."),
+        ("workspace:///%2E%2E/etc/passwd", ".."),
+        ("workspace:///big.txt", "over the"),
+    ] {
+        let r = server.rpc("resources/read", json!({"uri": uri})).await;
+        assert_eq!(r["error"]["code"], -32602, "{uri}: {r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap().contains(hint),
+            "{uri}: {r}"
+        );
+    }
+    let r = server
+        .rpc("resources/list", json!({"cursor": "bogus"}))
+        .await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+}
+
+#[tokio::test]
+async fn bad_input_file_paths_outside_the_working_directory() {
+    let server = Server::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.workdir.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        server.workdir.path().join("s.txt"),
+    )
+    .unwrap();
+    for path in [
+        "../x",
+        "/etc/passwd",
+        "link/secret.txt",
+        "s.txt",
+        ".packages/x",
+        "a\0b",
+        "",
+    ] {
+        for (tool, args) in [
+            (
+                "write_file",
+                json!({"path": path, "content": "x", "overwrite": true}),
+            ),
+            ("read_file", json!({"path": path})),
+            ("list_files", json!({"path": path})),
+        ] {
+            if tool == "list_files" && path.is_empty() {
+                continue; // the top of the working directory
+            }
+            let r = server.call(tool, args).await;
+            assert_eq!(err_status(&r), "invalid_argument", "{tool} {path:?}: {r}");
+            assert!(!text(&r).contains("secret\""), "{r}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(),
+        "secret"
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_write_existing_file_without_overwrite() {
+    let server = Server::start();
+    ok(&server
+        .call("write_file", json!({"path": "a.txt", "content": "1"}))
+        .await);
+    let r = server
+        .call("write_file", json!({"path": "a.txt", "content": "2"}))
+        .await;
+    assert_refused(&r, "already_exists", "overwrite=true");
+    assert_eq!(
+        std::fs::read_to_string(server.workdir.path().join("a.txt")).unwrap(),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_write_invalid_base64() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "a.bin", "content": "not base64!", "encoding": "base64"}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "base64");
+    assert!(!server.workdir.path().join("a.bin").exists());
+}
+
+#[tokio::test]
+async fn bad_input_write_over_the_size_cap() {
+    let server = Server::start();
+    let big = "x".repeat(3 * 1024 * 1024 + 1);
+    let r = server
+        .call("write_file", json!({"path": "big.txt", "content": big}))
+        .await;
+    assert_refused(&r, "too_large", "limit");
+    assert!(!server.workdir.path().join("big.txt").exists());
+}
+
+#[tokio::test]
+async fn bad_input_read_missing_file_or_a_directory() {
+    let server = Server::start();
+    std::fs::create_dir(server.workdir.path().join("dir")).unwrap();
+    let r = server.call("read_file", json!({"path": "nope.txt"})).await;
+    assert_refused(&r, "not_found", "list_files");
+    let r = server.call("read_file", json!({"path": "dir"})).await;
+    assert_refused(&r, "invalid_argument", "is a directory");
+    let r = server.call("list_files", json!({"path": "nope"})).await;
+    assert_refused(&r, "not_found", "list_files");
+}
+
+#[tokio::test]
+async fn bad_input_unknown_encoding() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "a.txt", "content": "x", "encoding": "utf16"}),
+        )
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert!(text(&r).contains("encoding"), "{r}");
+}

@@ -7,6 +7,7 @@
 mod args;
 mod error;
 pub mod invocation;
+mod resources;
 mod tools;
 
 use std::sync::Arc;
@@ -42,6 +43,11 @@ impl App {
     fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
         NotebookStore::new(principal_dirs(&self.settings, principal).home)
     }
+
+    /// The principal's files: the same directory and confinement as its notebooks.
+    fn files(&self, principal: &str) -> Result<crate::files::Files, crate::notebook::Error> {
+        Ok(crate::files::Files::new(self.notebooks(principal)?))
+    }
 }
 
 /// The directories of a principal. The local principal works in the working directory itself.
@@ -67,7 +73,8 @@ impl JupyterMcp {
                 + Self::code_tools()
                 + Self::notebook_tools()
                 + Self::cell_tools()
-                + Self::run_cell_tools(),
+                + Self::run_cell_tools()
+                + Self::file_tools(),
         }
     }
 }
@@ -122,12 +129,44 @@ impl ServerHandler for JupyterMcp {
         response
     }
 
+    async fn list_resources(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        resources::list(&self.app, &self.app.principal(&context), cursor).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, rmcp::ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
+        resources::read(&self.app, &self.app.principal(&context), request.uri)
+            .await
+            .map(Into::into)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Jupyter kernel MCP server"),
-            )
-            .with_instructions(INSTRUCTIONS.to_string())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Jupyter kernel MCP server"),
+        )
+        .with_instructions(INSTRUCTIONS.to_string())
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! All functions are blocking (std::fs); call them from `spawn_blocking` in async code.
 
-mod disk;
+pub(crate) mod disk;
 pub(crate) mod edit;
 mod format;
 mod paths;
@@ -47,25 +47,25 @@ const NOTEBOOK_SUFFIX: &str = ".ipynb";
 /// Why a notebook operation failed. Messages name only the caller's relative path.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("notebook path is empty; give a relative path such as `analysis/report.ipynb`")]
+    #[error("path is empty; give a relative path such as `analysis/report.ipynb`")]
     EmptyPath,
-    #[error("notebook path is longer than {max} bytes; use a shorter relative path")]
+    #[error("path is longer than {max} bytes; use a shorter relative path")]
     PathTooLong { max: usize },
-    #[error("notebook path `{path}` is absolute; give a path relative to the working directory")]
+    #[error("path `{path}` is absolute; give a path relative to the working directory")]
     AbsolutePath { path: String },
-    #[error("notebook path contains a NUL byte; use printable characters only")]
+    #[error("path contains a NUL byte; use printable characters only")]
     NulByte,
-    #[error("notebook path `{path}` contains `..`; paths must stay inside the working directory")]
+    #[error("path `{path}` contains `..`; paths must stay inside the working directory")]
     ParentComponent { path: String },
     #[error(
-        "notebook path `{path}` has a hidden component (starting with `.`); \
+        "path `{path}` has a hidden component (starting with `.`); \
          use names that do not start with a dot"
     )]
     HiddenComponent { path: String },
     #[error("notebook path `{path}` does not end in `.ipynb`; only `.ipynb` files are notebooks")]
     NotIpynb { path: String },
     #[error(
-        "notebook path `{path}` goes through a symlink that leaves the working directory (or \
+        "path `{path}` goes through a symlink that leaves the working directory (or \
          cannot be resolved); use a path whose directories are inside the working directory"
     )]
     SymlinkEscape { path: String },
@@ -270,6 +270,18 @@ impl NotebookStore {
             });
         }
         self.confine(rel, &parts)
+    }
+
+    /// Like `resolve`, for any file or directory (no `.ipynb` suffix required): the same
+    /// confinement serves the file tools.
+    pub(crate) fn resolve_any(&self, rel: &str) -> Result<PathBuf, Error> {
+        let parts = check_relative(rel)?;
+        self.confine(rel, &parts)
+    }
+
+    /// The canonical root every resolved path starts with.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Writes a new nbformat 4.5 notebook holding `cells`, creating parent directories.
@@ -490,7 +502,7 @@ impl NotebookStore {
     }
 
     /// Creates the parent directories of `target` (mode 0700) and re-checks they stay inside.
-    fn make_parent(&self, target: &Path, display: &str) -> Result<(), Error> {
+    pub(crate) fn make_parent(&self, target: &Path, display: &str) -> Result<(), Error> {
         let Some(parent) = target.parent() else {
             return Err(Error::EmptyPath);
         };

@@ -3,6 +3,7 @@
 
 mod cells;
 mod code;
+mod files;
 mod kernels;
 mod notebooks;
 mod run_cells;
