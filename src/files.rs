@@ -188,6 +188,8 @@ impl Files {
         let size = bytes.len() as u64;
         let read = match image_mime(&bytes) {
             Some(mime_type) => FileRead::Image { mime_type, bytes },
+            // A NUL byte is valid UTF-8 but no text file holds one.
+            None if bytes.contains(&0) => FileRead::Binary { bytes },
             None => match String::from_utf8(bytes) {
                 Ok(text) => FileRead::Text { text },
                 Err(e) => FileRead::Binary {

@@ -179,3 +179,25 @@ def test_notebooks_written_by_jupyter_tools(server):
                 # nbformat's own reader upgrades old minors to 4.5 with ids: that must work too.
                 nbformat.validate(nbformat.read(str(path), as_version=4))
     run(body)
+
+
+def test_resources_listed_and_read_through_the_sdk(server, mode):
+    """The working directory's files as resources: listed with MIME type and size, read as text
+    or a base64 blob; a file written by write_file shows up."""
+    async def body():
+        async with Client(server.url, mode=mode, read_timeout_seconds=CALL_TIMEOUT) as client:
+            r, s = await call(client, "write_file", path=f"res-{mode}/table.csv",
+                              content="a,b\n1,2\n")
+            assert not r.is_error, r
+            r, s = await call(client, "write_file", path=f"res-{mode}/raw.bin",
+                              content="AAEC", encoding="base64")
+            assert not r.is_error, r
+            listed = await client.list_resources()
+            by_name = {res.name: res for res in listed.resources}
+            csv = by_name[f"res-{mode}/table.csv"]
+            assert (csv.mime_type, csv.size) == ("text/csv", 8)
+            read = await client.read_resource(str(csv.uri))
+            assert read.contents[0].text == "a,b\n1,2\n"
+            blob = await client.read_resource(str(by_name[f"res-{mode}/raw.bin"].uri))
+            assert blob.contents[0].blob == "AAEC"
+    run(body)
