@@ -890,3 +890,84 @@ async fn bad_input_unknown_encoding() {
     assert!(is_error(&r), "{r}");
     assert!(text(&r).contains("encoding"), "{r}");
 }
+
+// ---- images that fit the model ----
+
+/// The image items of execute_code's structured outputs.
+fn images(r: &Value) -> Vec<Value> {
+    r["structuredContent"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "image")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_big_figure_is_downscaled_and_its_original_linked() {
+    let server = Server::start();
+    let code = "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n\
+                from IPython.display import Image, display\n\
+                fig, ax = plt.subplots(figsize=(20, 12), dpi=300)\nax.plot(range(100), [i * i for i in range(100)])\n\
+                fig.savefig('big_tmp.png', dpi=300)\nplt.close(fig)\ndisplay(Image(filename='big_tmp.png'))";
+    let r = server.exec(code).await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let imgs = images(&r);
+    assert_eq!(imgs.len(), 1, "{r}");
+    let img = &imgs[0];
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(1568), Some(941))
+    );
+    assert_eq!(img["mime_type"], "image/png", "a line plot stays PNG");
+    let original = &img["original"];
+    assert_eq!(
+        (original["width"].as_u64(), original["height"].as_u64()),
+        (Some(6000), Some(3600))
+    );
+    let saved = server
+        .workdir
+        .path()
+        .join(original["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().len(),
+        original["bytes"].as_u64().unwrap()
+    );
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap();
+    assert_eq!(link["uri"], original["uri"]);
+    let read = server
+        .rpc("resources/read", json!({"uri": link["uri"]}))
+        .await;
+    assert_eq!(read["result"]["contents"][0]["mimeType"], "image/png");
+
+    // A per-call limit asks for less.
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "display(Image(filename='big_tmp.png'))", "max_image_px": 400}),
+        )
+        .await;
+    assert_eq!(images(&r)[0]["width"], 400);
+}
+
+#[tokio::test]
+async fn a_dense_scatter_plot_is_sent_as_jpeg() {
+    let server = Server::start();
+    let code = "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nimport numpy as np\n\
+                from IPython.display import Image, display\nrng = np.random.default_rng(0)\n\
+                fig, ax = plt.subplots(figsize=(12, 8), dpi=200)\n\
+                ax.scatter(rng.random(200000), rng.random(200000), s=2, c=rng.random(200000), cmap='viridis')\n\
+                fig.savefig('scatter.png')\nplt.close(fig)\ndisplay(Image(filename='scatter.png'))";
+    let r = server.exec(code).await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let img = &images(&r)[0];
+    assert_eq!(img["mime_type"], "image/jpeg", "{img}");
+    assert!(img["width"].as_u64().unwrap() <= 1568);
+    assert_eq!(img["original"]["mime_type"], "image/png");
+}

@@ -30,6 +30,9 @@ pub struct ExecuteCodeArgs {
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600). On expiry the
     /// code is interrupted and what it printed so far is returned.
     pub timeout: Option<f64>,
+    /// Longest side, in pixels, of images sent back (default and maximum: the server's
+    /// --max-image-px). Larger images are downscaled; the original is saved and linked.
+    pub max_image_px: Option<u32>,
     /// Also append the code and its outputs as a new cell at the end of this notebook (a
     /// relative .ipynb path; created if missing), so the session can be opened in Jupyter.
     pub notebook: Option<String>,
@@ -184,7 +187,25 @@ pub(super) fn execution_result(
     e: Execution,
     notebook: Option<SavedCell>,
 ) -> Result<CallToolResult, ToolError> {
-    let mut content: Vec<ContentBlock> = e.outputs.iter().map(OutputItem::to_content).collect();
+    let mut content: Vec<ContentBlock> = Vec::new();
+    for item in &e.outputs {
+        content.push(item.to_content());
+        if let OutputItem::Image {
+            original: Some(o), ..
+        } = item
+            && let (Some(uri), Some(path)) = (&o.uri, &o.path)
+        {
+            content.push(ContentBlock::resource_link(
+                rmcp::model::Resource::new(uri.clone(), path.clone())
+                    .with_mime_type(o.mime_type.clone())
+                    .with_size(o.bytes as u64)
+                    .with_description(format!(
+                        "full-size original ({}x{} px), downscaled to fit the model",
+                        o.width, o.height
+                    )),
+            ));
+        }
+    }
     if let Some(n) = &e.note {
         content.push(ContentBlock::text(format!("[{n}]")));
     } else if content.is_empty() {
@@ -244,6 +265,17 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
 /// bounds the file as a whole).
 const NOTEBOOK_OUTPUT_CAP_BYTES: usize = crate::notebook::MAX_WRITE_BYTES / 2;
 
+/// What to run and how: the arguments run_code shares between execute_code and the cell tools.
+pub(super) struct RunSpec<'a> {
+    pub(super) kernel: Option<&'a str>,
+    pub(super) code: &'a str,
+    pub(super) timeout: Option<f64>,
+    /// Keep the outputs in nbformat form too, to save them in a notebook.
+    pub(super) record: bool,
+    /// A per-call image size limit (at most the server's).
+    pub(super) max_image_px: Option<u32>,
+}
+
 impl JupyterMcp {
     /// Runs `code` the way execute_code does: the timeout covers the wait for the kernel's
     /// turn, outputs are capped, progress is forwarded, a cancel interrupts. With `record`, the
@@ -252,12 +284,16 @@ impl JupyterMcp {
     pub(super) async fn run_code(
         &self,
         ctx: &RequestContext<RoleServer>,
-        kernel: Option<&str>,
-        code: &str,
-        timeout: Option<f64>,
-        record: bool,
+        spec: RunSpec<'_>,
         progress: Option<ProgressFn>,
     ) -> Result<(String, Execution), ToolError> {
+        let RunSpec {
+            kernel,
+            code,
+            timeout,
+            record,
+            max_image_px,
+        } = spec;
         let key = self.key(ctx, kernel)?;
         let timeout = self.exec_timeout(timeout, ctx)?;
         let started = Instant::now();
@@ -268,17 +304,24 @@ impl JupyterMcp {
             _ = ctx.ct.cancelled() => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED))),
             _ = tokio::time::sleep_until(deadline) => return Ok((key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY))),
         };
-        let collector = Collector::new(self.app.settings.max_output_bytes, progress);
+        let max_px = self.app.settings.max_image_px;
+        let max_px = max_image_px.map_or(max_px, |px| px.clamp(16, max_px));
+        let collector =
+            Collector::new(self.app.settings.max_output_bytes, progress).with_image_fit(max_px);
         let cap = if record { NOTEBOOK_OUTPUT_CAP_BYTES } else { 0 };
         let mut sink = Recorder::new(collector, cap);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let lease_replaced_dead = lease.replaced_dead;
         let outcome = lease
             .kernel
             .execute(code, true, left, &ctx.ct, &mut sink)
             .await?;
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
-        let (outputs, truncated) = collector.finish();
-        let note = status_note(&outcome, timeout, lease.replaced_dead);
+        drop(lease);
+        let (mut outputs, truncated) = collector.finish();
+        self.save_originals(ctx, &key.name, outcome.execution_count, &mut outputs)
+            .await;
+        let note = status_note(&outcome, timeout, lease_replaced_dead);
         Ok((
             key.name,
             Execution {
@@ -291,6 +334,52 @@ impl JupyterMcp {
                 nb_outputs,
             },
         ))
+    }
+
+    /// Saves the full-size originals of downscaled images under `images/` in the caller's
+    /// directory and records where, so the result can link them. A failed save is logged and
+    /// the image is still sent (downscaled, unlinked).
+    async fn save_originals(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kernel: &str,
+        count: Option<u64>,
+        outputs: &mut [OutputItem],
+    ) {
+        for (n, item) in outputs.iter_mut().enumerate() {
+            let OutputItem::Image {
+                original: Some(original),
+                original_data,
+                ..
+            } = item
+            else {
+                continue;
+            };
+            let Some(raw) = original_data.take() else {
+                continue;
+            };
+            let ext = if original.mime_type == "image/jpeg" {
+                "jpg"
+            } else {
+                "png"
+            };
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            let path = format!(
+                "images/{kernel}-{}-{n}-{}.{ext}",
+                count.unwrap_or(0),
+                &tag[..8]
+            );
+            let saved = self
+                .with_files(ctx, move |f| f.write(&path, &raw, false))
+                .await;
+            match saved {
+                Ok(path) => {
+                    original.uri = Some(crate::files::uri_for(&path));
+                    original.path = Some(path);
+                }
+                Err(e) => tracing::warn!(error = %e.message, "could not save an original image"),
+            }
+        }
     }
 
     /// Appends a run as a new code cell of `path` (created if missing). A failure to save is
@@ -359,10 +448,13 @@ impl JupyterMcp {
             let (kernel, mut execution) = self
                 .run_code(
                     &ctx,
-                    args.kernel.as_deref(),
-                    &args.code,
-                    args.timeout,
-                    record,
+                    RunSpec {
+                        kernel: args.kernel.as_deref(),
+                        code: &args.code,
+                        timeout: args.timeout,
+                        record,
+                        max_image_px: args.max_image_px,
+                    },
                     progress,
                 )
                 .await?;

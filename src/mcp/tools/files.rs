@@ -103,7 +103,7 @@ pub struct WriteFileOutput {
 
 impl JupyterMcp {
     /// Runs a blocking file operation off the async threads.
-    async fn with_files<T: Send + 'static>(
+    pub(super) async fn with_files<T: Send + 'static>(
         &self,
         ctx: &RequestContext<RoleServer>,
         op: impl FnOnce(Files) -> Result<T, crate::files::Error> + Send + 'static,

@@ -12,7 +12,7 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::code::{Execution, SavedCell, execution_result, progress_forwarder};
+use super::code::{Execution, RunSpec, SavedCell, execution_result, progress_forwarder};
 use crate::kernel::ExecStatus;
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
@@ -151,10 +151,13 @@ impl JupyterMcp {
             let (kernel, mut execution) = self
                 .run_code(
                     &ctx,
-                    a.kernel.as_deref(),
-                    &cell.source,
-                    a.timeout,
-                    true,
+                    RunSpec {
+                        kernel: a.kernel.as_deref(),
+                        code: &cell.source,
+                        timeout: a.timeout,
+                        record: true,
+                        max_image_px: None,
+                    },
                     progress,
                 )
                 .await?;
@@ -210,10 +213,13 @@ impl JupyterMcp {
                 let (kernel, mut execution) = self
                     .run_code(
                         &ctx,
-                        a.kernel.as_deref(),
-                        &cell.source,
-                        a.timeout,
-                        true,
+                        RunSpec {
+                            kernel: a.kernel.as_deref(),
+                            code: &cell.source,
+                            timeout: a.timeout,
+                            record: true,
+                            max_image_px: None,
+                        },
                         None,
                     )
                     .await?;
