@@ -946,6 +946,28 @@ async fn a_big_figure_is_downscaled_and_its_original_linked() {
         .await;
     assert_eq!(read["result"]["contents"][0]["mimeType"], "image/png");
 
+    // read_file fits an image file the same way, linking the file itself.
+    let r = server
+        .call("read_file", json!({"path": "big_tmp.png"}))
+        .await;
+    let s = ok(&r);
+    assert!(
+        s["note"]
+            .as_str()
+            .unwrap()
+            .contains("downscaled to 1568x941"),
+        "{r}"
+    );
+    assert!(image_block(&r).is_some());
+    assert!(
+        r["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "resource_link" && c["uri"] == "workspace:///big_tmp.png"),
+        "{r}"
+    );
+
     // A per-call limit asks for less.
     let r = server
         .call(

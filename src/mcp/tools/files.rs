@@ -15,6 +15,7 @@ use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::output::IMAGE_BUDGET_FACTOR;
+use crate::output::fit::{FitLimits, Fitted, fit};
 
 /// Lines read_file returns when no limit is given.
 const DEFAULT_LINE_LIMIT: usize = 2000;
@@ -154,10 +155,24 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let path = a.path.clone();
-        let read = self.with_files(&ctx, move |f| f.read(&path)).await;
         let cap = self.app.settings.max_output_bytes;
-        respond(read.and_then(|(read, size, path)| {
-            let (out, content) = file_content(read, size, path, a.offset, a.limit, cap);
+        let limits = FitLimits {
+            max_px: self.app.settings.max_image_px,
+            max_bytes: cap.saturating_mul(IMAGE_BUDGET_FACTOR) / 2 * 3 / 4,
+        };
+        // An image is fitted like a plot; the file itself is the original, linked.
+        let read = self
+            .with_files(&ctx, move |f| {
+                let (read, size, path) = f.read(&path)?;
+                let fitted = match &read {
+                    FileRead::Image { bytes, .. } => fit(bytes, limits).ok().flatten(),
+                    _ => None,
+                };
+                Ok((read, size, path, fitted))
+            })
+            .await;
+        respond(read.and_then(|(read, size, path, fitted)| {
+            let (out, content) = file_content(read, fitted, size, path, a.offset, a.limit, cap);
             structured(content, &out)
         }))
     }
@@ -203,6 +218,7 @@ fn decode_base64(content: &str) -> Result<Vec<u8>, crate::files::Error> {
 /// The structured description and the content blocks of a file read.
 fn file_content(
     read: FileRead,
+    fitted: Option<Fitted>,
     size: u64,
     path: String,
     offset: usize,
@@ -252,9 +268,21 @@ fn file_content(
         FileRead::Image { mime_type, bytes } => {
             out.kind = "image";
             out.mime_type = mime_type.to_owned();
+            let (mime_type, bytes) = match fitted {
+                Some(f) => {
+                    out.note = Some(format!(
+                        "downscaled to {}x{} {} to fit the model; the full-size file is linked",
+                        f.width, f.height, f.mime_type
+                    ));
+                    (f.mime_type, f.bytes)
+                }
+                None => (mime_type, bytes),
+            };
             let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
             let budget = cap.saturating_mul(IMAGE_BUDGET_FACTOR);
-            if data.len() <= budget {
+            if data.len() <= budget && out.note.is_some() {
+                vec![ContentBlock::image(data, mime_type), link(&out)]
+            } else if data.len() <= budget {
                 vec![ContentBlock::image(data, mime_type)]
             } else {
                 let note = format!(
