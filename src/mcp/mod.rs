@@ -85,7 +85,8 @@ Use execute_code to run code (plots come back as images), get_variables / inspec
 look at state, install_package to add a PyPI package, and the notebook tools to work in .ipynb \
 files in the working directory: insert_cell, edit_cell, execute_cell (outputs are saved in the \
 cell), execute_notebook. Change tools accept the `revision` read_notebook returned and refuse \
-the change if the notebook changed since.";
+the change if the notebook changed since. list_files, read_file and write_file move files (a CSV, \
+a full-size figure) in and out of the working directory.";
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for JupyterMcp {
