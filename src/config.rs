@@ -28,6 +28,8 @@ pub const ENV_MAX_KERNELS: &str = "JUPYTER_MCP_MAX_KERNELS";
 pub const ENV_IDLE_TIMEOUT: &str = "JUPYTER_MCP_IDLE_TIMEOUT";
 /// Cap on the output bytes one call returns.
 pub const ENV_MAX_OUTPUT_BYTES: &str = "JUPYTER_MCP_MAX_OUTPUT_BYTES";
+/// Longest side, in pixels, of an image sent to the model.
+pub const ENV_MAX_IMAGE_PX: &str = "JUPYTER_MCP_MAX_IMAGE_PX";
 /// Extra Host header values accepted (comma separated), e.g. a public hostname.
 pub const ENV_ALLOWED_HOSTS: &str = "JUPYTER_MCP_ALLOWED_HOSTS";
 
@@ -234,6 +236,11 @@ pub struct Config {
     #[arg(long, env = ENV_DISK_QUOTA_MB, default_value_t = 0)]
     pub disk_quota_mb: u64,
 
+    /// Longest side, in pixels, of an image sent to the model (vision models scale larger ones
+    /// down anyway); larger images are downscaled and the original is saved and linked.
+    #[arg(long, env = ENV_MAX_IMAGE_PX, default_value_t = 1568, value_parser = clap::value_parser!(u32).range(16..=16384))]
+    pub max_image_px: u32,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -260,6 +267,8 @@ pub struct Settings {
     /// `None` disables idle reaping.
     pub idle_timeout: Option<Duration>,
     pub max_output_bytes: usize,
+    /// Longest side of an image sent to the model, in pixels.
+    pub max_image_px: u32,
     pub allowed_hosts: Vec<String>,
     /// PYTHONPATH for kernels and pip.
     pub kernel_pythonpath: Option<String>,
@@ -420,6 +429,7 @@ impl Config {
             max_kernels,
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,
+            max_image_px: self.max_image_px,
             allowed_hosts,
             kernel_pythonpath,
             lambda,

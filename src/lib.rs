@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod config;
+pub(crate) mod files;
 pub mod http;
 pub mod kernel;
 pub mod lambda;

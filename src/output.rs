@@ -5,7 +5,13 @@
 //! The cap is enforced while the cell runs (the [`Collector`] is the execution's sink), so the
 //! server holds at most about `max_bytes` of a cell's output however much it prints.
 
+pub mod fit;
+pub mod nbformat;
+
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use base64::Engine;
 
 use rmcp::model::ContentBlock;
 use serde::Serialize;
@@ -18,7 +24,7 @@ const MAX_ERROR_FIELD_CHARS: usize = 500;
 /// `structuredContent`, and a plot is worth more than its size in text. With the default cap a
 /// full reply (text twice, images once) stays near 800 KB, under the 1 MiB the Python SDK takes
 /// in one SSE event.
-const IMAGE_BUDGET_FACTOR: usize = 4;
+pub(crate) const IMAGE_BUDGET_FACTOR: usize = 4;
 
 /// Largest slice of new output one progress notification carries.
 const PROGRESS_CHUNK_BYTES: usize = 2048;
@@ -48,6 +54,13 @@ pub enum OutputItem {
         mime_type: String,
         /// Size of the base64 data.
         bytes: usize,
+        /// Pixel width sent, when known.
+        width: Option<u32>,
+        /// Pixel height sent, when known.
+        height: Option<u32>,
+        /// Set when the image was downscaled to fit: the original, saved in full and linked.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original: Option<OriginalImage>,
         #[serde(skip)]
         #[schemars(skip)]
         data: String,
@@ -55,6 +68,10 @@ pub enum OutputItem {
         #[serde(skip)]
         #[schemars(skip)]
         display_id: Option<String>,
+        /// The original's bytes, until the tool saves them.
+        #[serde(skip)]
+        #[schemars(skip)]
+        original_data: Option<Arc<Vec<u8>>>,
     },
     /// An exception raised by the code.
     Error {
@@ -65,6 +82,20 @@ pub enum OutputItem {
     },
     /// Marks where output above the cap was cut.
     Truncated { omitted_bytes: u64, note: String },
+}
+
+/// The full-size image an image sent to the model was made from.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct OriginalImage {
+    pub mime_type: String,
+    pub width: u32,
+    pub height: u32,
+    /// Size of the original file, in bytes.
+    pub bytes: usize,
+    /// Where the original was saved (a `workspace:///` resource), when it was.
+    pub uri: Option<String>,
+    /// The original's path, relative to the working directory, when it was saved.
+    pub path: Option<String>,
 }
 
 impl OutputItem {
@@ -231,8 +262,12 @@ fn from_bundle(
             return OutputItem::Image {
                 mime_type: mime.into(),
                 bytes: data.len(),
+                width: None,
+                height: None,
+                original: None,
                 data,
                 display_id: None,
+                original_data: None,
             };
         }
     }
@@ -324,6 +359,8 @@ pub struct Collector {
     pending_progress: String,
     /// A `clear_output(wait=True)` waiting for the next output.
     clear_pending: bool,
+    /// When set, images are fitted to these limits before the budget sees them.
+    fit: Option<fit::FitLimits>,
 }
 
 impl Collector {
@@ -344,7 +381,16 @@ impl Collector {
             progress,
             pending_progress: String::new(),
             clear_pending: false,
+            fit: None,
         }
+    }
+
+    /// Fits every image to `max_px` on its longest side and to half the image budget.
+    pub fn with_image_fit(mut self, max_px: u32) -> Self {
+        // Half the (base64) image budget, in encoded bytes.
+        let max_bytes = self.image_limit / 2 * 3 / 4;
+        self.fit = Some(fit::FitLimits { max_px, max_bytes });
+        self
     }
 
     /// The outputs in order, with a truncation marker where output was cut, and whether any was.
@@ -407,6 +453,9 @@ impl Collector {
     }
 
     fn add(&mut self, mut item: OutputItem) {
+        if let Some(limits) = self.fit {
+            item = fit_image(item, limits);
+        }
         self.seen_bytes += item.size() as u64;
         if let OutputItem::Image {
             mime_type, bytes, ..
@@ -570,6 +619,84 @@ fn apply_carriage_returns(text: &str) -> String {
         out.push_str(last);
     }
     out
+}
+
+/// Fits an image item to `limits` (other items pass through). An image that does not decode
+/// is sent as it came.
+fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem {
+    let OutputItem::Image {
+        mime_type,
+        data,
+        display_id,
+        ..
+    } = &item
+    else {
+        return item;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(raw) = b64.decode(data) else {
+        return item;
+    };
+    match run_blocking(|| fit::fit(&raw, limits)) {
+        Ok(Some(fitted)) => {
+            let (width, height) = fit::dimensions(&raw).unwrap_or_default();
+            let data = b64.encode(&fitted.bytes);
+            OutputItem::Image {
+                mime_type: fitted.mime_type.into(),
+                bytes: data.len(),
+                width: Some(fitted.width),
+                height: Some(fitted.height),
+                original: Some(OriginalImage {
+                    mime_type: mime_type.clone(),
+                    width,
+                    height,
+                    bytes: raw.len(),
+                    uri: None,
+                    path: None,
+                }),
+                data,
+                original_data: Some(Arc::new(raw)),
+                display_id: display_id.clone(),
+            }
+        }
+        Ok(None) => {
+            let size = fit::dimensions(&raw);
+            match item {
+                OutputItem::Image {
+                    mime_type,
+                    bytes,
+                    data,
+                    display_id,
+                    ..
+                } => OutputItem::Image {
+                    mime_type,
+                    bytes,
+                    width: size.map(|s| s.0),
+                    height: size.map(|s| s.1),
+                    original: None,
+                    data,
+                    original_data: None,
+                    display_id,
+                },
+                other => other,
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "image did not decode; sent as it came");
+            item
+        }
+    }
+}
+
+/// Runs CPU-heavy work on a runtime worker without stalling the others' tasks (a multi-thread
+/// runtime moves them away); elsewhere it just runs it.
+fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Appends, joining consecutive text of the same stream into one item.

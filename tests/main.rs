@@ -11,6 +11,7 @@ mod execute;
 mod kernels;
 mod lifecycle;
 mod load;
+mod notebook_edit;
 mod notebooks;
 mod outputs;
 mod packages;

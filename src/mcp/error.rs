@@ -31,7 +31,7 @@
 
 use rmcp::model::{CallToolResult, ContentBlock};
 
-use crate::{kernel, notebook, packages, pool};
+use crate::{files, kernel, notebook, packages, pool};
 
 /// A failed tool call: a machine-readable status and a message for the model.
 #[derive(Debug)]
@@ -140,10 +140,34 @@ fn kernel_error(e: &kernel::Error, message: String) -> ToolError {
 
 impl From<notebook::Error> for ToolError {
     fn from(e: notebook::Error) -> Self {
-        let status = match &e {
+        let message = e.to_string();
+        ToolError::from_notebook(&e, message)
+    }
+}
+
+impl ToolError {
+    fn from_notebook(e: &notebook::Error, message: String) -> Self {
+        let status = match e {
             notebook::Error::NotFound { .. } => "not_found",
             notebook::Error::AlreadyExists { .. } => "already_exists",
+            notebook::Error::NoSuchCell { .. } | notebook::Error::CellGone { .. } => "not_found",
+            notebook::Error::Conflict { .. } => "conflict",
+            notebook::Error::Busy { .. } => "busy",
             notebook::Error::Io { .. } => "io_error",
+            _ => "invalid_argument",
+        };
+        ToolError { status, message }
+    }
+}
+
+impl From<files::Error> for ToolError {
+    fn from(e: files::Error) -> Self {
+        let status = match &e {
+            files::Error::Path(p) => return ToolError::from_notebook(p, e.to_string()),
+            files::Error::NotFound { .. } => "not_found",
+            files::Error::AlreadyExists { .. } => "already_exists",
+            files::Error::TooLarge { .. } => "too_large",
+            files::Error::Io { .. } => "io_error",
             _ => "invalid_argument",
         };
         ToolError {

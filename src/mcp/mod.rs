@@ -8,6 +8,7 @@ mod args;
 pub(crate) mod cancel;
 mod error;
 pub mod invocation;
+mod resources;
 mod schema;
 mod tools;
 
@@ -46,6 +47,11 @@ impl App {
     fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
         NotebookStore::new(principal_dirs(&self.settings, principal).home)
     }
+
+    /// The principal's files: the same directory and confinement as its notebooks.
+    fn files(&self, principal: &str) -> Result<crate::files::Files, crate::notebook::Error> {
+        Ok(crate::files::Files::new(self.notebooks(principal)?))
+    }
 }
 
 /// The directories of a principal. The local principal works in the working directory itself.
@@ -65,7 +71,12 @@ pub struct JupyterMcp {
 
 impl JupyterMcp {
     pub fn new(app: Arc<App>) -> Self {
-        let mut tool_router = Self::kernel_tools() + Self::code_tools() + Self::notebook_tools();
+        let mut tool_router = Self::kernel_tools()
+            + Self::code_tools()
+            + Self::notebook_tools()
+            + Self::cell_tools()
+            + Self::run_cell_tools()
+            + Self::file_tools();
         for route in tool_router.map.values_mut() {
             schema::standardize_tool(&mut route.attr);
         }
@@ -76,8 +87,11 @@ impl JupyterMcp {
 const INSTRUCTIONS: &str = "Runs Python in real Jupyter (IPython) kernels. State persists between \
 calls on the same kernel (pick one with the optional `kernel` argument; default \"default\"). \
 Use execute_code to run code (plots come back as images), get_variables / inspect_variable to \
-look at state, install_package to add a PyPI package, and the notebook tools to save or read \
-.ipynb files in the working directory.";
+look at state, install_package to add a PyPI package, and the notebook tools to work in .ipynb \
+files in the working directory: insert_cell, edit_cell, execute_cell (outputs are saved in the \
+cell), execute_notebook. Change tools accept the `revision` read_notebook returned and refuse \
+the change if the notebook changed since. list_files, read_file and write_file move files (a CSV, \
+a full-size figure) in and out of the working directory.";
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for JupyterMcp {
@@ -113,12 +127,44 @@ impl ServerHandler for JupyterMcp {
         response
     }
 
+    async fn list_resources(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        resources::list(&self.app, &self.app.principal(&context), cursor).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, rmcp::ErrorData> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
+        resources::read(&self.app, &self.app.principal(&context), request.uri)
+            .await
+            .map(Into::into)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Jupyter kernel MCP server"),
-            )
-            .with_instructions(INSTRUCTIONS.to_string())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Jupyter kernel MCP server"),
+        )
+        .with_instructions(INSTRUCTIONS.to_string())
     }
 }

@@ -16,6 +16,7 @@ use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::kernel::{ExecOutcome, ExecStatus};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::{JupyterMcp, invocation, principal_dirs};
+use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
 use crate::pool;
@@ -30,6 +31,25 @@ pub struct ExecuteCodeArgs {
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600). On expiry the
     /// code is interrupted and what it printed so far is returned.
     pub timeout: Option<f64>,
+    /// Longest side, in pixels, of images sent back (default and maximum: the server's
+    /// --max-image-px). Larger images are downscaled; the original is saved and linked.
+    pub max_image_px: Option<u32>,
+    /// Also append the code and its outputs as a new cell at the end of this notebook (a
+    /// relative .ipynb path; created if missing), so the session can be opened in Jupyter.
+    pub notebook: Option<String>,
+}
+
+/// Where a run's outputs were saved in a notebook.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SavedCell {
+    /// Notebook path, relative to the working directory.
+    pub path: String,
+    /// Index of the cell holding the outputs.
+    pub index: usize,
+    /// Id of that cell (absent in notebooks older than nbformat 4.5).
+    pub id: Option<String>,
+    /// The notebook's revision after the save.
+    pub revision: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -47,6 +67,9 @@ pub struct ExecuteCodeOutput {
     pub truncated: bool,
     /// What happened to the kernel, when it matters (restarts, kills).
     pub note: Option<String>,
+    /// Where the outputs were saved, when the call saves them into a notebook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<SavedCell>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -106,7 +129,7 @@ impl JupyterMcp {
 
 /// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
 /// progress token. The collector throttles to its tick (a few per second).
-fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
+pub(super) fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
     let token = ctx.meta.get_progress_token()?;
     let peer = ctx.peer.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
@@ -133,13 +156,15 @@ const NOT_RUN_CANCELLED: &str =
     "cancelled by the client while waiting for the kernel's turn; the code did not run";
 
 /// How an execution went, before it becomes a tool result.
-struct Execution {
-    status: ExecStatus,
-    execution_count: Option<u64>,
+pub(super) struct Execution {
+    pub(super) status: ExecStatus,
+    pub(super) execution_count: Option<u64>,
     started: Instant,
-    outputs: Vec<OutputItem>,
+    pub(super) outputs: Vec<OutputItem>,
     truncated: bool,
-    note: Option<String>,
+    pub(super) note: Option<String>,
+    /// The outputs in nbformat form, when the run was asked to record them.
+    pub(super) nb_outputs: Vec<serde_json::Value>,
 }
 
 impl Execution {
@@ -151,13 +176,48 @@ impl Execution {
             outputs: Vec::new(),
             truncated: false,
             note: Some(note.to_string()),
+            nb_outputs: Vec::new(),
         }
+    }
+
+    /// Adds a sentence to the note.
+    pub(super) fn add_note(&mut self, more: String) {
+        self.note = Some(match self.note.take() {
+            Some(n) => format!("{n}; {more}"),
+            None => more,
+        });
+    }
+
+    pub(super) fn duration_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 }
 
 /// Content in output order (a note last), and the same outputs as structured content.
-fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, ToolError> {
-    let mut content: Vec<ContentBlock> = e.outputs.iter().map(OutputItem::to_content).collect();
+pub(super) fn execution_result(
+    kernel: String,
+    e: Execution,
+    notebook: Option<SavedCell>,
+) -> Result<CallToolResult, ToolError> {
+    let mut content: Vec<ContentBlock> = Vec::new();
+    for item in &e.outputs {
+        content.push(item.to_content());
+        if let OutputItem::Image {
+            original: Some(o), ..
+        } = item
+            && let (Some(uri), Some(path)) = (&o.uri, &o.path)
+        {
+            content.push(ContentBlock::resource_link(
+                rmcp::model::Resource::new(uri.clone(), path.clone())
+                    .with_mime_type(o.mime_type.clone())
+                    .with_size(o.bytes as u64)
+                    .with_description(format!(
+                        "full-size original ({}x{} px), downscaled to fit the model",
+                        o.width, o.height
+                    )),
+            ));
+        }
+    }
     if let Some(n) = &e.note {
         content.push(ContentBlock::text(format!("[{n}]")));
     } else if content.is_empty() {
@@ -171,6 +231,7 @@ fn execution_result(kernel: String, e: Execution) -> Result<CallToolResult, Tool
         outputs: e.outputs,
         truncated: e.truncated,
         note: e.note,
+        notebook,
     };
     let mut result = structured(content, &out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
@@ -234,6 +295,194 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
     note
 }
 
+/// Bytes of nbformat outputs one run may save into a notebook (the notebook's own write cap
+/// bounds the file as a whole).
+const NOTEBOOK_OUTPUT_CAP_BYTES: usize = crate::notebook::MAX_WRITE_BYTES / 2;
+
+/// What to run and how: the arguments run_code shares between execute_code and the cell tools.
+pub(super) struct RunSpec<'a> {
+    pub(super) kernel: Option<&'a str>,
+    pub(super) code: &'a str,
+    pub(super) timeout: Option<f64>,
+    /// Keep the outputs in nbformat form too, to save them in a notebook.
+    pub(super) record: bool,
+    /// A per-call image size limit (at most the server's).
+    pub(super) max_image_px: Option<u32>,
+}
+
+impl JupyterMcp {
+    /// Runs `code` the way execute_code does: the timeout covers the wait for the kernel's
+    /// turn, outputs are capped, progress is forwarded, a cancel interrupts. With `record`, the
+    /// outputs are also kept in nbformat form (`Execution::nb_outputs`). Returns the kernel's
+    /// name and how the run went.
+    pub(super) async fn run_code(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        spec: RunSpec<'_>,
+        progress: Option<ProgressFn>,
+    ) -> Result<(String, Execution), ToolError> {
+        let RunSpec {
+            kernel,
+            code,
+            timeout,
+            record,
+            max_image_px,
+        } = spec;
+        let key = self.key(ctx, kernel)?;
+        let timeout = self.exec_timeout(timeout, ctx)?;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let quota = self.quota(&key.principal);
+        if let Some(q) = &quota {
+            q.check().await?;
+        }
+        // The timeout covers the wait for the kernel's turn too: a call never outlives it.
+        let lease = tokio::select! {
+            lease = self.app.pool.lease(&key) => match lease {
+                Err(e @ pool::Error::StoppedWhileQueued(_)) => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, &e.to_string()))),
+                lease => lease?,
+            },
+            _ = ctx.ct.cancelled() => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED))),
+            _ = tokio::time::sleep_until(deadline) => return Ok((key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY))),
+        };
+        let max_px = self.app.settings.max_image_px;
+        let max_px = max_image_px.map_or(max_px, |px| px.clamp(16, max_px));
+        let collector =
+            Collector::new(self.app.settings.max_output_bytes, progress).with_image_fit(max_px);
+        let cap = if record { NOTEBOOK_OUTPUT_CAP_BYTES } else { 0 };
+        let mut sink = Recorder::new(collector, cap);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let lease_replaced_dead = lease.replaced_dead;
+        let run = lease.kernel.execute(code, true, left, &ctx.ct, &mut sink);
+        let outcome = match &quota {
+            Some(q) => tokio::select! {
+                outcome = run => outcome?,
+                _ = q.watch(&lease.kernel) => unreachable_watch()?,
+            },
+            None => run.await?,
+        };
+        let (collector, nb_outputs) = sink.finish(outcome.execution_count);
+        drop(lease);
+        let (mut outputs, truncated) = collector.finish();
+        self.save_originals(ctx, &key.name, outcome.execution_count, &mut outputs)
+            .await;
+        let mut note = status_note(&outcome, timeout, lease_replaced_dead);
+        if let Some(q) = &quota
+            && let Err(over) = q.check().await
+        {
+            note = Some(match note {
+                Some(n) => format!("{n}; {over}"),
+                None => over.to_string(),
+            });
+        }
+        if outputs
+            .iter()
+            .any(|o| matches!(o, OutputItem::Error { ename, .. } if ename == STDIN_ERROR))
+        {
+            note = Some(match note {
+                Some(n) => format!("{NO_INPUT}; {n}"),
+                None => NO_INPUT.to_string(),
+            });
+        }
+        Ok((
+            key.name,
+            Execution {
+                status: outcome.status,
+                execution_count: outcome.execution_count,
+                started,
+                outputs,
+                truncated,
+                note,
+                nb_outputs,
+            },
+        ))
+    }
+
+    /// Saves the full-size originals of downscaled images under `images/` in the caller's
+    /// directory and records where, so the result can link them. A failed save is logged and
+    /// the image is still sent (downscaled, unlinked).
+    async fn save_originals(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kernel: &str,
+        count: Option<u64>,
+        outputs: &mut [OutputItem],
+    ) {
+        for (n, item) in outputs.iter_mut().enumerate() {
+            let OutputItem::Image {
+                original: Some(original),
+                original_data,
+                ..
+            } = item
+            else {
+                continue;
+            };
+            let Some(raw) = original_data.take() else {
+                continue;
+            };
+            let ext = if original.mime_type == "image/jpeg" {
+                "jpg"
+            } else {
+                "png"
+            };
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            let path = format!(
+                "images/{kernel}-{}-{n}-{}.{ext}",
+                count.unwrap_or(0),
+                &tag[..8]
+            );
+            let saved = self
+                .with_files(ctx, move |f| f.write(&path, &raw, false))
+                .await;
+            match saved {
+                Ok(path) => {
+                    original.uri = Some(crate::files::uri_for(&path));
+                    original.path = Some(path);
+                }
+                Err(e) => tracing::warn!(error = %e.message, "could not save an original image"),
+            }
+        }
+    }
+
+    /// Appends a run as a new code cell of `path` (created if missing). A failure to save is
+    /// told in the run's note rather than hiding the run's outputs.
+    async fn append_run(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        path: String,
+        code: String,
+        execution: &mut Execution,
+    ) -> Option<SavedCell> {
+        let outputs = std::mem::take(&mut execution.nb_outputs);
+        let count = execution.execution_count;
+        let saved = self
+            .with_store(ctx, move |s| {
+                let (pos, revision) = s.change(&path, None, true, |doc, _| {
+                    Ok(crate::notebook::edit::append_run(
+                        doc, &code, outputs, count,
+                    ))
+                })?;
+                Ok((path, pos, revision))
+            })
+            .await;
+        match saved {
+            Ok((path, pos, revision)) => Some(SavedCell {
+                path,
+                index: pos.index,
+                id: pos.id,
+                revision,
+            }),
+            Err(e) => {
+                execution.add_note(format!(
+                    "the outputs were not saved to the notebook: {}",
+                    e.message
+                ));
+                None
+            }
+        }
+    }
+}
+
 #[tool_router(router = code_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// Run Python code in a persistent Jupyter kernel (IPython). Variables, imports and
@@ -251,66 +500,31 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
-            let key = self.key(&ctx, args.kernel.as_deref())?;
-            let timeout = self.exec_timeout(args.timeout, &ctx)?;
-            let started = Instant::now();
-            let deadline = tokio::time::Instant::now() + timeout;
-            let quota = self.quota(&key.principal);
-            if let Some(q) = &quota {
-                q.check().await?;
+            // A notebook path that cannot be saved to is refused before the code runs.
+            if let Some(path) = args.notebook.clone() {
+                self.with_store(&ctx, move |s| s.resolve(&path).map(drop))
+                    .await?;
             }
-            // The timeout covers the wait for the kernel's turn too: a call never outlives it.
-            let lease = tokio::select! {
-                lease = self.app.pool.lease(&key) => match lease {
-                    Err(e @ pool::Error::StoppedWhileQueued(_)) => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, &e.to_string())),
-                    lease => lease?,
-                },
-                _ = ctx.ct.cancelled() => return execution_result(key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED)),
-                _ = tokio::time::sleep_until(deadline) => return execution_result(key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY)),
+            let record = args.notebook.is_some();
+            let progress = progress_forwarder(&ctx);
+            let (kernel, mut execution) = self
+                .run_code(
+                    &ctx,
+                    RunSpec {
+                        kernel: args.kernel.as_deref(),
+                        code: &args.code,
+                        timeout: args.timeout,
+                        record,
+                        max_image_px: args.max_image_px,
+                    },
+                    progress,
+                )
+                .await?;
+            let saved = match args.notebook {
+                Some(path) => self.append_run(&ctx, path, args.code, &mut execution).await,
+                None => None,
             };
-            let mut collector =
-                Collector::new(self.app.settings.max_output_bytes, progress_forwarder(&ctx));
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let run = lease
-                .kernel
-                .execute(&args.code, true, left, &ctx.ct, &mut collector);
-            let outcome = match &quota {
-                Some(q) => tokio::select! {
-                    outcome = run => outcome?,
-                    _ = q.watch(&lease.kernel) => unreachable_watch()?,
-                },
-                None => run.await?,
-            };
-            let (outputs, truncated) = collector.finish();
-            let mut note = status_note(&outcome, timeout, lease.replaced_dead);
-            if let Some(q) = &quota
-                && let Err(over) = q.check().await
-            {
-                note = Some(match note {
-                    Some(n) => format!("{n}; {over}"),
-                    None => over.to_string(),
-                });
-            }
-            if outputs
-                .iter()
-                .any(|o| matches!(o, OutputItem::Error { ename, .. } if ename == STDIN_ERROR))
-            {
-                note = Some(match note {
-                    Some(n) => format!("{NO_INPUT}; {n}"),
-                    None => NO_INPUT.to_string(),
-                });
-            }
-            execution_result(
-                key.name,
-                Execution {
-                    status: outcome.status,
-                    execution_count: outcome.execution_count,
-                    started,
-                    outputs,
-                    truncated,
-                    note,
-                },
-            )
+            execution_result(kernel, execution, saved)
         };
         respond(result.await)
     }

@@ -1,9 +1,12 @@
 //! The MCP tools, grouped by what they act on. Each group is one `#[tool_router]` block; the
 //! server adds the routers together.
 
+mod cells;
 mod code;
+mod files;
 mod kernels;
 mod notebooks;
+mod run_cells;
 
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;

@@ -59,6 +59,9 @@ pub struct CellOut {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ReadNotebookOutput {
     pub path: String,
+    /// The notebook's revision: pass it to a change tool to have the change refused if the
+    /// notebook changed in between.
+    pub revision: String,
     /// Cells in the whole notebook.
     pub total_cells: usize,
     pub cells: Vec<CellOut>,
@@ -75,7 +78,7 @@ pub struct NotebookList {
 
 impl JupyterMcp {
     /// Runs a blocking notebook operation off the async threads.
-    async fn with_store<T: Send + 'static>(
+    pub(super) async fn with_store<T: Send + 'static>(
         &self,
         ctx: &RequestContext<RoleServer>,
         op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
@@ -210,6 +213,7 @@ fn notebook_content(
     }
     let out = ReadNotebookOutput {
         path: view.path,
+        revision: view.revision,
         total_cells: view.total_cells,
         cells,
         outputs_truncated,

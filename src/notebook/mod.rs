@@ -1,7 +1,8 @@
-//! Notebooks: nbformat v4.5 files confined to one root directory (a principal's directory).
+//! Notebooks: nbformat 4 files confined to one root directory (a principal's directory).
 //!
-//! This module owns every file-system touch for `create_notebook`, `read_notebook` and
-//! `list_notebooks`. The kernel runs as the same OS user and can write anywhere in the root,
+//! This module owns every file-system touch of the notebook tools: `paths` checks a caller's
+//! path, `format` is the document model, `edit` the cell operations, `disk` the capped read,
+//! atomic write, writer lock and revision. The store ties them together. The kernel runs as the same OS user and can write anywhere in the root,
 //! so nothing here trusts what it finds: paths are relative, `..` and hidden components are
 //! refused, symlinks are resolved and must stay inside the root, reads are size-capped, and
 //! writes go through a temp file and a rename so a crash never leaves half a notebook.
@@ -12,16 +13,25 @@
 //!
 //! All functions are blocking (std::fs); call them from `spawn_blocking` in async code.
 
-use std::collections::HashSet;
+pub(crate) mod disk;
+pub(crate) mod edit;
+mod format;
+mod paths;
+
 use std::ffi::OsStr;
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+
+use disk::{WriteLock, read_capped, revision, write_atomic};
+pub(crate) use format::Doc;
+use paths::check_relative;
+pub(crate) use paths::display_path;
 
 /// Largest notebook `create` will write, in bytes.
 pub(crate) const MAX_WRITE_BYTES: usize = 10 * 1024 * 1024;
@@ -31,33 +41,31 @@ pub(crate) const MAX_READ_BYTES: u64 = 50 * 1024 * 1024;
 pub(crate) const MAX_PATH_BYTES: usize = 1024;
 /// How many directory entries `list` visits before giving up (bounds work on huge trees).
 pub(crate) const MAX_LIST_VISITS: usize = 100_000;
-/// Length of generated cell ids (nbformat allows 1-64 chars of `[a-zA-Z0-9-_]`).
-const CELL_ID_LEN: usize = 16;
 /// Suffix every notebook path must carry.
 const NOTEBOOK_SUFFIX: &str = ".ipynb";
 
 /// Why a notebook operation failed. Messages name only the caller's relative path.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("notebook path is empty; give a relative path such as `analysis/report.ipynb`")]
+    #[error("path is empty; give a relative path such as `analysis/report.ipynb`")]
     EmptyPath,
-    #[error("notebook path is longer than {max} bytes; use a shorter relative path")]
+    #[error("path is longer than {max} bytes; use a shorter relative path")]
     PathTooLong { max: usize },
-    #[error("notebook path `{path}` is absolute; give a path relative to the working directory")]
+    #[error("path `{path}` is absolute; give a path relative to the working directory")]
     AbsolutePath { path: String },
-    #[error("notebook path contains a NUL byte; use printable characters only")]
+    #[error("path contains a NUL byte; use printable characters only")]
     NulByte,
-    #[error("notebook path `{path}` contains `..`; paths must stay inside the working directory")]
+    #[error("path `{path}` contains `..`; paths must stay inside the working directory")]
     ParentComponent { path: String },
     #[error(
-        "notebook path `{path}` has a hidden component (starting with `.`); \
+        "path `{path}` has a hidden component (starting with `.`); \
          use names that do not start with a dot"
     )]
     HiddenComponent { path: String },
     #[error("notebook path `{path}` does not end in `.ipynb`; only `.ipynb` files are notebooks")]
     NotIpynb { path: String },
     #[error(
-        "notebook path `{path}` goes through a symlink that leaves the working directory (or \
+        "path `{path}` goes through a symlink that leaves the working directory (or \
          cannot be resolved); use a path whose directories are inside the working directory"
     )]
     SymlinkEscape { path: String },
@@ -87,6 +95,44 @@ pub(crate) enum Error {
     UnsupportedFormat { path: String, found: String },
     #[error("notebook `{path}` is not a valid nbformat 4 notebook: {reason}")]
     InvalidNotebook { path: String, reason: String },
+    #[error(
+        "notebook `{path}` changed since revision {expected} (it is now at {current}); \
+         call read_notebook again, then redo the change on what it shows"
+    )]
+    Conflict {
+        path: String,
+        expected: String,
+        current: String,
+    },
+    #[error(
+        "notebook `{path}` is being changed by another call and stayed locked for {secs} s; retry"
+    )]
+    Busy { path: String, secs: u64 },
+    #[error("notebook `{path}` has no cell with {cell} (it has {count} cells); {hint}")]
+    NoSuchCell {
+        path: String,
+        cell: String,
+        count: usize,
+        hint: &'static str,
+    },
+    #[error("position {index} is out of range for notebook `{path}`; use 0 to {max}")]
+    BadPosition {
+        path: String,
+        index: usize,
+        max: usize,
+    },
+    #[error(
+        "cell {index} of `{path}` is a {cell_type} cell; only code cells run (call read_notebook to find them)"
+    )]
+    NotCode {
+        path: String,
+        index: usize,
+        cell_type: String,
+    },
+    #[error(
+        "cell {cell} of `{path}` was deleted or changed while it ran, so its outputs were not saved; read the notebook again"
+    )]
+    CellGone { path: String, cell: usize },
     #[error("working directory has more than {max} entries to scan; remove unneeded files")]
     TooManyEntries { max: usize },
     #[error("could not {action} `{path}`: {source}; check the file's permissions and free space")]
@@ -111,7 +157,7 @@ pub(crate) enum CellType {
 }
 
 impl CellType {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CellType::Code => "code",
             CellType::Markdown => "markdown",
@@ -140,6 +186,8 @@ pub(crate) struct NotebookSummary {
     pub(crate) cell_ids: Vec<String>,
     /// Size of the file written, in bytes.
     pub(crate) size_bytes: u64,
+    /// Revision of the file written: pass it to a change tool to refuse a stale change.
+    pub(crate) revision: String,
 }
 
 /// A window of cells from a notebook.
@@ -147,6 +195,9 @@ pub(crate) struct NotebookSummary {
 pub(crate) struct NotebookView {
     /// Path of the notebook, relative to the working directory.
     pub(crate) path: String,
+    /// Revision (content hash) of the file read; a change tool given it refuses to act if the
+    /// notebook changed since.
+    pub(crate) revision: String,
     /// Major format version (always 4).
     pub(crate) nbformat: i64,
     /// Minor format version (4.5 and later carry cell ids).
@@ -221,6 +272,18 @@ impl NotebookStore {
         self.confine(rel, &parts)
     }
 
+    /// Like `resolve`, for any file or directory (no `.ipynb` suffix required): the same
+    /// confinement serves the file tools.
+    pub(crate) fn resolve_any(&self, rel: &str) -> Result<PathBuf, Error> {
+        let parts = check_relative(rel)?;
+        self.confine(rel, &parts)
+    }
+
+    /// The canonical root every resolved path starts with.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Writes a new nbformat 4.5 notebook holding `cells`, creating parent directories.
     pub(crate) fn create(
         &self,
@@ -233,25 +296,24 @@ impl NotebookStore {
         if !overwrite && fs::symlink_metadata(&target).is_ok() {
             return Err(Error::AlreadyExists { path: display });
         }
-        let cell_ids = new_cell_ids(cells.len());
-        let bytes = render_notebook(cells, &cell_ids).map_err(|e| Error::InvalidNotebook {
-            path: display.clone(),
-            reason: e.to_string(),
-        })?;
-        if bytes.len() > MAX_WRITE_BYTES {
-            return Err(Error::WriteTooLarge {
-                path: display,
-                size: bytes.len(),
-                max: MAX_WRITE_BYTES,
-            });
+        let mut doc = Doc::new_empty();
+        for cell in cells {
+            let new = doc.new_cell(cell.cell_type, &cell.source);
+            doc.cells.push(new);
         }
+        let cell_ids = (0..doc.cells.len())
+            .filter_map(|i| doc.cell_id(i))
+            .collect();
+        let bytes = render_capped(&doc, &display)?;
         self.make_parent(&target, &display)?;
+        let _lock = WriteLock::acquire(&target, &display)?;
         write_atomic(&target, &bytes, overwrite, &display)?;
         Ok(NotebookSummary {
             path: display,
             cell_count: cells.len(),
             cell_ids,
             size_bytes: bytes.len() as u64,
+            revision: revision(&bytes),
         })
     }
 
@@ -266,11 +328,72 @@ impl NotebookStore {
         let target = self.resolve(path)?;
         let display = display_path(path);
         let bytes = read_capped(&target, &display)?;
-        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson {
-            path: display.clone(),
-            reason: e.to_string(),
-        })?;
-        parse_view(&doc, &display, include_outputs, start, limit)
+        let doc = Doc::parse(&bytes, &display)?;
+        Ok(doc.view(&display, revision(&bytes), include_outputs, start, limit))
+    }
+
+    /// Applies `op` to a notebook as one read-modify-write under its writer lock, replacing the
+    /// file atomically. With `expected`, refuses (`Conflict`) if the file is no longer at that
+    /// revision. With `create_missing`, a missing notebook starts empty (nbformat 4.5).
+    /// Returns what `op` returned and the new revision.
+    pub(crate) fn change<T>(
+        &self,
+        path: &str,
+        expected: Option<&str>,
+        create_missing: bool,
+        op: impl FnOnce(&mut Doc, &str) -> Result<T, Error>,
+    ) -> Result<(T, String), Error> {
+        let target = self.resolve(path)?;
+        let display = display_path(path);
+        if create_missing {
+            self.make_parent(&target, &display)?;
+        }
+        let _lock = WriteLock::acquire(&target, &display)?;
+        let (mut doc, current) = match read_capped(&target, &display) {
+            Ok(bytes) => (Doc::parse(&bytes, &display)?, Some(revision(&bytes))),
+            Err(Error::NotFound { .. }) if create_missing => (Doc::new_empty(), None),
+            Err(e) => return Err(e),
+        };
+        if let Some(expected) = expected
+            && current.as_deref() != Some(expected)
+        {
+            return Err(Error::Conflict {
+                path: display,
+                expected: expected.to_owned(),
+                current: current.unwrap_or_else(|| "absent".into()),
+            });
+        }
+        doc.fill_missing_ids();
+        let out = op(&mut doc, &display)?;
+        let bytes = render_capped(&doc, &display)?;
+        write_atomic(&target, &bytes, true, &display)?;
+        Ok((out, revision(&bytes)))
+    }
+
+    /// Reads a notebook for a look that changes nothing (which cell to run, say), checking
+    /// `expected` against its revision like `change` does. Returns what `op` returned and the
+    /// revision read.
+    pub(crate) fn inspect<T>(
+        &self,
+        path: &str,
+        expected: Option<&str>,
+        op: impl FnOnce(&Doc, &str) -> Result<T, Error>,
+    ) -> Result<(T, String), Error> {
+        let target = self.resolve(path)?;
+        let display = display_path(path);
+        let bytes = read_capped(&target, &display)?;
+        let current = revision(&bytes);
+        if let Some(expected) = expected
+            && current != expected
+        {
+            return Err(Error::Conflict {
+                path: display,
+                expected: expected.to_owned(),
+                current,
+            });
+        }
+        let doc = Doc::parse(&bytes, &display)?;
+        Ok((op(&doc, &display)?, current))
     }
 
     /// Every `*.ipynb` regular file under the root, sorted by path.
@@ -379,7 +502,7 @@ impl NotebookStore {
     }
 
     /// Creates the parent directories of `target` (mode 0700) and re-checks they stay inside.
-    fn make_parent(&self, target: &Path, display: &str) -> Result<(), Error> {
+    pub(crate) fn make_parent(&self, target: &Path, display: &str) -> Result<(), Error> {
         let Some(parent) = target.parent() else {
             return Err(Error::EmptyPath);
         };
@@ -401,58 +524,23 @@ impl NotebookStore {
     }
 }
 
-/// Syntactic checks on a relative path; returns its normal components.
-fn check_relative(rel: &str) -> Result<Vec<&OsStr>, Error> {
-    if rel.is_empty() {
-        return Err(Error::EmptyPath);
-    }
-    if rel.len() > MAX_PATH_BYTES {
-        return Err(Error::PathTooLong {
-            max: MAX_PATH_BYTES,
+/// Renders `doc`, refusing a file over the write cap.
+fn render_capped(doc: &Doc, display: &str) -> Result<Vec<u8>, Error> {
+    let bytes = doc.render().map_err(|e| Error::InvalidNotebook {
+        path: display.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if bytes.len() > MAX_WRITE_BYTES {
+        return Err(Error::WriteTooLarge {
+            path: display.to_owned(),
+            size: bytes.len(),
+            max: MAX_WRITE_BYTES,
         });
     }
-    if rel.contains('\0') {
-        return Err(Error::NulByte);
-    }
-    let mut parts = Vec::new();
-    for component in Path::new(rel).components() {
-        match component {
-            Component::Prefix(_) | Component::RootDir => {
-                return Err(Error::AbsolutePath {
-                    path: rel.to_owned(),
-                });
-            }
-            Component::ParentDir => {
-                return Err(Error::ParentComponent {
-                    path: rel.to_owned(),
-                });
-            }
-            Component::CurDir => {}
-            Component::Normal(name) => {
-                if name.to_string_lossy().starts_with('.') {
-                    return Err(Error::HiddenComponent {
-                        path: rel.to_owned(),
-                    });
-                }
-                parts.push(name);
-            }
-        }
-    }
-    if parts.is_empty() {
-        return Err(Error::EmptyPath);
-    }
-    Ok(parts)
+    Ok(bytes)
 }
 
-/// The caller's path in canonical `/`-separated form (no `.` or empty components).
-fn display_path(rel: &str) -> String {
-    rel.split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-fn io_err(action: &'static str, path: &str, source: io::Error) -> Error {
+pub(crate) fn io_err(action: &'static str, path: &str, source: io::Error) -> Error {
     Error::Io {
         action,
         path: path.to_owned(),
@@ -460,252 +548,13 @@ fn io_err(action: &'static str, path: &str, source: io::Error) -> Error {
     }
 }
 
-/// `count` distinct cell ids (uuid v4 hex, truncated; collisions are regenerated).
-fn new_cell_ids(count: usize) -> Vec<String> {
-    let mut seen = HashSet::with_capacity(count);
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        let mut id = uuid::Uuid::new_v4().simple().to_string();
-        id.truncate(CELL_ID_LEN);
-        if seen.insert(id.clone()) {
-            ids.push(id);
-        }
-    }
-    ids
-}
-
-/// Serializes a notebook the way nbformat does: sorted keys, one-space indent, final newline.
-fn render_notebook(cells: &[CellSpec], ids: &[String]) -> Result<Vec<u8>, serde_json::Error> {
-    let cells: Vec<Value> = cells
-        .iter()
-        .zip(ids)
-        .map(|(c, id)| render_cell(c, id))
-        .collect();
-    let doc = json!({
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {
-                "name": "python3",
-                "display_name": "Python 3 (ipykernel)",
-                "language": "python",
-            },
-            "language_info": { "name": "python" },
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    });
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    doc.serialize(&mut ser)?;
-    out.push(b'\n');
-    Ok(out)
-}
-
-fn render_cell(cell: &CellSpec, id: &str) -> Value {
-    let mut obj = Map::new();
-    obj.insert("id".into(), Value::from(id));
-    obj.insert("cell_type".into(), Value::from(cell.cell_type.as_str()));
-    obj.insert("metadata".into(), json!({}));
-    obj.insert("source".into(), Value::from(cell.source.as_str()));
-    // The schema requires these on code cells and forbids them on markdown and raw cells.
-    if cell.cell_type == CellType::Code {
-        obj.insert("execution_count".into(), Value::Null);
-        obj.insert("outputs".into(), json!([]));
-    }
-    Value::Object(obj)
-}
-
-/// Writes `bytes` to a temp file beside `target`, syncs it, then moves it into place.
-fn write_atomic(target: &Path, bytes: &[u8], overwrite: bool, display: &str) -> Result<(), Error> {
-    let tmp = temp_path(target);
-    let written = write_temp(&tmp, bytes).map_err(|e| io_err("write", display, e));
-    let published = written.and_then(|()| publish(&tmp, target, overwrite, display));
-    // The temp file is gone after a rename; removing it again is a harmless no-op then.
-    let _ = fs::remove_file(&tmp);
-    if published.is_ok() {
-        sync_parent(target);
-    }
-    published
-}
-
-fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Hidden, so `list` never shows a temp file left by a crash.
-    target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
-}
-
-fn write_temp(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Moves the temp file to `target`. Without `overwrite`, a hard link publishes it only if
-/// `target` does not exist, closing the race between the existence check and the write.
-fn publish(tmp: &Path, target: &Path, overwrite: bool, display: &str) -> Result<(), Error> {
-    if overwrite {
-        return fs::rename(tmp, target).map_err(|e| io_err("replace", display, e));
-    }
-    match fs::hard_link(tmp, target) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
-            path: display.to_owned(),
-        }),
-        // Some file systems lack hard links: fall back to check-then-rename.
-        Err(_) if fs::symlink_metadata(target).is_err() => {
-            fs::rename(tmp, target).map_err(|e| io_err("write", display, e))
-        }
-        Err(_) => Err(Error::AlreadyExists {
-            path: display.to_owned(),
-        }),
-    }
-}
-
-/// Best effort: make the rename itself durable.
-fn sync_parent(target: &Path) {
-    if let Some(parent) = target.parent()
-        && let Ok(dir) = File::open(parent)
-    {
-        let _ = dir.sync_all();
-    }
-}
-
-/// Reads a regular file without following a final symlink, refusing files over the cap.
-fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(target)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                path: display.to_owned(),
-            },
-            _ => io_err("open", display, e),
-        })?;
-    let meta = file.metadata().map_err(|e| io_err("inspect", display, e))?;
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
-            path: display.to_owned(),
-        });
-    }
-    if meta.len() > MAX_READ_BYTES {
-        return Err(Error::ReadTooLarge {
-            path: display.to_owned(),
-            size: meta.len(),
-            max: MAX_READ_BYTES,
-        });
-    }
-    let mut bytes = Vec::new();
-    // `take` bounds the read even if the file grows after the size check.
-    file.take(MAX_READ_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_err("read", display, e))?;
-    if bytes.len() as u64 > MAX_READ_BYTES {
-        return Err(Error::ReadTooLarge {
-            path: display.to_owned(),
-            size: bytes.len() as u64,
-            max: MAX_READ_BYTES,
-        });
-    }
-    Ok(bytes)
-}
-
-/// Checks the format version and extracts the requested window of cells.
-fn parse_view(
-    doc: &Value,
-    path: &str,
-    include_outputs: bool,
-    start: usize,
-    limit: Option<usize>,
-) -> Result<NotebookView, Error> {
-    let invalid = |reason: String| Error::InvalidNotebook {
-        path: path.to_owned(),
-        reason,
-    };
-    let nbformat = match doc.get("nbformat") {
-        Some(v) if v.as_i64() == Some(4) => 4,
-        Some(v) => {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_owned(),
-                found: v.to_string(),
-            });
-        }
-        None => return Err(invalid("the top-level `nbformat` field is missing".into())),
-    };
-    let nbformat_minor = doc
-        .get("nbformat_minor")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let Some(all) = doc.get("cells").and_then(Value::as_array) else {
-        return Err(invalid(
-            "the top-level `cells` field is missing or not a list".into(),
-        ));
-    };
-    let cells = all
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(limit.unwrap_or(usize::MAX))
-        .map(|(index, cell)| parse_cell(index, cell, include_outputs).map_err(&invalid))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NotebookView {
-        path: path.to_owned(),
-        nbformat,
-        nbformat_minor,
-        total_cells: all.len(),
-        cells,
-    })
-}
-
-fn parse_cell(index: usize, cell: &Value, include_outputs: bool) -> Result<CellView, String> {
-    let Some(obj) = cell.as_object() else {
-        return Err(format!("cell {index} is not an object"));
-    };
-    let Some(cell_type) = obj.get("cell_type").and_then(Value::as_str) else {
-        return Err(format!("cell {index} has no `cell_type` string"));
-    };
-    let source = join_source(obj.get("source"))
-        .ok_or_else(|| format!("cell {index}: `source` must be a string or a list of strings"))?;
-    let outputs = match obj.get("outputs").and_then(Value::as_array) {
-        Some(outputs) if include_outputs => outputs.clone(),
-        _ => Vec::new(),
-    };
-    Ok(CellView {
-        index,
-        id: obj.get("id").and_then(Value::as_str).map(str::to_owned),
-        cell_type: cell_type.to_owned(),
-        source,
-        execution_count: obj.get("execution_count").and_then(Value::as_i64),
-        outputs,
-    })
-}
-
-/// nbformat stores multiline text as a string or as a list of lines (each keeping its `\n`).
-fn join_source(source: Option<&Value>) -> Option<String> {
-    match source {
-        None => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(lines)) => lines
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<Vec<_>>>()
-            .map(|l| l.concat()),
-        Some(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edit::CellRef;
+    use format::new_cell_ids;
+    use serde_json::json;
+    use std::collections::HashSet;
     use std::os::unix::fs::symlink;
 
     fn store() -> (tempfile::TempDir, NotebookStore) {
@@ -1018,6 +867,159 @@ mod tests {
         assert_eq!(paths, ["a.ipynb", "a/z.ipynb", "b.ipynb", "c/d/e.ipynb"]);
         assert!(listed.iter().all(|e| e.size_bytes > 0));
         assert!(chrono::DateTime::parse_from_rfc3339(&listed[0].modified).is_ok());
+    }
+
+    fn old_notebook(store: &NotebookStore, name: &str, minor: i64) {
+        let doc = json!({
+            "nbformat": 4, "nbformat_minor": minor,
+            "metadata": {"widgets": {"state": {"x": 1}}, "custom_tool": {"keep": true}},
+            "cells": [
+                {"cell_type": "markdown", "source": ["# T\n", "text"], "metadata": {},
+                 "attachments": {"a.png": {"image/png": "iVBORw0KGgo="}}},
+                {"cell_type": "code", "source": "print(1)", "metadata": {"tags": ["x"]},
+                 "execution_count": 3, "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}]},
+            ]
+        });
+        fs::write(store.root.join(name), doc.to_string()).unwrap();
+    }
+
+    #[test]
+    fn edits_keep_unknown_fields_and_add_no_ids_before_4_5() {
+        let (_dir, store) = store();
+        old_notebook(&store, "old.ipynb", 4);
+        let (pos, _) = store
+            .change("old.ipynb", None, false, |doc, p| {
+                edit::insert(doc, CellType::Code, "x = 2", Some(1), p)
+            })
+            .unwrap();
+        assert_eq!((pos.index, pos.id), (1, None));
+        let raw: Value =
+            serde_json::from_slice(&fs::read(store.root.join("old.ipynb")).unwrap()).unwrap();
+        assert_eq!(raw["nbformat_minor"], 4);
+        assert_eq!(raw["metadata"]["custom_tool"]["keep"], true);
+        assert_eq!(raw["metadata"]["widgets"]["state"]["x"], 1);
+        assert_eq!(raw["cells"][0]["source"], json!(["# T\n", "text"]));
+        assert!(raw["cells"][0]["attachments"]["a.png"].is_object());
+        assert!(
+            raw["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c.get("id").is_none())
+        );
+        assert_eq!(raw["cells"][2]["metadata"]["tags"], json!(["x"]));
+        let err = store
+            .change("old.ipynb", None, false, |doc, p| {
+                edit::delete(doc, &CellRef::Id("nope".into()), p)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("name cells by index"), "{err}");
+    }
+
+    #[test]
+    fn a_4_5_notebook_missing_ids_gets_them_on_change() {
+        let (_dir, store) = store();
+        old_notebook(&store, "nb.ipynb", 5);
+        store
+            .change("nb.ipynb", None, false, |doc, p| {
+                edit::edit(doc, &CellRef::Index(1), "y", p)
+            })
+            .unwrap();
+        let view = store.read("nb.ipynb", false, 0, None).unwrap();
+        assert!(view.cells.iter().all(|c| c.id.is_some()));
+        assert_eq!(view.cells[1].source, "y");
+    }
+
+    #[test]
+    fn insert_move_delete_by_index_and_id() {
+        let (_dir, store) = store();
+        let made = store.create("nb.ipynb", &cells(), false).unwrap();
+        let (moved, _) = store
+            .change("nb.ipynb", None, false, |doc, p| {
+                edit::move_to(doc, &CellRef::Id(made.cell_ids[0].clone()), 2, p)
+            })
+            .unwrap();
+        assert_eq!(moved.index, 2);
+        let view = store.read("nb.ipynb", false, 0, None).unwrap();
+        assert_eq!(view.cells[2].id.as_deref(), Some(made.cell_ids[0].as_str()));
+        store
+            .change("nb.ipynb", None, false, |doc, p| {
+                edit::delete(doc, &CellRef::Id("0".into()), p)
+            })
+            .unwrap();
+        let view = store.read("nb.ipynb", false, 0, None).unwrap();
+        assert_eq!(view.total_cells, 2);
+        assert_eq!(view.cells[0].id.as_deref(), Some(made.cell_ids[2].as_str()));
+        let bad = store.change("nb.ipynb", None, false, |doc, p| {
+            edit::move_to(doc, &CellRef::Index(0), 2, p)
+        });
+        assert!(matches!(bad, Err(Error::BadPosition { .. })));
+        let bad = store.change("nb.ipynb", None, false, |doc, p| {
+            edit::insert(doc, CellType::Raw, "", Some(3), p)
+        });
+        assert!(matches!(bad, Err(Error::BadPosition { .. })));
+    }
+
+    #[test]
+    fn a_stale_revision_is_refused_and_changes_nothing() {
+        let (_dir, store) = store();
+        let made = store.create("nb.ipynb", &cells(), false).unwrap();
+        let (_, rev2) = store
+            .change("nb.ipynb", Some(&made.revision), false, |doc, p| {
+                edit::edit(doc, &CellRef::Index(0), "a", p)
+            })
+            .unwrap();
+        assert_ne!(rev2, made.revision);
+        let before = fs::read(store.root.join("nb.ipynb")).unwrap();
+        let stale = store.change("nb.ipynb", Some(&made.revision), false, |doc, p| {
+            edit::edit(doc, &CellRef::Index(0), "b", p)
+        });
+        assert!(matches!(stale, Err(Error::Conflict { .. })));
+        assert_eq!(fs::read(store.root.join("nb.ipynb")).unwrap(), before);
+        assert_eq!(
+            store.read("nb.ipynb", false, 0, None).unwrap().revision,
+            rev2
+        );
+    }
+
+    #[test]
+    fn concurrent_inserts_from_threads_lose_nothing() {
+        let (_dir, store) = store();
+        store.create("nb.ipynb", &[], false).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let store = store.clone();
+                scope.spawn(move || {
+                    for i in 0..10 {
+                        store
+                            .change("nb.ipynb", None, false, |doc, p| {
+                                edit::insert(doc, CellType::Code, &format!("{t}-{i}"), None, p)
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let view = store.read("nb.ipynb", false, 0, None).unwrap();
+        assert_eq!(view.total_cells, 80);
+        let sources: HashSet<_> = view.cells.iter().map(|c| c.source.clone()).collect();
+        assert_eq!(sources.len(), 80);
+    }
+
+    #[test]
+    fn change_with_create_missing_starts_a_4_5_notebook() {
+        let (_dir, store) = store();
+        let (pos, _) = store
+            .change("new/s.ipynb", None, true, |doc, _| {
+                Ok(edit::append_run(doc, "1+1", vec![], Some(1)))
+            })
+            .unwrap();
+        assert_eq!(pos.index, 0);
+        assert!(pos.id.is_some());
+        assert!(matches!(
+            store.change("missing.ipynb", None, false, |_, _| Ok(())),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     #[test]

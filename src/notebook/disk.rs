@@ -1,0 +1,185 @@
+//! The notebook file on disk: capped reads, atomic replacement (temp file, fsync, rename), a
+//! per-file writer lock and the revision (content hash) that detects a stale edit.
+//!
+//! Every change is a read-modify-write under the lock, so two writers never lose each other's
+//! change; the rename means a reader (or a crash) never sees half a file.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{Error, MAX_READ_BYTES, io_err};
+
+/// How long a change waits for another writer of the same notebook before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting change retries the lock.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+/// Hex digits of the content hash kept as the revision (64 bits: collisions are not a concern
+/// for telling two versions of one file apart).
+const REVISION_HEX_LEN: usize = 16;
+
+/// The revision of a notebook: a hash of its bytes, so any change (by this server, JupyterLab
+/// or the kernel) gives a new one.
+pub(crate) fn revision(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(REVISION_HEX_LEN);
+    hex
+}
+
+/// An exclusive lock on one notebook, held for a read-modify-write; released on drop.
+///
+/// It is a `flock` on a hidden sidecar file beside the notebook (the notebook itself is
+/// replaced by rename, so a lock on its inode would not cover the next version). `flock`
+/// excludes other open file descriptions, so it serializes threads of this server and other
+/// processes alike.
+pub(crate) struct WriteLock {
+    _file: File,
+}
+
+impl WriteLock {
+    pub(crate) fn acquire(target: &Path, display: &str) -> Result<WriteLock, Error> {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock_path = target.with_file_name(format!(".{name}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(|e| io_err("lock", display, e))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriteLock { _file: file }),
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        path: display.to_owned(),
+                        secs: LOCK_WAIT.as_secs(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", display, e)),
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to a temp file beside `target`, syncs it, then moves it into place.
+pub(crate) fn write_atomic(
+    target: &Path,
+    bytes: &[u8],
+    overwrite: bool,
+    display: &str,
+) -> Result<(), Error> {
+    let tmp = temp_path(target);
+    let written = write_temp(&tmp, bytes).map_err(|e| io_err("write", display, e));
+    let published = written.and_then(|()| publish(&tmp, target, overwrite, display));
+    // The temp file is gone after a rename; removing it again is a harmless no-op then.
+    let _ = fs::remove_file(&tmp);
+    if published.is_ok() {
+        sync_parent(target);
+    }
+    published
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Hidden, so `list` never shows a temp file left by a crash.
+    target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Moves the temp file to `target`. Without `overwrite`, a hard link publishes it only if
+/// `target` does not exist, closing the race between the existence check and the write.
+fn publish(tmp: &Path, target: &Path, overwrite: bool, display: &str) -> Result<(), Error> {
+    if overwrite {
+        return fs::rename(tmp, target).map_err(|e| io_err("replace", display, e));
+    }
+    match fs::hard_link(tmp, target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+            path: display.to_owned(),
+        }),
+        // Some file systems lack hard links: fall back to check-then-rename.
+        Err(_) if fs::symlink_metadata(target).is_err() => {
+            fs::rename(tmp, target).map_err(|e| io_err("write", display, e))
+        }
+        Err(_) => Err(Error::AlreadyExists {
+            path: display.to_owned(),
+        }),
+    }
+}
+
+/// Best effort: make the rename itself durable.
+fn sync_parent(target: &Path) {
+    if let Some(parent) = target.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Reads a regular file without following a final symlink, refusing files over the cap.
+pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                path: display.to_owned(),
+            },
+            _ => io_err("open", display, e),
+        })?;
+    let meta = file.metadata().map_err(|e| io_err("inspect", display, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: display.to_owned(),
+        });
+    }
+    if meta.len() > MAX_READ_BYTES {
+        return Err(Error::ReadTooLarge {
+            path: display.to_owned(),
+            size: meta.len(),
+            max: MAX_READ_BYTES,
+        });
+    }
+    let mut bytes = Vec::new();
+    // `take` bounds the read even if the file grows after the size check.
+    file.take(MAX_READ_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err("read", display, e))?;
+    if bytes.len() as u64 > MAX_READ_BYTES {
+        return Err(Error::ReadTooLarge {
+            path: display.to_owned(),
+            size: bytes.len() as u64,
+            max: MAX_READ_BYTES,
+        });
+    }
+    Ok(bytes)
+}

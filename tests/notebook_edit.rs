@@ -1,0 +1,995 @@
+//! Notebook editing and running through the real server and a real ipykernel: insert, edit,
+//! delete, move, clear, execute_cell, execute_notebook, execute_code's `notebook`; revisions,
+//! concurrent editors, a timeout and a crash mid-notebook; a named test per bad input.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The status of a failed call. Read through this one helper so a change in how errors carry
+/// their status (structuredContent today) is one edit here.
+fn err_status(r: &Value) -> String {
+    assert!(is_error(r), "expected an error result: {r}");
+    status(r).to_string()
+}
+
+/// Asserts a failed call with this status and a message containing `hint`.
+fn assert_refused(r: &Value, expected: &str, hint: &str) {
+    assert_eq!(err_status(r), expected, "{r}");
+    assert!(text(r).contains(hint), "message lacks {hint:?}: {r}");
+}
+
+fn ok(r: &Value) -> &Value {
+    assert!(!is_error(r), "{r}");
+    &r["structuredContent"]
+}
+
+/// The notebook file as JSON, after checking that nbformat validates it.
+fn on_disk(server: &Server, path: &str) -> Value {
+    let file = server.workdir.path().join(path);
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import nbformat, sys; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); nbformat.validate(nb); print('valid')",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nbformat rejects {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
+async fn notebook(server: &Server, path: &str, cells: Value) -> Value {
+    let r = server
+        .call("create_notebook", json!({"path": path, "cells": cells}))
+        .await;
+    ok(&r).clone()
+}
+
+fn code(src: &str) -> Value {
+    json!({"cell_type": "code", "source": src})
+}
+
+#[tokio::test]
+async fn insert_edit_move_delete_clear_round_trip() {
+    let server = Server::start();
+    let made = notebook(&server, "nb.ipynb", json!([code("a = 1")])).await;
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "nb.ipynb", "cell_type": "markdown", "source": "# Title", "index": 0, "revision": made["revision"]}),
+        )
+        .await;
+    let s = ok(&r);
+    assert_eq!(
+        (s["index"].as_u64(), s["total_cells"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let md_id = s["id"].as_str().unwrap().to_string();
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "nb.ipynb", "cell_type": "raw", "source": "raw"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["index"], 2, "appended by default");
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "nb.ipynb", "cell": 1, "source": "a = 2\nprint(a)"}),
+        )
+        .await;
+    ok(&r);
+    let r = server
+        .call(
+            "move_cell",
+            json!({"path": "nb.ipynb", "cell": md_id, "to": 2}),
+        )
+        .await;
+    assert_eq!(ok(&r)["index"], 2);
+    let nb = on_disk(&server, "nb.ipynb");
+    let sources: Vec<&str> = nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["a = 2\nprint(a)", "raw", "# Title"]);
+
+    let r = server
+        .call("execute_cell", json!({"path": "nb.ipynb", "cell": 0}))
+        .await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let r = server
+        .call("clear_outputs", json!({"path": "nb.ipynb"}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 1);
+    let nb = on_disk(&server, "nb.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"], json!([]));
+    assert_eq!(nb["cells"][0]["execution_count"], Value::Null);
+
+    let r = server
+        .call("delete_cell", json!({"path": "nb.ipynb", "cell": md_id}))
+        .await;
+    let s = ok(&r);
+    assert_eq!(
+        (s["index"].as_u64(), s["total_cells"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let r = server
+        .call("read_notebook", json!({"path": "nb.ipynb"}))
+        .await;
+    assert_eq!(
+        ok(&r)["revision"],
+        s["revision"],
+        "read and change agree on the revision"
+    );
+}
+
+#[tokio::test]
+async fn execute_cell_saves_nbformat_outputs_visible_to_read_notebook() {
+    let server = Server::start();
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let src = format!(
+        "import sys\nprint('out')\nprint('err', file=sys.stderr)\ndisplay({{'image/png': '{png}', 'text/plain': 'img'}}, raw=True)\n6 * 7"
+    );
+    let made = notebook(&server, "run.ipynb", json!([code(&src), code("1/0")])).await;
+    let id = made["cell_ids"][0].as_str().unwrap();
+    let r = server
+        .call("execute_cell", json!({"path": "run.ipynb", "cell": id}))
+        .await;
+    let s = ok(&r);
+    assert_eq!(s["status"], "ok");
+    assert_eq!(s["notebook"]["index"], 0);
+    assert!(
+        image_block(&r).is_some(),
+        "the image comes back as image content: {r}"
+    );
+    let nb = on_disk(&server, "run.ipynb");
+    let cell = &nb["cells"][0];
+    let count = cell["execution_count"].as_u64().unwrap();
+    let kinds: Vec<&str> = cell["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["output_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["stream", "stream", "display_data", "execute_result"]
+    );
+    assert_eq!(cell["outputs"][0]["text"], "out\n");
+    assert_eq!(cell["outputs"][2]["data"]["image/png"], png);
+    assert_eq!(cell["outputs"][3]["data"]["text/plain"], "42");
+    assert_eq!(cell["outputs"][3]["execution_count"].as_u64(), Some(count));
+
+    let r = server
+        .call("execute_cell", json!({"path": "run.ipynb", "cell": 1}))
+        .await;
+    assert_eq!(err_status(&r), "error");
+    let nb = on_disk(&server, "run.ipynb");
+    assert_eq!(nb["cells"][1]["outputs"][0]["output_type"], "error");
+    assert_eq!(nb["cells"][1]["outputs"][0]["ename"], "ZeroDivisionError");
+
+    let r = server
+        .call("read_notebook", json!({"path": "run.ipynb"}))
+        .await;
+    let cells = &ok(&r)["cells"];
+    assert_eq!(cells[0]["execution_count"].as_u64(), Some(count));
+    assert_eq!(cells[0]["outputs"][0]["text"], "out\n");
+    assert_eq!(cells[1]["outputs"][0]["ename"], "ZeroDivisionError");
+}
+
+#[tokio::test]
+async fn execute_code_appends_to_a_notebook_created_if_missing() {
+    let server = Server::start();
+    for src in ["x = 20", "x + 1"] {
+        let r = server
+            .call(
+                "execute_code",
+                json!({"code": src, "notebook": "session/log.ipynb"}),
+            )
+            .await;
+        assert_eq!(ok(&r)["status"], "ok");
+    }
+    let nb = on_disk(&server, "session/log.ipynb");
+    assert_eq!(nb["nbformat_minor"], 5);
+    assert_eq!(nb["cells"].as_array().unwrap().len(), 2);
+    assert_eq!(nb["cells"][1]["source"], "x + 1");
+    assert_eq!(nb["cells"][1]["outputs"][0]["data"]["text/plain"], "21");
+}
+
+#[tokio::test]
+async fn execute_notebook_stops_on_error_or_runs_on() {
+    let server = Server::start();
+    let cells = json!([
+        code("a = 1\nprint('first')"),
+        {"cell_type": "markdown", "source": "text"},
+        code("raise ValueError('boom')"),
+        code("print('after', a)"),
+    ]);
+    notebook(&server, "flow.ipynb", cells).await;
+    let r = server
+        .call("execute_notebook", json!({"path": "flow.ipynb"}))
+        .await;
+    assert_eq!(err_status(&r), "error");
+    let s = &r["structuredContent"];
+    assert_eq!(s["failed_cell"], 2);
+    assert_eq!(s["not_run"], json!([3]));
+    assert_eq!(s["cells"].as_array().unwrap().len(), 2);
+    assert!(text(&r).contains("boom"), "the failing cell's outputs: {r}");
+    let nb = on_disk(&server, "flow.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "first\n");
+    assert_eq!(nb["cells"][3]["outputs"], json!([]));
+
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "flow.ipynb", "stop_on_error": false}),
+        )
+        .await;
+    assert_eq!(err_status(&r), "error");
+    let s = &r["structuredContent"];
+    assert_eq!(s["cells"].as_array().unwrap().len(), 3);
+    assert_eq!(s["cells"][2]["status"], "ok");
+    assert_eq!(s["not_run"], json!([]));
+    let nb = on_disk(&server, "flow.ipynb");
+    assert_eq!(nb["cells"][3]["outputs"][0]["text"], "after 1\n");
+
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "flow.ipynb", "start": 3, "stop": 4}),
+        )
+        .await;
+    assert_eq!(ok(&r)["cells"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_mid_notebook_keeps_what_ran() {
+    let server = Server::start();
+    let cells = json!([
+        code("print('kept')"),
+        code("import time\nprint('started')\ntime.sleep(60)"),
+        code("print('never')"),
+    ]);
+    notebook(&server, "slow.ipynb", cells).await;
+    // Start the kernel first: the per-cell timeout also covers a kernel's start.
+    ok(&server.exec("1").await);
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "slow.ipynb", "timeout": 8}),
+        )
+        .await;
+    assert_eq!(err_status(&r), "timeout");
+    assert_eq!(r["structuredContent"]["failed_cell"], 1);
+    assert_eq!(r["structuredContent"]["not_run"], json!([2]));
+    let nb = on_disk(&server, "slow.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "kept\n");
+    assert_eq!(nb["cells"][1]["outputs"][0]["text"], "started\n");
+    assert_eq!(nb["cells"][2]["outputs"], json!([]));
+}
+
+#[tokio::test]
+async fn a_crash_mid_notebook_keeps_what_ran() {
+    let server = Server::start();
+    let cells = json!([
+        code("print('kept')"),
+        code("import os\nos._exit(1)"),
+        code("print('never')"),
+    ]);
+    notebook(&server, "crash.ipynb", cells).await;
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "crash.ipynb", "stop_on_error": false}),
+        )
+        .await;
+    assert_eq!(err_status(&r), "kernel_died");
+    assert_eq!(r["structuredContent"]["not_run"], json!([2]));
+    let nb = on_disk(&server, "crash.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "kept\n");
+    assert!(nb["cells"][0]["execution_count"].is_u64());
+    assert_eq!(nb["cells"][2]["outputs"], json!([]));
+}
+
+#[tokio::test]
+async fn two_concurrent_editors_lose_nothing() {
+    let server = Server::start();
+    notebook(&server, "shared.ipynb", json!([])).await;
+    let editor = |name: &'static str| {
+        let server = &server;
+        async move {
+            for i in 0..15 {
+                let r = server
+                    .call(
+                        "insert_cell",
+                        json!({"path": "shared.ipynb", "cell_type": "code", "source": format!("{name}{i}")}),
+                    )
+                    .await;
+                ok(&r);
+            }
+        }
+    };
+    futures::join!(editor("a"), editor("b"));
+    let nb = on_disk(&server, "shared.ipynb");
+    let mut sources: Vec<String> = nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap().to_string())
+        .collect();
+    sources.sort();
+    let mut expected: Vec<String> = (0..15)
+        .flat_map(|i| [format!("a{i}"), format!("b{i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(sources, expected);
+}
+
+#[tokio::test]
+async fn a_stale_revision_is_refused() {
+    let server = Server::start();
+    let made = notebook(&server, "r.ipynb", json!([code("1")])).await;
+    let stale = made["revision"].clone();
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "r.ipynb", "cell": 0, "source": "2", "revision": stale}),
+        )
+        .await;
+    let fresh = ok(&r)["revision"].clone();
+    assert_ne!(fresh, stale);
+    for (tool, args) in [
+        (
+            "edit_cell",
+            json!({"path": "r.ipynb", "cell": 0, "source": "3", "revision": stale}),
+        ),
+        (
+            "insert_cell",
+            json!({"path": "r.ipynb", "cell_type": "code", "source": "3", "revision": stale}),
+        ),
+        (
+            "delete_cell",
+            json!({"path": "r.ipynb", "cell": 0, "revision": stale}),
+        ),
+        (
+            "move_cell",
+            json!({"path": "r.ipynb", "cell": 0, "to": 0, "revision": stale}),
+        ),
+        (
+            "clear_outputs",
+            json!({"path": "r.ipynb", "revision": stale}),
+        ),
+        (
+            "execute_cell",
+            json!({"path": "r.ipynb", "cell": 0, "revision": stale}),
+        ),
+        (
+            "execute_notebook",
+            json!({"path": "r.ipynb", "revision": stale}),
+        ),
+    ] {
+        let r = server.call(tool, args).await;
+        assert_refused(&r, "conflict", "read_notebook again");
+    }
+    let nb = on_disk(&server, "r.ipynb");
+    assert_eq!(nb["cells"][0]["source"], "2");
+    assert_eq!(nb["cells"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_old_notebook_gets_no_cell_ids() {
+    let server = Server::start();
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 2,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [{"cell_type": "code", "source": ["x = 5\n", "x"], "metadata": {}, "execution_count": null, "outputs": []}]
+    });
+    std::fs::write(server.workdir.path().join("old.ipynb"), nb.to_string()).unwrap();
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "old.ipynb", "cell_type": "markdown", "source": "note"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["id"], Value::Null);
+    let r = server
+        .call("execute_cell", json!({"path": "old.ipynb", "cell": 0}))
+        .await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let nb = on_disk(&server, "old.ipynb");
+    assert_eq!(nb["nbformat_minor"], 2);
+    assert!(
+        nb["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.get("id").is_none())
+    );
+    assert_eq!(nb["cells"][0]["outputs"][0]["data"]["text/plain"], "5");
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "old.ipynb", "cell": "abc", "source": "y"}),
+        )
+        .await;
+    assert_refused(&r, "not_found", "name cells by index");
+}
+
+// ---- bad inputs, one named test each ----
+
+#[tokio::test]
+async fn bad_input_cell_index_out_of_range() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    for (tool, args) in [
+        (
+            "edit_cell",
+            json!({"path": "b.ipynb", "cell": 5, "source": "x"}),
+        ),
+        ("delete_cell", json!({"path": "b.ipynb", "cell": 5})),
+        ("move_cell", json!({"path": "b.ipynb", "cell": 5, "to": 0})),
+        ("clear_outputs", json!({"path": "b.ipynb", "cell": 5})),
+        ("execute_cell", json!({"path": "b.ipynb", "cell": 5})),
+    ] {
+        let r = server.call(tool, args).await;
+        assert_refused(&r, "not_found", "has no cell with index 5");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_unknown_cell_id() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "b.ipynb", "cell": "no-such-id", "source": "x"}),
+        )
+        .await;
+    assert_refused(&r, "not_found", "read_notebook");
+}
+
+#[tokio::test]
+async fn bad_input_insert_index_past_the_end() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "b.ipynb", "cell_type": "code", "source": "x", "index": 2}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "use 0 to 1");
+}
+
+#[tokio::test]
+async fn bad_input_move_target_out_of_range() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1"), code("2")])).await;
+    let r = server
+        .call("move_cell", json!({"path": "b.ipynb", "cell": 0, "to": 2}))
+        .await;
+    assert_refused(&r, "invalid_argument", "use 0 to 1");
+}
+
+#[tokio::test]
+async fn bad_input_unknown_cell_type() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([])).await;
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "b.ipynb", "cell_type": "python", "source": "x"}),
+        )
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert!(text(&r).contains("cell_type"), "{r}");
+}
+
+#[tokio::test]
+async fn bad_input_negative_cell_index() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    let r = server
+        .call("delete_cell", json!({"path": "b.ipynb", "cell": -1}))
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert!(text(&r).contains("cell"), "{r}");
+}
+
+#[tokio::test]
+async fn bad_input_missing_notebook() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "nope.ipynb", "cell_type": "code", "source": "x"}),
+        )
+        .await;
+    assert_refused(&r, "not_found", "list_notebooks");
+    let r = server
+        .call("execute_notebook", json!({"path": "nope.ipynb"}))
+        .await;
+    assert_refused(&r, "not_found", "list_notebooks");
+}
+
+#[tokio::test]
+async fn bad_input_paths_outside_the_working_directory() {
+    let server = Server::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.workdir.path().join("link")).unwrap();
+    for path in [
+        "../x.ipynb",
+        "/tmp/x.ipynb",
+        "link/x.ipynb",
+        ".hidden/x.ipynb",
+        "a\0.ipynb",
+        "x.txt",
+    ] {
+        for (tool, args) in [
+            (
+                "insert_cell",
+                json!({"path": path, "cell_type": "code", "source": "1"}),
+            ),
+            (
+                "execute_code",
+                json!({"code": "print('ran')", "notebook": path}),
+            ),
+            ("execute_notebook", json!({"path": path})),
+        ] {
+            let r = server.call(tool, args).await;
+            assert_eq!(err_status(&r), "invalid_argument", "{tool} {path:?}: {r}");
+            assert!(!text(&r).contains("ran"), "the code must not run: {r}");
+        }
+    }
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+}
+
+#[tokio::test]
+async fn bad_input_execute_a_markdown_cell() {
+    let server = Server::start();
+    notebook(
+        &server,
+        "b.ipynb",
+        json!([{"cell_type": "markdown", "source": "# hi"}]),
+    )
+    .await;
+    let r = server
+        .call("execute_cell", json!({"path": "b.ipynb", "cell": 0}))
+        .await;
+    assert_refused(&r, "invalid_argument", "only code cells run");
+}
+
+#[tokio::test]
+async fn bad_input_execute_notebook_range() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    for args in [
+        json!({"path": "b.ipynb", "start": 1, "stop": 0}),
+        json!({"path": "b.ipynb", "stop": 5}),
+    ] {
+        let r = server.call("execute_notebook", args).await;
+        assert_refused(&r, "invalid_argument", "start <= stop");
+    }
+}
+
+#[tokio::test]
+async fn bad_input_edit_a_file_that_is_not_a_notebook() {
+    let server = Server::start();
+    std::fs::write(
+        server.workdir.path().join("junk.ipynb"),
+        "{\"nbformat\": 3}",
+    )
+    .unwrap();
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "junk.ipynb", "cell": 0, "source": "x"}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "nbformat 4");
+    assert_eq!(
+        std::fs::read_to_string(server.workdir.path().join("junk.ipynb")).unwrap(),
+        "{\"nbformat\": 3}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_execute_timeout_out_of_range() {
+    let server = Server::start();
+    notebook(&server, "b.ipynb", json!([code("1")])).await;
+    let r = server
+        .call(
+            "execute_cell",
+            json!({"path": "b.ipynb", "cell": 0, "timeout": -1}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "timeout");
+}
+
+// ---- files and resources ----
+
+const PNG_1PX: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn write_read_and_list_files() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "data/t.csv", "content": "a,b\n1,2\n3,4\n"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["uri"], "workspace:///data/t.csv");
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "plot.png", "content": PNG_1PX, "encoding": "base64"}),
+        )
+        .await;
+    ok(&r);
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "blob.bin", "content": "AJ+SlgA=", "encoding": "base64"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["size_bytes"], 5);
+
+    let r = server
+        .call(
+            "read_file",
+            json!({"path": "data/t.csv", "offset": 1, "limit": 1}),
+        )
+        .await;
+    let s = ok(&r);
+    assert_eq!(
+        (s["kind"].as_str(), s["mime_type"].as_str()),
+        (Some("text"), Some("text/csv"))
+    );
+    assert_eq!(
+        (s["total_lines"].as_u64(), s["next_offset"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert!(text(&r).starts_with("1,2\n"), "{r}");
+    let r = server.call("read_file", json!({"path": "plot.png"})).await;
+    assert_eq!(ok(&r)["kind"], "image");
+    assert_eq!(image_block(&r).unwrap()["data"], PNG_1PX);
+    let r = server.call("read_file", json!({"path": "blob.bin"})).await;
+    assert_eq!(ok(&r)["kind"], "binary");
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap();
+    assert_eq!(
+        (link["uri"].as_str(), link["size"].as_u64()),
+        (Some("workspace:///blob.bin"), Some(5))
+    );
+
+    let r = server.call("list_files", json!({})).await;
+    let names: Vec<&str> = ok(&r)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blob.bin", "data", "plot.png"]);
+    let r = server
+        .call("list_files", json!({"path": "data", "recursive": true}))
+        .await;
+    assert_eq!(ok(&r)["entries"][0]["path"], "data/t.csv");
+}
+
+#[tokio::test]
+async fn resources_list_page_and_read() {
+    let server = Server::start();
+    for i in 0..105 {
+        std::fs::write(
+            server.workdir.path().join(format!("f{i:03}.txt")),
+            format!("file {i}"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        server.workdir.path().join("img.png"),
+        base64_decode(PNG_1PX),
+    )
+    .unwrap();
+    let init = server
+        .rpc("initialize", json!({"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}))
+        .await;
+    assert!(
+        init["result"]["capabilities"]["resources"].is_object(),
+        "{init}"
+    );
+    let first = server.rpc("resources/list", json!({})).await;
+    let page = first["result"]["resources"].as_array().unwrap();
+    assert_eq!(page.len(), 100);
+    assert_eq!(page[0]["uri"], "workspace:///f000.txt");
+    assert_eq!(page[0]["mimeType"], "text/plain");
+    assert_eq!(page[0]["size"], 6);
+    let cursor = first["result"]["nextCursor"].clone();
+    let second = server
+        .rpc("resources/list", json!({"cursor": cursor}))
+        .await;
+    assert_eq!(second["result"]["resources"].as_array().unwrap().len(), 6);
+    assert!(second["result"].get("nextCursor").is_none());
+
+    let t = server.rpc("resources/templates/list", json!({})).await;
+    assert_eq!(
+        t["result"]["resourceTemplates"][0]["uriTemplate"],
+        "workspace:///{+path}"
+    );
+
+    let r = server
+        .rpc("resources/read", json!({"uri": "workspace:///f007.txt"}))
+        .await;
+    assert_eq!(r["result"]["contents"][0]["text"], "file 7");
+    let r = server
+        .rpc("resources/read", json!({"uri": "workspace:///img.png"}))
+        .await;
+    assert_eq!(r["result"]["contents"][0]["blob"], PNG_1PX);
+    assert_eq!(r["result"]["contents"][0]["mimeType"], "image/png");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))",
+            s,
+        ])
+        .output()
+        .unwrap();
+    out.stdout
+}
+
+#[tokio::test]
+async fn bad_input_resource_read_unknown_missing_escaping_or_too_large() {
+    let server = Server::start();
+    std::fs::write(
+        server.workdir.path().join("big.txt"),
+        vec![b'x'; 4 * 1024 * 1024 + 1],
+    )
+    .unwrap();
+    for (uri, hint) in [
+        ("file:///etc/passwd", "not a resource of this server"),
+        ("workspace:///missing.txt", "not found"),
+        ("workspace:///../etc/passwd", ".."),
+        ("workspace:///%2E%2E/etc/passwd", ".."),
+        ("workspace:///big.txt", "over the"),
+    ] {
+        let r = server.rpc("resources/read", json!({"uri": uri})).await;
+        assert_eq!(r["error"]["code"], -32602, "{uri}: {r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap().contains(hint),
+            "{uri}: {r}"
+        );
+    }
+    let r = server
+        .rpc("resources/list", json!({"cursor": "bogus"}))
+        .await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+}
+
+#[tokio::test]
+async fn bad_input_file_paths_outside_the_working_directory() {
+    let server = Server::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.workdir.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        server.workdir.path().join("s.txt"),
+    )
+    .unwrap();
+    for path in [
+        "../x",
+        "/etc/passwd",
+        "link/secret.txt",
+        "s.txt",
+        ".packages/x",
+        "a\0b",
+        "",
+    ] {
+        for (tool, args) in [
+            (
+                "write_file",
+                json!({"path": path, "content": "x", "overwrite": true}),
+            ),
+            ("read_file", json!({"path": path})),
+            ("list_files", json!({"path": path})),
+        ] {
+            if tool == "list_files" && path.is_empty() {
+                continue; // the top of the working directory
+            }
+            let r = server.call(tool, args).await;
+            assert_eq!(err_status(&r), "invalid_argument", "{tool} {path:?}: {r}");
+            assert!(!text(&r).contains("secret\""), "{r}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret.txt")).unwrap(),
+        "secret"
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_write_existing_file_without_overwrite() {
+    let server = Server::start();
+    ok(&server
+        .call("write_file", json!({"path": "a.txt", "content": "1"}))
+        .await);
+    let r = server
+        .call("write_file", json!({"path": "a.txt", "content": "2"}))
+        .await;
+    assert_refused(&r, "already_exists", "overwrite=true");
+    assert_eq!(
+        std::fs::read_to_string(server.workdir.path().join("a.txt")).unwrap(),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_write_invalid_base64() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "a.bin", "content": "not base64!", "encoding": "base64"}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "base64");
+    assert!(!server.workdir.path().join("a.bin").exists());
+}
+
+#[tokio::test]
+async fn bad_input_write_over_the_size_cap() {
+    let server = Server::start();
+    let big = "x".repeat(3 * 1024 * 1024 + 1);
+    let r = server
+        .call("write_file", json!({"path": "big.txt", "content": big}))
+        .await;
+    assert_refused(&r, "too_large", "limit");
+    assert!(!server.workdir.path().join("big.txt").exists());
+}
+
+#[tokio::test]
+async fn bad_input_read_missing_file_or_a_directory() {
+    let server = Server::start();
+    std::fs::create_dir(server.workdir.path().join("dir")).unwrap();
+    let r = server.call("read_file", json!({"path": "nope.txt"})).await;
+    assert_refused(&r, "not_found", "list_files");
+    let r = server.call("read_file", json!({"path": "dir"})).await;
+    assert_refused(&r, "invalid_argument", "is a directory");
+    let r = server.call("list_files", json!({"path": "nope"})).await;
+    assert_refused(&r, "not_found", "list_files");
+}
+
+#[tokio::test]
+async fn bad_input_unknown_encoding() {
+    let server = Server::start();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "a.txt", "content": "x", "encoding": "utf16"}),
+        )
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert!(text(&r).contains("encoding"), "{r}");
+}
+
+// ---- images that fit the model ----
+
+/// The image items of execute_code's structured outputs.
+fn images(r: &Value) -> Vec<Value> {
+    r["structuredContent"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "image")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_big_figure_is_downscaled_and_its_original_linked() {
+    let server = Server::start();
+    let code = "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n\
+                from IPython.display import Image, display\n\
+                fig, ax = plt.subplots(figsize=(20, 12), dpi=300)\nax.plot(range(100), [i * i for i in range(100)])\n\
+                fig.savefig('big_tmp.png', dpi=300)\nplt.close(fig)\ndisplay(Image(filename='big_tmp.png'))";
+    let r = server.exec(code).await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let imgs = images(&r);
+    assert_eq!(imgs.len(), 1, "{r}");
+    let img = &imgs[0];
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(1568), Some(941))
+    );
+    assert_eq!(img["mime_type"], "image/png", "a line plot stays PNG");
+    let original = &img["original"];
+    assert_eq!(
+        (original["width"].as_u64(), original["height"].as_u64()),
+        (Some(6000), Some(3600))
+    );
+    let saved = server
+        .workdir
+        .path()
+        .join(original["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().len(),
+        original["bytes"].as_u64().unwrap()
+    );
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap();
+    assert_eq!(link["uri"], original["uri"]);
+    let read = server
+        .rpc("resources/read", json!({"uri": link["uri"]}))
+        .await;
+    assert_eq!(read["result"]["contents"][0]["mimeType"], "image/png");
+
+    // read_file fits an image file the same way, linking the file itself.
+    let r = server
+        .call("read_file", json!({"path": "big_tmp.png"}))
+        .await;
+    let s = ok(&r);
+    assert!(
+        s["note"]
+            .as_str()
+            .unwrap()
+            .contains("downscaled to 1568x941"),
+        "{r}"
+    );
+    assert!(image_block(&r).is_some());
+    assert!(
+        r["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "resource_link" && c["uri"] == "workspace:///big_tmp.png"),
+        "{r}"
+    );
+
+    // A per-call limit asks for less.
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "display(Image(filename='big_tmp.png'))", "max_image_px": 400}),
+        )
+        .await;
+    assert_eq!(images(&r)[0]["width"], 400);
+}
+
+#[tokio::test]
+async fn a_dense_scatter_plot_is_sent_as_jpeg() {
+    let server = Server::start();
+    let code = "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\nimport numpy as np\n\
+                from IPython.display import Image, display\nrng = np.random.default_rng(0)\n\
+                fig, ax = plt.subplots(figsize=(12, 8), dpi=200)\n\
+                ax.scatter(rng.random(200000), rng.random(200000), s=2, c=rng.random(200000), cmap='viridis')\n\
+                fig.savefig('scatter.png')\nplt.close(fig)\ndisplay(Image(filename='scatter.png'))";
+    let r = server.exec(code).await;
+    assert_eq!(ok(&r)["status"], "ok");
+    let img = &images(&r)[0];
+    assert_eq!(img["mime_type"], "image/jpeg", "{img}");
+    assert!(img["width"].as_u64().unwrap() <= 1568);
+    assert_eq!(img["original"]["mime_type"], "image/png");
+}
