@@ -13,6 +13,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth;
 use crate::config::Settings;
 use crate::mcp::{App, JupyterMcp};
 
@@ -33,17 +34,26 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         .with_cancellation_token(stop);
     // rmcp asks for a handler per request; build the tool router (schemas and all) once and
     // hand out clones.
-    let handler = JupyterMcp::new(app);
+    let handler = JupyterMcp::new(Arc::clone(&app));
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     );
+    let metadata = axum::routing::get(auth::resource_metadata).with_state(Arc::clone(&app.auth));
     axum::Router::new()
         .nest_service("/mcp", service.clone())
+        .route(auth::RESOURCE_METADATA_PATH, metadata.clone())
+        .route(&format!("{}/mcp", auth::RESOURCE_METADATA_PATH), metadata)
         .layer(axum::middleware::from_fn_with_state(
             service,
             reject_invalid_jsonrpc,
+        ))
+        // Outermost, so it runs first: a request without valid credentials is answered 401
+        // before its body is even read.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app.auth),
+            auth::middleware,
         ))
 }
 
@@ -186,6 +196,8 @@ async fn run_batch(
             .body(axum::body::Body::from(body));
         if let Ok(r) = request.as_mut() {
             *r.headers_mut() = parts.headers.clone();
+            // The principal (and on Lambda the invocation context) travel with each message.
+            *r.extensions_mut() = parts.extensions.clone();
             r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
         }
         let Ok(request) = request else { continue };

@@ -4,6 +4,8 @@
 //! `pool` (kernels by principal and name) -> `kernel` (one ipykernel process). `output`,
 //! `notebook` and `packages` are the domain pieces the tools format and call.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod kernel;
@@ -13,6 +15,7 @@ pub(crate) mod notebook;
 pub mod output;
 pub(crate) mod packages;
 pub mod pool;
+pub mod principal;
 pub mod security;
 
 use std::future::Future;
@@ -46,6 +49,10 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("the Lambda runtime failed: {0}")]
     Lambda(String),
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
+    #[error("cannot set up OpenID Connect: {0}")]
+    Oidc(#[from] auth::oidc::Error),
 }
 
 /// Builds the pool and the shared state every front door serves.
@@ -64,6 +71,7 @@ pub fn build_app(
     let pool_cfg = PoolConfig {
         launch,
         max_kernels: settings.max_kernels,
+        max_kernels_per_principal: settings.max_kernels_per_principal,
         idle_timeout: settings.idle_timeout,
         spare: true,
     };
@@ -75,11 +83,20 @@ pub fn build_app(
     );
     let server_hardening = security::harden_server_process();
     tracing::info!(layers = ?server_hardening, "process hardening");
+    let audit = Arc::new(audit::Audit::open(&settings.audit)?);
+    let auth = Arc::new(auth::Authenticator::new(settings, Arc::clone(&audit))?);
+    if settings.auth.insecure_no_auth {
+        tracing::warn!(
+            "--insecure-no-auth: requests without credentials are served as the shared principal `local`; anyone who reaches this server can run code"
+        );
+    }
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
         server_hardening,
-        install_lock: tokio::sync::Mutex::new(()),
+        install_locks: Default::default(),
+        auth,
+        audit,
     });
     Ok((app, runtime))
 }
@@ -96,7 +113,7 @@ pub async fn run(
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listener.local_addr().map_err(Error::Serve)?;
-    if !settings.host.is_loopback() {
+    if !settings.host.is_loopback() && !settings.requires_credentials() {
         tracing::warn!(
             host = %settings.host,
             "listening on a non-loopback address without authentication: anyone who can reach this port can run code"

@@ -7,7 +7,6 @@
 //! order (tokio's `Mutex` queues waiters fairly); calls on different kernels run in parallel.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +26,10 @@ pub enum Error {
         "kernel limit reached: {max} kernels are running ({names}).\nhint: reuse one of them, call shutdown_kernel on one you no longer need, or start the server with a higher --max-kernels"
     )]
     TooManyKernels { max: usize, names: String },
+    #[error(
+        "per-principal kernel limit reached: you have {max} kernels ({names}).\nhint: reuse one of them, call shutdown_kernel on one you no longer need, or ask for a higher --max-kernels-per-principal"
+    )]
+    TooManyKernelsForPrincipal { max: usize, names: String },
     #[error(
         "invalid kernel name {0:?}: use 1 to 64 characters of letters, digits, '-', '_' and '.'"
     )]
@@ -63,13 +66,7 @@ impl KernelKey {
     }
 }
 
-/// A principal's directories: the kernel's working directory and the package target, which is
-/// on the kernel's `sys.path`.
-#[derive(Debug, Clone)]
-pub struct PrincipalDirs {
-    pub home: PathBuf,
-    pub packages: PathBuf,
-}
+pub use crate::principal::PrincipalDirs;
 
 /// Kernel state as reported to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -86,6 +83,8 @@ pub enum KernelState {
 pub struct PoolConfig {
     pub launch: LaunchConfig,
     pub max_kernels: usize,
+    /// Kernels one principal may have (at most `max_kernels`).
+    pub max_kernels_per_principal: usize,
     pub idle_timeout: Option<Duration>,
     /// Keep a warm spare kernel.
     pub spare: bool,
@@ -267,14 +266,20 @@ impl Pool {
         if !create {
             return Ok(None);
         }
+        // Only the caller's own kernel names: others' are not theirs to see.
+        let mut names: Vec<&str> = slots
+            .keys()
+            .filter(|k| k.principal == key.principal)
+            .map(|k| k.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.len() >= self.cfg.max_kernels_per_principal {
+            return Err(Error::TooManyKernelsForPrincipal {
+                max: self.cfg.max_kernels_per_principal,
+                names: names.join(", "),
+            });
+        }
         if slots.len() >= self.cfg.max_kernels {
-            // Only the caller's own kernel names: others' are not theirs to see.
-            let mut names: Vec<&str> = slots
-                .keys()
-                .filter(|k| k.principal == key.principal)
-                .map(|k| k.name.as_str())
-                .collect();
-            names.sort_unstable();
             return Err(Error::TooManyKernels {
                 max: self.cfg.max_kernels,
                 names: names.join(", "),

@@ -4,6 +4,7 @@
 // The whole crate is test code: helpers unwrap like the tests they serve.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod auth;
 mod common;
 mod execute;
 mod kernels;

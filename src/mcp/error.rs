@@ -36,7 +36,9 @@ impl ToolError {
 impl From<pool::Error> for ToolError {
     fn from(e: pool::Error) -> Self {
         let status = match &e {
-            pool::Error::TooManyKernels { .. } => "limit_reached",
+            pool::Error::TooManyKernels { .. } | pool::Error::TooManyKernelsForPrincipal { .. } => {
+                "limit_reached"
+            }
             pool::Error::InvalidName(_) => "invalid_argument",
             pool::Error::NoSuchKernel(_) => "not_found",
             pool::Error::ShuttingDown => "unavailable",

@@ -5,20 +5,26 @@
 //! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
 
 mod args;
+mod audit;
 mod error;
 pub mod invocation;
 mod tools;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
+use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::notebook::NotebookStore;
-use crate::pool::{Pool, PrincipalDirs};
+use crate::pool::Pool;
+use crate::principal::{Principal, PrincipalDirs};
+use error::ToolError;
 
 /// Everything the tools share; built once before the HTTP door opens.
 pub struct App {
@@ -26,30 +32,68 @@ pub struct App {
     pub pool: Arc<Pool>,
     /// Hardening that applied to the server process (only what succeeded).
     pub server_hardening: Vec<String>,
-    /// Serializes pip runs (one package directory until principals have their own).
-    pub install_lock: tokio::sync::Mutex<()>,
+    /// One pip at a time per principal (two `--target` runs into one package directory can
+    /// leave it half-written); principals do not wait for each other. Std mutex: map access only.
+    pub install_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub auth: Arc<Authenticator>,
+    pub audit: Arc<Audit>,
 }
 
-/// The principal of every request until authentication exists: one local user.
-pub const LOCAL_PRINCIPAL: &str = "local";
+/// The principal of every request on a server without authentication.
+pub const LOCAL_PRINCIPAL: &str = crate::principal::LOCAL;
 
 impl App {
-    /// Who is calling. Kernels, notebooks and packages are keyed by it.
-    fn principal(&self, _ctx: &RequestContext<RoleServer>) -> String {
-        LOCAL_PRINCIPAL.to_string()
+    /// Who is calling, as the auth middleware established it, with their directory created.
+    /// Kernels, notebooks and packages are keyed by it. A request that reached a tool without a
+    /// principal (which the middleware prevents) is refused where credentials are required.
+    fn principal(&self, ctx: &RequestContext<RoleServer>) -> Result<Principal, ToolError> {
+        let found = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned();
+        let principal = match found {
+            Some(p) => p,
+            None if !self.settings.requires_credentials() => Principal::local(),
+            None => {
+                return Err(ToolError {
+                    status: "unauthenticated",
+                    message: "no authenticated principal for this request".into(),
+                });
+            }
+        };
+        principal_dirs(&self.settings, principal.name())
+            .create()
+            .map_err(|e| ToolError {
+                status: "io_error",
+                message: format!("cannot create your working directory: {e}"),
+            })?;
+        Ok(principal)
     }
 
     fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
         NotebookStore::new(principal_dirs(&self.settings, principal).home)
     }
+
+    /// The pip lock of one principal.
+    fn install_lock(&self, principal: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.install_locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(principal.to_string()).or_default()),
+            // A poisoned map only means a panic elsewhere; a fresh lock still serializes
+            // nothing wrongly for this call's own directory.
+            Err(_) => Arc::default(),
+        }
+    }
 }
 
-/// The directories of a principal. The local principal works in the working directory itself.
-pub fn principal_dirs(settings: &Settings, _principal: &str) -> PrincipalDirs {
-    PrincipalDirs {
-        home: settings.working_dir.clone(),
-        packages: settings.working_dir.join(".packages"),
-    }
+/// The directories of a principal: `WORKING_DIR/<principal dir>`, or the working directory
+/// itself for `local` on a server where no other principal can exist (see `principal`).
+pub fn principal_dirs(settings: &Settings, principal: &str) -> PrincipalDirs {
+    PrincipalDirs::of(
+        &settings.working_dir,
+        principal,
+        settings.local_owns_working_dir(),
+    )
 }
 
 /// The MCP handler; rmcp takes a clone per request (an `Arc` and the prebuilt router).
@@ -84,8 +128,22 @@ impl ServerHandler for JupyterMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         use tracing::Instrument;
-        let span = invocation::span(&context, &request.name, &self.app.principal(&context));
+        let principal = match self.app.principal(&context) {
+            Ok(p) => p,
+            Err(e) => {
+                self.app.audit.refused(
+                    invocation::request_id(&context).as_deref(),
+                    None,
+                    &e.message,
+                );
+                return Ok(rmcp::model::CallToolResponse::Complete(e.into_result()));
+            }
+        };
+        let span = invocation::span(&context, &request.name, principal.name());
         let started = std::time::Instant::now();
+        let audit_args = audit::Args::of(&request);
+        let request_id = invocation::request_id(&context);
+        let rpc_id = context.id.to_string();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         let response = self.tool_router.call(tcc).instrument(span.clone()).await;
         let status = match &response {
@@ -106,13 +164,21 @@ impl ServerHandler for JupyterMcp {
             Ok(_) => "pending".into(),
             Err(e) => format!("protocol_error {}", e.code.0),
         };
+        let elapsed = started.elapsed();
         span.in_scope(|| {
-            tracing::info!(
-                status,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "tool call"
-            )
+            tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "tool call")
         });
+        audit_args.record(
+            &self.app.audit,
+            audit::Call {
+                request_id: request_id.as_deref(),
+                rpc_id,
+                principal: &principal,
+                status: &status,
+                elapsed,
+                response: &response,
+            },
+        );
         response
     }
 

@@ -1,0 +1,237 @@
+//! Authentication: who is calling, decided in an axum middleware before rmcp sees the request.
+//!
+//! Sources, tried in this order: the IAM identity of a Lambda event (`iam`), a bearer API key
+//! (`keys`), a bearer OpenID Connect JWT (`oidc`). A request that passes gets a `Principal` in its
+//! extensions; one that does not gets 401 with a JSON-RPC error body and
+//! `WWW-Authenticate: Bearer resource_metadata=...` (RFC 9728), is recorded in the audit log, and
+//! never reaches a tool. It fails closed: where credentials are required (any source configured,
+//! or Lambda) a request without them is refused; only a server with no source on loopback, or
+//! one started with `--insecure-no-auth`, lets them through as `local`. Tokens never reach a log
+//! or an error message: refusals name what was wrong, not what was sent.
+
+mod iam;
+mod keys;
+pub(crate) mod oidc;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+
+pub use keys::{
+    KeyEntry, KeyTable, KeysError, check_unique, hash_key_report, parse_keys_inline, read_keys_file,
+};
+
+use crate::audit::Audit;
+use crate::config::Settings;
+use crate::principal::{Principal, Source};
+
+/// The JSON-RPC error code of a refused request (in the server-defined range).
+const UNAUTHORIZED_CODE: i32 = -32001;
+/// Path of the protected-resource metadata (RFC 9728).
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Why a request was refused. The text goes to the client and the audit log: never a token.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("no credentials: send `Authorization: Bearer <API key or token>`")]
+    Missing,
+    #[error("the Authorization header is not `Bearer <token>`")]
+    NotBearer,
+    #[error("the bearer credentials are not a known API key or a valid token")]
+    Unknown,
+    #[error("the token was refused: {0}")]
+    Token(String),
+    #[error("the identity in the request is not a usable principal name")]
+    BadPrincipal,
+}
+
+impl Refusal {
+    /// The RFC 6750 error code, when credentials were presented.
+    fn oauth_error(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Missing => None,
+            Refusal::NotBearer => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+/// Decides who a request comes from.
+pub struct Authenticator {
+    keys: KeyTable,
+    oidc: Option<oidc::Verifier>,
+    /// Credentials are required (see `Settings::requires_credentials`).
+    required: bool,
+    /// Credentials are checked when presented (some source is configured).
+    checking: bool,
+    /// On Lambda: the IAM identity of the event is a source, and URLs are https.
+    lambda: bool,
+    issuer: Option<String>,
+    audit: Arc<Audit>,
+}
+
+impl Authenticator {
+    pub fn new(settings: &Settings, audit: Arc<Audit>) -> Result<Authenticator, oidc::Error> {
+        let oidc = settings
+            .auth
+            .oidc
+            .as_ref()
+            .map(oidc::Verifier::new)
+            .transpose()?;
+        let keys = KeyTable::new(settings.auth.api_keys.clone());
+        Ok(Authenticator {
+            checking: !keys.is_empty() || oidc.is_some(),
+            keys,
+            oidc,
+            required: settings.requires_credentials(),
+            lambda: settings.lambda.is_some(),
+            issuer: settings.auth.oidc.as_ref().map(|o| o.issuer.clone()),
+            audit,
+        })
+    }
+
+    /// The principal of a request, or why it is refused.
+    pub async fn authenticate(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Result<Principal, Refusal> {
+        if self.lambda
+            && let Some(arn) = iam::caller_arn(&parts.extensions)
+        {
+            return Principal::new(&arn, Source::AwsIam).map_err(|_| Refusal::BadPrincipal);
+        }
+        let presented = parts.headers.get(header::AUTHORIZATION);
+        match presented {
+            Some(value) if self.checking => {
+                let token = bearer(value).ok_or(Refusal::NotBearer)?;
+                self.check_token(token).await
+            }
+            _ if self.required => Err(Refusal::Missing),
+            // No source configured: nothing to check a header against, so it is ignored.
+            _ => Ok(Principal::local()),
+        }
+    }
+
+    async fn check_token(&self, token: &str) -> Result<Principal, Refusal> {
+        if let Some(principal) = self.keys.lookup(token) {
+            return Ok(principal);
+        }
+        match &self.oidc {
+            Some(verifier) if oidc::looks_like_jwt(token) => verifier
+                .verify(token)
+                .await
+                .map_err(|e| Refusal::Token(e.to_string())),
+            _ => Err(Refusal::Unknown),
+        }
+    }
+
+    /// The RFC 9728 metadata document for this server as `base` names it.
+    fn metadata(&self, base: &str) -> serde_json::Value {
+        serde_json::json!({
+            "resource": format!("{base}/mcp"),
+            "authorization_servers": self.issuer.iter().collect::<Vec<_>>(),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "jupyter-mcp-server",
+        })
+    }
+
+    /// This server's base URL as the client reached it (for links in 401s and the metadata).
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        let scheme = if self.lambda { "https" } else { "http" };
+        // The Host header is the caller's own; it is only echoed back to them, and only when
+        // it looks like a host name, so it cannot break out of the header's quoted string.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+
+    fn unauthorized(&self, headers: &HeaderMap, refusal: &Refusal) -> axum::response::Response {
+        let base = self.base_url(headers);
+        let mut challenge = format!("Bearer resource_metadata=\"{base}{RESOURCE_METADATA_PATH}\"");
+        if let Some(code) = refusal.oauth_error() {
+            challenge.push_str(&format!(", error=\"{code}\""));
+        }
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": UNAUTHORIZED_CODE, "message": format!("Unauthorized: {refusal}")},
+        });
+        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750).
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The middleware: authenticates every request except the discovery document, and records each
+/// refusal.
+pub async fn middleware(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/.well-known/") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match auth.authenticate(&parts).await {
+        Ok(principal) => {
+            parts.extensions.insert(principal);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(refusal) => {
+            let request_id = parts
+                .extensions
+                .get::<lambda_runtime::Context>()
+                .map(|c| c.request_id.clone());
+            auth.audit
+                .refused(request_id.as_deref(), None, &refusal.to_string());
+            tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
+            auth.unauthorized(&parts.headers, &refusal)
+        }
+    }
+}
+
+/// GET `/.well-known/oauth-protected-resource[/mcp]`.
+pub async fn resource_metadata(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    axum::Json(auth.metadata(&auth.base_url(&headers))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bearer_tokens_are_taken() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(bearer(&v("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&v("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&v("Basic YTpi")), None);
+        assert_eq!(bearer(&v("Bearer ")), None);
+        assert_eq!(bearer(&v("Bearerabc")), None);
+    }
+}

@@ -1,0 +1,563 @@
+//! Authentication, principals kept apart, and the audit log, against the real binary.
+//!
+//! Keys are made here and configured only as SHA-256 digests; every refusal is a named test.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+const ALICE_KEY: &str = "jmcp_alice_0123456789abcdef0123456789abcdef";
+const BOB_KEY: &str = "jmcp_bob_fedcba9876543210fedcba9876543210";
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A server that knows alice (from a keys file) and bob (from the environment).
+fn keyed_server(extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        format!("# test keys\nalice {}\n", sha256_hex(ALICE_KEY)),
+    )
+    .unwrap();
+    let inline = format!("bob:{}", sha256_hex(BOB_KEY));
+    let mut args = vec!["--api-keys-file", keys.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&args, &[("JUPYTER_MCP_API_KEYS", &inline)]);
+    (server, dir)
+}
+
+async fn post_with(server: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}});
+    let mut req = mcp_post(&reqwest::Client::new(), &server.url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(body.to_string()).send().await.unwrap()
+}
+
+/// 401, a JSON-RPC error body, and a challenge pointing at the resource metadata.
+async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) {
+    let resp = post_with(server, headers).await;
+    assert_eq!(resp.status().as_u16(), 401, "{headers:?}");
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:")
+            && challenge.contains("/.well-known/oauth-protected-resource\""),
+        "{challenge}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["error"]["code"], -32001, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    for (_, v) in headers {
+        if let Some(token) = v.strip_prefix("Bearer ").filter(|t| !t.is_empty()) {
+            assert!(!message.contains(token), "the token is echoed: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_key_is_401() {
+    let (server, _keys) = keyed_server(&[]);
+    assert_unauthorized(&server, &[]).await;
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_401() {
+    let (server, _keys) = keyed_server(&[]);
+    assert_unauthorized(&server, &[("authorization", "Bearer jmcp_not_a_key")]).await;
+}
+
+#[tokio::test]
+async fn the_digest_itself_is_not_a_key() {
+    let (server, _keys) = keyed_server(&[]);
+    let digest = format!("Bearer {}", sha256_hex(ALICE_KEY));
+    assert_unauthorized(&server, &[("authorization", &digest)]).await;
+}
+
+#[tokio::test]
+async fn a_key_in_another_scheme_is_401() {
+    let (server, _keys) = keyed_server(&[]);
+    let basic = format!("Basic {ALICE_KEY}");
+    assert_unauthorized(&server, &[("authorization", &basic)]).await;
+    let empty = "Bearer ";
+    assert_unauthorized(&server, &[("authorization", empty)]).await;
+}
+
+#[tokio::test]
+async fn a_key_with_a_suffix_is_401() {
+    let (server, _keys) = keyed_server(&[]);
+    let longer = format!("Bearer {ALICE_KEY}x");
+    assert_unauthorized(&server, &[("authorization", &longer)]).await;
+}
+
+#[tokio::test]
+async fn a_refused_request_never_reaches_a_kernel() {
+    let (server, _keys) = keyed_server(&[]);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "execute_code", "arguments": {"code": "open('pwned','w').write('x')"}}});
+    let (status, _) = server.post_raw(body.to_string(), &[]).await;
+    assert_eq!(status, 401);
+    let (status, _) = server
+        .post_raw(body.to_string(), &[("authorization", "Bearer wrong")])
+        .await;
+    assert_eq!(status, 401);
+    let files: Vec<_> = walk(server.workdir.path());
+    assert!(
+        files.iter().all(|p| !p.ends_with("pwned")),
+        "a refused call ran code: {files:?}"
+    );
+    let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
+    assert_eq!(r["structuredContent"]["kernels"], json!([]), "{r}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_resource_metadata_is_served_without_credentials() {
+    let (server, _keys) = keyed_server(&[]);
+    let base = server.url.trim_end_matches("/mcp");
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!(doc["resource"], server.url, "{doc}");
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(doc["authorization_servers"], json!([]));
+    }
+}
+
+/// Two principals with their own keys: neither reaches the other's kernels, variables,
+/// notebooks, files or packages through any tool, and each has its own 0700 directory.
+#[tokio::test]
+async fn two_principals_cannot_see_each_others_things() {
+    let (server, _keys) = keyed_server(&[]);
+    let (a, b) = (ALICE_KEY, BOB_KEY);
+    let r = server
+        .call_as(a, "execute_code", json!({"code": "secret = 'alice-secret'\nopen('alice.txt','w').write('x')\nimport os; print(os.getcwd())"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let alice_cwd = text(&r).trim().to_string();
+    server
+        .call_as(
+            a,
+            "execute_code",
+            json!({"code": "x = 1", "kernel": "work"}),
+        )
+        .await;
+    let r = server
+        .call_as(
+            a,
+            "create_notebook",
+            json!({"path": "a.ipynb", "cells": [{"cell_type": "code", "source": "1"}]}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let r = server
+        .call_as(a, "install_package", json!({"package": "termcolor==3.3.0"}))
+        .await;
+    assert!(!is_error(&r), "{r}");
+
+    // Bob: same kernel names, none of alice's state.
+    let r = server.call_as(b, "list_kernels", json!({})).await;
+    assert_eq!(r["structuredContent"]["kernels"], json!([]), "{r}");
+    let r = server
+        .call_as(b, "get_kernel_status", json!({"kernel": "work"}))
+        .await;
+    assert_eq!(r["structuredContent"]["state"], "not_started", "{r}");
+    assert_eq!(r["structuredContent"]["security"]["principal"], "bob");
+    let r = server.call_as(b, "get_variables", json!({})).await;
+    assert!(!r.to_string().contains("alice-secret"), "{r}");
+    let r = server
+        .call_as(b, "inspect_variable", json!({"name": "secret"}))
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert!(
+        server
+            .call_as(b, "interrupt_kernel", json!({"kernel": "work"}))
+            .await["isError"]
+            == true
+    );
+    assert!(
+        server
+            .call_as(b, "shutdown_kernel", json!({"kernel": "work"}))
+            .await["isError"]
+            == true
+    );
+    let r = server
+        .call_as(b, "execute_code", json!({"code": "import os, importlib.util\nprint(repr(globals().get('secret')), os.path.exists('alice.txt'), importlib.util.find_spec('termcolor'))\nprint(os.getcwd())"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let out = text(&r);
+    assert!(out.starts_with("None False None\n"), "{out}");
+    assert_ne!(out.lines().nth(1).unwrap(), alice_cwd);
+    let r = server.call_as(b, "list_notebooks", json!({})).await;
+    assert_eq!(r["structuredContent"]["notebooks"], json!([]), "{r}");
+    let r = server
+        .call_as(b, "read_notebook", json!({"path": "a.ipynb"}))
+        .await;
+    assert_eq!(status(&r), "not_found", "{r}");
+    let alice_dir = std::path::Path::new(&alice_cwd)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("../{alice_dir}/a.ipynb"),
+        format!("{alice_cwd}/a.ipynb"),
+    ] {
+        let r = server
+            .call_as(b, "read_notebook", json!({"path": path}))
+            .await;
+        assert!(is_error(&r), "{path}: {r}");
+        let r = server
+            .call_as(
+                b,
+                "create_notebook",
+                json!({"path": path, "cells": [], "overwrite": true}),
+            )
+            .await;
+        assert!(is_error(&r), "{path}: {r}");
+    }
+
+    // Alice still has everything.
+    let r = server.call_as(a, "list_kernels", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["kernels"].as_array().unwrap().len(),
+        2,
+        "{r}"
+    );
+    let r = server
+        .call_as(
+            a,
+            "execute_code",
+            json!({"code": "import termcolor; print(secret)"}),
+        )
+        .await;
+    assert_eq!(text(&r), "alice-secret\n", "{r}");
+    let r = server.call_as(a, "list_notebooks", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["notebooks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{r}"
+    );
+
+    // Directories: one per principal, 0700, under the working directory, none in its root.
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::fs::canonicalize(server.workdir.path()).unwrap();
+    assert_eq!(std::path::Path::new(&alice_cwd).parent().unwrap(), root);
+    assert!(alice_dir.ends_with("-alice"), "{alice_dir}");
+    let mode = std::fs::metadata(&alice_cwd).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(!root.join("a.ipynb").exists() && !root.join(".packages").exists());
+}
+
+#[tokio::test]
+async fn without_auth_on_loopback_local_keeps_the_working_dir() {
+    let server = Server::start();
+    let r = server.exec("import os; print(os.getcwd())").await;
+    let root = std::fs::canonicalize(server.workdir.path()).unwrap();
+    assert_eq!(text(&r).trim(), root.to_str().unwrap());
+    let r = server.call("get_kernel_status", json!({})).await;
+    let security = &r["structuredContent"]["security"];
+    assert_eq!(security["principal"], "local");
+    assert!(
+        security["authentication"]
+            .as_str()
+            .unwrap()
+            .starts_with("none"),
+        "{security}"
+    );
+    // A token is ignored when no source is configured.
+    let (code, _) = server.rpc_as("anything", "tools/list", json!({})).await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn insecure_no_auth_is_reported_by_get_kernel_status() {
+    let server = Server::start_with(&["--insecure-no-auth"], &[]);
+    let r = server.call("get_kernel_status", json!({})).await;
+    let auth = r["structuredContent"]["security"]["authentication"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(auth.contains("--insecure-no-auth"), "{auth}");
+    assert!(server.log_text().contains("--insecure-no-auth"));
+}
+
+/// Runs the binary to completion with some arguments; returns (success, stderr).
+fn run_binary(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"));
+    cmd.args(["--port", "0", "--working-dir"])
+        .arg(workdir.path())
+        .arg("--python")
+        .arg(python())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = ChildGuard(cmd.spawn().unwrap());
+    child
+        .0
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binary did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let ok = child.0.wait().unwrap().success();
+    (ok, out, err)
+}
+
+#[test]
+fn it_refuses_to_start_on_0_0_0_0_without_auth() {
+    let (ok, _, err) = run_binary(&["--host", "0.0.0.0"], &[], "");
+    assert!(!ok, "started without auth on 0.0.0.0: {err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0 without authentication"),
+        "{err}"
+    );
+    let (ok, _, err) = run_binary(&["--host", "::"], &[], "");
+    assert!(!ok, "started without auth on [::]: {err}");
+}
+
+#[test]
+fn a_malformed_keys_file_stops_start_up_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "alice {}\n\nbob raw-secret-pasted-by-mistake\n",
+            sha256_hex(ALICE_KEY)
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = run_binary(&["--api-keys-file", keys.to_str().unwrap()], &[], "");
+    assert!(!ok);
+    assert!(err.contains(&format!("{}:3:", keys.display())), "{err}");
+    assert!(!err.contains("raw-secret-pasted-by-mistake"), "{err}");
+}
+
+#[test]
+fn a_malformed_inline_key_stops_start_up() {
+    let (ok, _, err) = run_binary(&[], &[("JUPYTER_MCP_API_KEYS", "alice:abc")], "");
+    assert!(!ok);
+    assert!(err.contains("JUPYTER_MCP_API_KEYS entry 1"), "{err}");
+}
+
+#[test]
+fn hash_key_prints_the_digest_of_a_key_from_stdin() {
+    let (ok, out, _) = run_binary(&["hash-key"], &[], "my-key\n");
+    assert!(ok);
+    assert!(out.contains(&sha256_hex("my-key")), "{out}");
+    assert!(!out.contains("my-key"), "the key is printed back: {out}");
+}
+
+#[test]
+fn hash_key_generates_a_key_when_stdin_is_empty() {
+    let (ok, out, _) = run_binary(&["hash-key"], &[], "");
+    assert!(ok);
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(out.contains(&sha256_hex(&key)), "{out}");
+}
+
+/// A session of every tool plus refused requests: every call has its record, and no token
+/// appears in any log.
+#[tokio::test]
+async fn every_call_and_refusal_is_audited_and_no_token_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let (server, _keys) = keyed_server(&["--audit-log", audit_path.to_str().unwrap()]);
+    let a = ALICE_KEY;
+    let (_, tools) = server.rpc_as(a, "tools/list", json!({})).await;
+    let names: Vec<String> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    let cells = json!([{"cell_type": "code", "source": "print(2)"}]);
+    let args = |tool: &str| -> Value {
+        match tool {
+            "execute_code" => json!({"code": "v = 41 + 1\nprint(v)"}),
+            "inspect_variable" => json!({"name": "v"}),
+            "install_package" => json!({"package": "not a package!"}),
+            "create_notebook" => json!({"path": "au.ipynb", "cells": cells}),
+            "read_notebook" | "list_notebooks" => {
+                if tool == "read_notebook" {
+                    json!({"path": "au.ipynb"})
+                } else {
+                    json!({})
+                }
+            }
+            _ => json!({}),
+        }
+    };
+    // execute_code first so the kernel exists, then every tool in turn.
+    let mut called = vec!["execute_code".to_string()];
+    server
+        .call_as(a, "execute_code", args("execute_code"))
+        .await;
+    let mut order = names.clone();
+    order.sort_by_key(|n| {
+        (
+            n == "shutdown_kernel",
+            n.contains("notebook") && n != "create_notebook",
+        )
+    });
+    for tool in &order {
+        server.call_as(a, tool, args(tool)).await;
+        called.push(tool.clone());
+    }
+    // Refused: no key, a wrong key.
+    assert_eq!(post_with(&server, &[]).await.status().as_u16(), 401);
+    let wrong = "jmcp_wrong_key_that_must_not_be_logged";
+    let bearer = format!("Bearer {wrong}");
+    assert_eq!(
+        post_with(&server, &[("authorization", &bearer)])
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+
+    let file = std::fs::read_to_string(&audit_path).unwrap();
+    let records: Vec<Value> = file
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "tool_call")
+        .collect();
+    let recorded: Vec<String> = calls
+        .iter()
+        .map(|r| r["tool"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recorded, called, "{file}");
+    for r in &calls {
+        assert_eq!(r["principal"], "alice", "{r}");
+        assert_eq!(r["auth"], "api_key");
+        assert!(r["time"].is_string() && r["status"].is_string() && r["duration_ms"].is_u64());
+        assert!(r["bytes_returned"].as_u64().unwrap() > 0, "{r}");
+    }
+    let exec = calls.iter().find(|r| r["tool"] == "execute_code").unwrap();
+    assert_eq!(exec["code_sha256"], sha256_hex("v = 41 + 1\nprint(v)"));
+    assert!(
+        exec["code"].is_null(),
+        "code kept without --audit-code: {exec}"
+    );
+    assert_eq!(exec["kernel"], "default");
+    let install = calls
+        .iter()
+        .find(|r| r["tool"] == "install_package")
+        .unwrap();
+    assert_eq!(install["package"], "not a package!");
+    assert_eq!(install["status"], "refused");
+    let refused: Vec<&Value> = records.iter().filter(|r| r["event"] == "refused").collect();
+    assert_eq!(refused.len(), 2, "{file}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no credentials")
+    );
+    // stdout carries the same records.
+    let stdout = server.stdout.lock().unwrap().join("\n");
+    assert_eq!(stdout.lines().count(), records.len(), "{stdout}");
+
+    let everything = format!("{file}\n{stdout}\n{}", server.log_text());
+    for secret in [ALICE_KEY, BOB_KEY, wrong] {
+        assert!(!everything.contains(secret), "{secret} was logged");
+    }
+}
+
+/// Past the per-principal kernel limit a call is refused with a message naming the limit, and
+/// another principal is not held back by it.
+#[tokio::test]
+async fn the_per_principal_kernel_limit_names_itself() {
+    let (server, _keys) = keyed_server(&["--max-kernels-per-principal", "1"]);
+    let r = server
+        .call_as(ALICE_KEY, "execute_code", json!({"code": "1"}))
+        .await;
+    assert_eq!(status(&r), "ok");
+    let r = server
+        .call_as(
+            ALICE_KEY,
+            "execute_code",
+            json!({"code": "1", "kernel": "two"}),
+        )
+        .await;
+    assert_eq!(status(&r), "limit_reached", "{r}");
+    assert!(text(&r).contains("--max-kernels-per-principal"), "{r}");
+    let r = server
+        .call_as(BOB_KEY, "execute_code", json!({"code": "1"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+}
