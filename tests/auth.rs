@@ -561,3 +561,205 @@ async fn the_per_principal_kernel_limit_names_itself() {
         .await;
     assert_eq!(status(&r), "ok", "{r}");
 }
+
+/// Keys and tokens from `tests/fixtures/make_jwts.py` (PyJWT and `cryptography`).
+fn make_jwts(issuer: &str, audience: &str) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_jwts.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([issuer, audience])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A JWKS endpoint on 127.0.0.1 whose document the test can swap; counts its fetches.
+struct JwksServer {
+    url: String,
+    doc: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn jwks_server(doc: Value) -> JwksServer {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let doc = Arc::new(Mutex::new(doc));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (d, f) = (Arc::clone(&doc), Arc::clone(&fetches));
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let (d, f) = (Arc::clone(&d), Arc::clone(&f));
+            async move {
+                f.fetch_add(1, Ordering::SeqCst);
+                axum::Json(d.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    JwksServer {
+        url,
+        doc,
+        fetches,
+        _task: task,
+    }
+}
+
+const ISSUER: &str = "https://idp.test.invalid";
+const AUDIENCE: &str = "https://jupyter-mcp.test.invalid";
+
+fn oidc_server(jwks_url: &str, audit: &std::path::Path) -> Server {
+    Server::start_with(
+        &[
+            "--oidc-issuer",
+            ISSUER,
+            "--oidc-audience",
+            AUDIENCE,
+            "--oidc-jwks-url",
+            jwks_url,
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+/// RS256 and ES256 tokens from the issuer are accepted and name their principal; every forged,
+/// expired, misdirected or algorithm-confused token is refused with 401.
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_tokens_are_verified_and_every_bad_one_is_401() {
+    let made = make_jwts(ISSUER, AUDIENCE);
+    let jwks = jwks_server(made["jwks"].clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = oidc_server(&jwks.url, &dir.path().join("audit"));
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+
+    let r = server
+        .call_as(&token("rs256"), "get_kernel_status", json!({}))
+        .await;
+    assert_eq!(
+        r["structuredContent"]["security"]["principal"], "carol",
+        "{r}"
+    );
+    let r = server
+        .call_as(&token("es256"), "get_kernel_status", json!({}))
+        .await;
+    assert_eq!(
+        r["structuredContent"]["security"]["principal"], "dave",
+        "{r}"
+    );
+
+    // Each refused for its own reason, not by accident.
+    for (bad, reason) in [
+        ("forged", "signature does not verify"),
+        ("expired", "expired"),
+        ("not_yet_valid", "not valid yet"),
+        ("wrong_aud", "another audience"),
+        ("wrong_iss", "another issuer"),
+        ("no_exp", "lacks a required claim"),
+        ("alg_none", "not a well-formed JWT"),
+        ("hs256_public_key", "HS256 is not accepted"),
+        ("rs256_with_ec_kid", "not a RSA key"),
+        ("unknown_kid", "signing key the issuer does not publish"),
+        ("no_sub", "no string claim \"sub\""),
+    ] {
+        let t = token(bad);
+        let (code, body) = server.rpc_as(&t, "tools/list", json!({})).await;
+        assert_eq!(code, 401, "{bad} was accepted: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{bad}: {message}");
+        assert!(!body.to_string().contains(&t), "{bad}: token echoed");
+    }
+    let metadata: Value = reqwest::get(
+        server
+            .url
+            .replace("/mcp", "/.well-known/oauth-protected-resource"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["authorization_servers"], json!([ISSUER]));
+    let logs = format!(
+        "{}\n{}\n{}",
+        server.log_text(),
+        server.stdout.lock().unwrap().join("\n"),
+        std::fs::read_to_string(dir.path().join("audit")).unwrap()
+    );
+    for t in made["tokens"].as_object().unwrap().values() {
+        let t = t.as_str().unwrap();
+        // The signature is the secret-bearing part a log might show.
+        let sig = t.rsplit('.').next().unwrap();
+        assert!(
+            sig.is_empty() || !logs.contains(sig),
+            "a token reached the logs"
+        );
+    }
+}
+
+/// A key the issuer publishes after start-up is picked up by one refetch on its unknown kid,
+/// and made-up kids do not make the server fetch again and again.
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_refetches_the_jwks_on_an_unknown_kid_at_most_every_30_s() {
+    use std::sync::atomic::Ordering;
+    let made = make_jwts(ISSUER, AUDIENCE);
+    let jwks = jwks_server(made["jwks"].clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = oidc_server(&jwks.url, &dir.path().join("audit"));
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+    let r = server
+        .call_as(&token("rs256"), "list_kernels", json!({}))
+        .await;
+    assert!(!is_error(&r));
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+    *jwks.doc.lock().unwrap() = made["rotated_jwks"].clone();
+    // Within 30 s of the first fetch the unknown kid is refused without a fetch...
+    let (code, _) = server
+        .rpc_as(&token("rotated"), "tools/list", json!({}))
+        .await;
+    assert_eq!(code, 401);
+    for _ in 0..5 {
+        let (code, _) = server
+            .rpc_as(&token("unknown_kid"), "tools/list", json!({}))
+            .await;
+        assert_eq!(code, 401);
+    }
+    assert_eq!(
+        jwks.fetches.load(Ordering::SeqCst),
+        1,
+        "refetch not rate-limited"
+    );
+    // ...and after it, one fetch picks the new key up.
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    let r = server
+        .call_as(&token("rotated"), "get_kernel_status", json!({}))
+        .await;
+    assert_eq!(
+        r["structuredContent"]["security"]["principal"], "erin",
+        "{r}"
+    );
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn oidc_needs_an_audience_and_keys() {
+    let (ok, _, err) = run_binary(&["--oidc-issuer", ISSUER], &[], "");
+    assert!(!ok && err.contains("--oidc-audience"), "{err}");
+    let (ok, _, err) = run_binary(&["--oidc-issuer", ISSUER, "--oidc-audience", "a"], &[], "");
+    assert!(
+        !ok && err.contains("--oidc-jwks-url or --oidc-jwks-file"),
+        "{err}"
+    );
+}
