@@ -97,6 +97,7 @@ pub fn build_app(
         install_locks: Default::default(),
         auth,
         audit,
+        tenant: Default::default(),
     });
     Ok((app, runtime))
 }

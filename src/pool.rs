@@ -461,6 +461,23 @@ impl Pool {
         Ok(())
     }
 
+    /// Stops every kernel of a principal and forgets their names; returns how many there were.
+    pub fn shutdown_principal(&self, principal: &str) -> usize {
+        let Ok(mut slots) = self.slots.lock() else {
+            return 0;
+        };
+        let mut stopped = 0;
+        slots.retain(|key, slot| {
+            if key.principal != principal {
+                return true;
+            }
+            slot.stop(StopReason::Shutdown);
+            stopped += 1;
+            false
+        });
+        stopped
+    }
+
     fn reap_idle(&self, idle: Duration) {
         let Ok(mut slots) = self.slots.lock() else {
             return;

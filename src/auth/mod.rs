@@ -224,6 +224,114 @@ pub async fn resource_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// Settings as the binary would resolve them from these arguments.
+    fn settings(args: &[&str], dir: &std::path::Path) -> Settings {
+        let wd = dir.join("nb");
+        let mut argv = vec![
+            "jupyter-mcp-server",
+            "--working-dir",
+            wd.to_str().unwrap(),
+            "--python",
+            "/bin/sh",
+        ];
+        argv.extend_from_slice(args);
+        crate::config::Config::parse_from(argv).resolve().unwrap()
+    }
+
+    fn authenticator(args: &[&str]) -> Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(args, dir.path());
+        let audit = Arc::new(Audit::open(&crate::config::AuditSettings::default()).unwrap());
+        Authenticator::new(&s, audit).unwrap()
+    }
+
+    /// The request parts lambda_http makes of an event in `events/`.
+    fn event_parts(json: &str, bearer: Option<&str>) -> axum::http::request::Parts {
+        let request = lambda_http::request::from_str(json).unwrap();
+        let (mut parts, _) = request.into_parts();
+        if let Some(token) = bearer {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+            parts.headers.insert(header::AUTHORIZATION, value);
+        }
+        parts
+    }
+
+    const LAMBDA: &[&str] = &["--lambda-runtime-api", "127.0.0.1:9001"];
+    const IAM_V2: &str = include_str!("../../events/function-url-iam-alice.json");
+    const IAM_V1: &str = include_str!("../../events/apigw-rest-v1-iam-bob.json");
+    const NO_IAM: &str = include_str!("../../events/function-url-tools-list.json");
+    const ALICE_ARN: &str = "arn:aws:iam::123456789012:user/alice";
+
+    #[tokio::test]
+    async fn on_lambda_the_function_url_iam_arn_is_the_principal() {
+        let p = authenticator(LAMBDA)
+            .authenticate(&event_parts(IAM_V2, None))
+            .await
+            .unwrap();
+        assert_eq!((p.name(), p.source()), (ALICE_ARN, Source::AwsIam));
+    }
+
+    #[tokio::test]
+    async fn on_lambda_the_rest_api_iam_arn_is_the_principal() {
+        let p = authenticator(LAMBDA)
+            .authenticate(&event_parts(IAM_V1, None))
+            .await
+            .unwrap();
+        assert_eq!(p.name(), "arn:aws:sts::123456789012:assumed-role/ci/bob");
+    }
+
+    #[tokio::test]
+    async fn on_lambda_a_request_without_iam_or_bearer_is_refused() {
+        let auth = authenticator(LAMBDA);
+        let refused = auth.authenticate(&event_parts(NO_IAM, None)).await;
+        assert_eq!(refused, Err(Refusal::Missing));
+        let refused = auth.authenticate(&event_parts(NO_IAM, Some("guess"))).await;
+        assert_eq!(
+            refused,
+            Err(Refusal::Missing),
+            "no key source: nothing matches"
+        );
+    }
+
+    #[tokio::test]
+    async fn on_lambda_insecure_no_auth_serves_local() {
+        let mut args = LAMBDA.to_vec();
+        args.push("--insecure-no-auth");
+        let p = authenticator(&args)
+            .authenticate(&event_parts(NO_IAM, None))
+            .await
+            .unwrap();
+        assert_eq!(p, Principal::local());
+    }
+
+    #[tokio::test]
+    async fn on_lambda_a_bearer_key_works_without_iam() {
+        let digest = crate::principal::hex(&keys::digest("k1"));
+        let inline = format!("carol:{digest}");
+        let mut args = LAMBDA.to_vec();
+        args.extend(["--api-keys", inline.as_str()]);
+        let auth = authenticator(&args);
+        let p = auth
+            .authenticate(&event_parts(NO_IAM, Some("k1")))
+            .await
+            .unwrap();
+        assert_eq!(p.name(), "carol");
+        let refused = auth.authenticate(&event_parts(NO_IAM, Some("k2"))).await;
+        assert_eq!(refused, Err(Refusal::Unknown));
+    }
+
+    /// Off Lambda nothing can put a Lambda request context into a request, but even if it were
+    /// there it would not be trusted.
+    #[tokio::test]
+    async fn off_lambda_an_iam_context_is_ignored() {
+        let p = authenticator(&[])
+            .authenticate(&event_parts(IAM_V2, None))
+            .await
+            .unwrap();
+        assert_eq!(p, Principal::local());
+    }
 
     #[test]
     fn only_bearer_tokens_are_taken() {

@@ -37,6 +37,9 @@ pub struct App {
     pub install_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub auth: Arc<Authenticator>,
     pub audit: Arc<Audit>,
+    /// On Lambda with `--lambda-tenancy single`: the one principal this execution environment
+    /// serves now. Std mutex, short sections.
+    pub tenant: Mutex<Option<String>>,
 }
 
 /// The principal of every request on a server without authentication.
@@ -62,6 +65,7 @@ impl App {
                 });
             }
         };
+        self.switch_tenant(principal.name());
         principal_dirs(&self.settings, principal.name())
             .create()
             .map_err(|e| ToolError {
@@ -69,6 +73,41 @@ impl App {
                 message: format!("cannot create your working directory: {e}"),
             })?;
         Ok(principal)
+    }
+
+    /// Single tenancy on Lambda (every process shares one OS user there): before the execution
+    /// environment serves another principal, the previous one's kernels are stopped and its
+    /// directory removed (kernel temp files live in the kernels' runtime directories, removed
+    /// with them). Lambda sends an environment one request at a time, so no call of the previous
+    /// principal is running.
+    fn switch_tenant(&self, principal: &str) {
+        let single = self
+            .settings
+            .lambda
+            .as_ref()
+            .is_some_and(|l| l.tenancy == crate::config::Tenancy::Single);
+        if !single {
+            return;
+        }
+        let previous = match self.tenant.lock() {
+            Ok(mut tenant) if tenant.as_deref() != Some(principal) => {
+                tenant.replace(principal.to_string())
+            }
+            _ => return,
+        };
+        let Some(previous) = previous else {
+            return;
+        };
+        let kernels = self.pool.shutdown_principal(&previous);
+        let home = principal_dirs(&self.settings, &previous).home;
+        let removed = home != self.settings.working_dir && std::fs::remove_dir_all(&home).is_ok();
+        tracing::warn!(
+            from = %previous,
+            to = %principal,
+            kernels_stopped = kernels,
+            files_removed = removed,
+            "lambda single tenancy: this environment now serves another principal"
+        );
     }
 
     fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
