@@ -58,6 +58,11 @@ pub const ENV_AUDIT_LOG: &str = "JUPYTER_MCP_AUDIT_LOG";
 pub const ENV_AUDIT_CODE: &str = "JUPYTER_MCP_AUDIT_CODE";
 /// Kernels one principal may have at once.
 pub const ENV_MAX_KERNELS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_KERNELS_PER_PRINCIPAL";
+/// Tool calls one principal may have running at once.
+pub const ENV_MAX_CALLS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_CALLS_PER_PRINCIPAL";
+/// Requests one principal may send per minute.
+pub const ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL: &str =
+    "JUPYTER_MCP_REQUESTS_PER_MINUTE_PER_PRINCIPAL";
 /// On Lambda: `single` (one principal per execution environment at a time) or `shared`.
 pub const ENV_LAMBDA_TENANCY: &str = "JUPYTER_MCP_LAMBDA_TENANCY";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -202,6 +207,15 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_KERNELS_PER_PRINCIPAL)]
     pub max_kernels_per_principal: Option<usize>,
 
+    /// Tool calls one principal may have running at once; more are refused. [default: no limit]
+    #[arg(long, env = ENV_MAX_CALLS_PER_PRINCIPAL)]
+    pub max_calls_per_principal: Option<usize>,
+
+    /// Requests (of any kind) one principal may send per minute, as a burst refilled evenly
+    /// over the minute; more get HTTP 429. [default: no limit]
+    #[arg(long, env = ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL)]
+    pub requests_per_minute_per_principal: Option<u32>,
+
     /// On Lambda: `single` stops the previous principal's kernels and removes its files before
     /// an execution environment serves another principal; `shared` keeps them side by side
     /// (they share one OS user).
@@ -249,6 +263,10 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Kernels one principal may have (at most `max_kernels`).
     pub max_kernels_per_principal: usize,
+    /// Concurrent tool calls per principal (`None`: no limit).
+    pub max_calls_per_principal: Option<usize>,
+    /// Requests per minute per principal (`None`: no limit).
+    pub requests_per_minute_per_principal: Option<u32>,
 }
 
 /// Who may call, validated.
@@ -336,8 +354,8 @@ pub enum Error {
     OidcTwoJwks,
     #[error("--{0} is set but --oidc-issuer is not\nhint: give --oidc-issuer too, or drop --{0}")]
     OidcWithoutIssuer(&'static str),
-    #[error("--max-kernels-per-principal must be at least 1")]
-    MaxKernelsPerPrincipal,
+    #[error("--{0} must be at least 1")]
+    PerPrincipalZero(&'static str),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -407,7 +425,7 @@ impl Config {
             return Err(Error::NoAuth(self.host));
         }
         let max_kernels_per_principal = match self.max_kernels_per_principal {
-            Some(0) => return Err(Error::MaxKernelsPerPrincipal),
+            Some(0) => return Err(Error::PerPrincipalZero("max-kernels-per-principal")),
             Some(n) => n.min(max_kernels),
             None => max_kernels,
         };
@@ -433,6 +451,16 @@ impl Config {
                 include_code: self.audit_code,
             },
             max_kernels_per_principal,
+            max_calls_per_principal: match self.max_calls_per_principal {
+                Some(0) => return Err(Error::PerPrincipalZero("max-calls-per-principal")),
+                n => n,
+            },
+            requests_per_minute_per_principal: match self.requests_per_minute_per_principal {
+                Some(0) => {
+                    return Err(Error::PerPrincipalZero("requests-per-minute-per-principal"));
+                }
+                n => n,
+            },
         })
     }
 

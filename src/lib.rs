@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod kernel;
 pub mod lambda;
+pub mod limits;
 pub mod mcp;
 pub(crate) mod notebook;
 pub mod output;
@@ -84,7 +85,15 @@ pub fn build_app(
     let server_hardening = security::harden_server_process();
     tracing::info!(layers = ?server_hardening, "process hardening");
     let audit = Arc::new(audit::Audit::open(&settings.audit)?);
-    let auth = Arc::new(auth::Authenticator::new(settings, Arc::clone(&audit))?);
+    let limits = Arc::new(limits::Limits::new(
+        settings.requests_per_minute_per_principal,
+        settings.max_calls_per_principal,
+    ));
+    let auth = Arc::new(auth::Authenticator::new(
+        settings,
+        Arc::clone(&audit),
+        Arc::clone(&limits),
+    )?);
     if settings.auth.insecure_no_auth {
         tracing::warn!(
             "--insecure-no-auth: requests without credentials are served as the shared principal `local`; anyone who reaches this server can run code"
@@ -98,6 +107,7 @@ pub fn build_app(
         auth,
         audit,
         tenant: Default::default(),
+        limits,
     });
     Ok((app, runtime))
 }

@@ -763,3 +763,67 @@ fn oidc_needs_an_audience_and_keys() {
         "{err}"
     );
 }
+
+/// Past its request rate a principal gets 429 naming the limit; another principal does not.
+#[tokio::test]
+async fn the_per_principal_request_rate_is_refused_with_429() {
+    let (server, _keys) = keyed_server(&["--requests-per-minute-per-principal", "3"]);
+    for _ in 0..3 {
+        let (code, body) = server.rpc_as(ALICE_KEY, "tools/list", json!({})).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = server.rpc_as(ALICE_KEY, "tools/list", json!({})).await;
+    assert_eq!(code, 429, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--requests-per-minute-per-principal"),
+        "{message}"
+    );
+    let (code, _) = server.rpc_as(BOB_KEY, "tools/list", json!({})).await;
+    assert_eq!(code, 200);
+}
+
+/// While one call of a principal runs, a second is refused naming the limit; another principal
+/// is served, and the place comes back when the call ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_per_principal_concurrent_calls_are_limited() {
+    let (server, _keys) = keyed_server(&["--max-calls-per-principal", "1"]);
+    let server = std::sync::Arc::new(server);
+    let r = server
+        .call_as(ALICE_KEY, "execute_code", json!({"code": "1"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let long = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move {
+            server
+                .call_as(
+                    ALICE_KEY,
+                    "execute_code",
+                    json!({"code": "import time; time.sleep(8)"}),
+                )
+                .await
+        })
+    };
+    // Poll until the long call holds alice's only place.
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
+        if status(&r) == "limit_reached" {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let refused = refused.expect("a second concurrent call was never refused");
+    assert!(
+        text(&refused).contains("--max-calls-per-principal"),
+        "{refused}"
+    );
+    let r = server.call_as(BOB_KEY, "list_kernels", json!({})).await;
+    assert!(!is_error(&r), "{r}");
+    let r = long.await.unwrap();
+    assert_eq!(status(&r), "ok", "{r}");
+    let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
+    assert!(!is_error(&r), "{r}");
+}

@@ -24,10 +24,13 @@ pub use keys::{
 
 use crate::audit::Audit;
 use crate::config::Settings;
+use crate::limits::{LimitError, Limits};
 use crate::principal::{Principal, Source};
 
 /// The JSON-RPC error code of a refused request (in the server-defined range).
 const UNAUTHORIZED_CODE: i32 = -32001;
+/// The JSON-RPC error code of a request over a per-principal limit.
+const LIMITED_CODE: i32 = -32002;
 /// Path of the protected-resource metadata (RFC 9728).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
@@ -69,10 +72,16 @@ pub struct Authenticator {
     lambda: bool,
     issuer: Option<String>,
     audit: Arc<Audit>,
+    /// The request rate is checked here, right after authentication.
+    limits: Arc<Limits>,
 }
 
 impl Authenticator {
-    pub fn new(settings: &Settings, audit: Arc<Audit>) -> Result<Authenticator, oidc::Error> {
+    pub fn new(
+        settings: &Settings,
+        audit: Arc<Audit>,
+        limits: Arc<Limits>,
+    ) -> Result<Authenticator, oidc::Error> {
         let oidc = settings
             .auth
             .oidc
@@ -88,6 +97,7 @@ impl Authenticator {
             lambda: settings.lambda.is_some(),
             issuer: settings.auth.oidc.as_ref().map(|o| o.issuer.clone()),
             audit,
+            limits,
         })
     }
 
@@ -194,23 +204,45 @@ pub async fn middleware(
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<lambda_runtime::Context>()
+        .map(|c| c.request_id.clone());
     match auth.authenticate(&parts).await {
         Ok(principal) => {
+            if let Err(limit) = auth.limits.check_rate(principal.name()) {
+                let reason = limit.to_string();
+                auth.audit
+                    .refused(request_id.as_deref(), Some(principal.name()), &reason);
+                return too_many_requests(&limit);
+            }
             parts.extensions.insert(principal);
             next.run(axum::extract::Request::from_parts(parts, body))
                 .await
         }
         Err(refusal) => {
-            let request_id = parts
-                .extensions
-                .get::<lambda_runtime::Context>()
-                .map(|c| c.request_id.clone());
             auth.audit
                 .refused(request_id.as_deref(), None, &refusal.to_string());
             tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
             auth.unauthorized(&parts.headers, &refusal)
         }
     }
+}
+
+/// 429 with a JSON-RPC error body and `Retry-After`.
+fn too_many_requests(limit: &LimitError) -> axum::response::Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": LIMITED_CODE, "message": limit.to_string()},
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let LimitError::Rate { retry_secs, .. } = limit
+        && let Ok(v) = HeaderValue::from_str(&retry_secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 /// GET `/.well-known/oauth-protected-resource[/mcp]`.
@@ -244,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = settings(args, dir.path());
         let audit = Arc::new(Audit::open(&crate::config::AuditSettings::default()).unwrap());
-        Authenticator::new(&s, audit).unwrap()
+        Authenticator::new(&s, audit, Arc::new(Limits::new(None, None))).unwrap()
     }
 
     /// The request parts lambda_http makes of an event in `events/`.

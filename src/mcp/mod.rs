@@ -40,6 +40,7 @@ pub struct App {
     /// On Lambda with `--lambda-tenancy single`: the one principal this execution environment
     /// serves now. Std mutex, short sections.
     pub tenant: Mutex<Option<String>>,
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// The principal of every request on a server without authentication.
@@ -183,8 +184,19 @@ impl ServerHandler for JupyterMcp {
         let audit_args = audit::Args::of(&request);
         let request_id = invocation::request_id(&context);
         let rpc_id = context.id.to_string();
-        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        let response = self.tool_router.call(tcc).instrument(span.clone()).await;
+        let response = match self.app.limits.enter(principal.name()) {
+            Ok(_running) => {
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+                self.tool_router.call(tcc).instrument(span.clone()).await
+            }
+            Err(limit) => Ok(rmcp::model::CallToolResponse::Complete(
+                ToolError {
+                    status: "limit_reached",
+                    message: limit.to_string(),
+                }
+                .into_result(),
+            )),
+        };
         let status = match &response {
             Ok(rmcp::model::CallToolResponse::Complete(r)) => r
                 .structured_content
