@@ -42,6 +42,10 @@ pub const ENV_INSECURE_NO_AUTH: &str = "JUPYTER_MCP_INSECURE_NO_AUTH";
 pub const ENV_API_KEYS_FILE: &str = "JUPYTER_MCP_API_KEYS_FILE";
 /// API key digests inline: `principal:sha256hex,principal2:sha256hex`.
 pub const ENV_API_KEYS: &str = "JUPYTER_MCP_API_KEYS";
+/// AWS Secrets Manager secret holding `{"principal": "sha256hex", ...}`.
+pub const ENV_API_KEYS_SECRET_ID: &str = "JUPYTER_MCP_API_KEYS_SECRET_ID";
+/// How long the secret's keys are cached, in seconds.
+pub const ENV_API_KEYS_CACHE_SECONDS: &str = "JUPYTER_MCP_API_KEYS_CACHE_SECONDS";
 /// OpenID Connect issuer whose JWTs are accepted (the `iss` claim).
 pub const ENV_OIDC_ISSUER: &str = "JUPYTER_MCP_OIDC_ISSUER";
 /// Audience a JWT must name (the `aud` claim).
@@ -171,6 +175,17 @@ pub struct Config {
     #[arg(long, env = ENV_API_KEYS, hide_env_values = true)]
     pub api_keys: Option<String>,
 
+    /// API keys from an AWS Secrets Manager secret (name or ARN) whose value is a JSON object
+    /// `{"principal": "sha256hex", ...}`; region, credentials and endpoint come from the
+    /// standard AWS configuration (AWS_REGION, AWS_ENDPOINT_URL, the role on Lambda).
+    #[arg(long, env = ENV_API_KEYS_SECRET_ID)]
+    pub api_keys_secret_id: Option<String>,
+
+    /// How long the secret's keys are cached, in seconds; an unknown key re-reads it at most
+    /// once a minute.
+    #[arg(long, env = ENV_API_KEYS_CACHE_SECONDS, default_value_t = 300)]
+    pub api_keys_cache_seconds: u64,
+
     /// Accept OpenID Connect JWTs from this issuer (exact `iss` value). Needs --oidc-audience
     /// and --oidc-jwks-url or --oidc-jwks-file.
     #[arg(long, env = ENV_OIDC_ISSUER)]
@@ -275,7 +290,16 @@ pub struct AuthSettings {
     /// API key digests and their principals, from the file and the environment.
     pub api_keys: Vec<crate::auth::KeyEntry>,
     pub oidc: Option<OidcSettings>,
+    /// API keys kept in AWS Secrets Manager.
+    pub api_keys_secret: Option<SecretSettings>,
     pub insecure_no_auth: bool,
+}
+
+/// The Secrets Manager key source.
+#[derive(Debug, Clone)]
+pub struct SecretSettings {
+    pub id: String,
+    pub cache_for: Duration,
 }
 
 /// A validated OpenID Connect configuration.
@@ -304,7 +328,10 @@ pub struct AuditSettings {
 impl Settings {
     /// Whether any authentication source is configured (on Lambda the IAM context is one).
     pub fn has_auth_source(&self) -> bool {
-        !self.auth.api_keys.is_empty() || self.auth.oidc.is_some() || self.lambda.is_some()
+        !self.auth.api_keys.is_empty()
+            || self.auth.oidc.is_some()
+            || self.auth.api_keys_secret.is_some()
+            || self.lambda.is_some()
     }
 
     /// Whether a request without valid credentials is refused.
@@ -418,9 +445,14 @@ impl Config {
         let auth = AuthSettings {
             api_keys,
             oidc,
+            api_keys_secret: self.api_keys_secret_id.clone().map(|id| SecretSettings {
+                id,
+                cache_for: Duration::from_secs(self.api_keys_cache_seconds),
+            }),
             insecure_no_auth: self.insecure_no_auth,
         };
-        let sources = !auth.api_keys.is_empty() || auth.oidc.is_some();
+        let sources =
+            !auth.api_keys.is_empty() || auth.oidc.is_some() || auth.api_keys_secret.is_some();
         if lambda.is_none() && !self.host.is_loopback() && !sources && !self.insecure_no_auth {
             return Err(Error::NoAuth(self.host));
         }

@@ -827,3 +827,127 @@ async fn the_per_principal_concurrent_calls_are_limited() {
     let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
     assert!(!is_error(&r), "{r}");
 }
+
+/// A moto server (a real Secrets Manager HTTP API) on a free loopback port, stopped on drop.
+struct Moto {
+    endpoint: String,
+    _child: ChildGuard,
+}
+
+fn moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: child,
+    }
+}
+
+const FAKE_AWS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// Writes the secret through boto3 (moto's own client library) against the moto server.
+fn put_secret(endpoint: &str, id: &str, value: &Value, create: bool) {
+    let op = if create {
+        "create_secret(Name=id, SecretString=value)"
+    } else {
+        "put_secret_value(SecretId=id, SecretString=value)"
+    };
+    let script = format!(
+        "import boto3, sys\nid, value = sys.argv[1], sys.argv[2]\nboto3.client('secretsmanager', endpoint_url={endpoint:?}).{op}"
+    );
+    let out = Command::new(python())
+        .args(["-c", &script, id, &value.to_string()])
+        .envs(FAKE_AWS.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Keys from a Secrets Manager secret (moto on loopback): they work, a wrong one is 401, and a
+/// rotated key works at once through the re-read on an unknown key, while the old one stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_from_secrets_manager_work_and_rotation_is_picked_up() {
+    let moto = moto();
+    let old = "jmcp_secret_alice_old_0000000000000000";
+    let new = "jmcp_secret_alice_new_1111111111111111";
+    put_secret(
+        &moto.endpoint,
+        "jmcp/keys",
+        &json!({"alice": sha256_hex(old)}),
+        true,
+    );
+    let mut env: Vec<(&str, &str)> = FAKE_AWS.to_vec();
+    env.push(("AWS_ENDPOINT_URL", &moto.endpoint));
+    let server = Server::start_with(&["--api-keys-secret-id", "jmcp/keys"], &env);
+    let r = server.call_as(old, "get_kernel_status", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["security"]["principal"], "alice",
+        "{r}"
+    );
+    let (code, _) = server.rpc_as("jmcp_wrong", "tools/list", json!({})).await;
+    assert_eq!(code, 401);
+
+    // Rotation: the new key is unknown to the cache, which was re-read for the wrong key just
+    // now; re-reads for unknown keys come at most once a minute, so it waits for that.
+    put_secret(
+        &moto.endpoint,
+        "jmcp/keys",
+        &json!({"alice": sha256_hex(new)}),
+        false,
+    );
+    let (code, _) = server.rpc_as(new, "tools/list", json!({})).await;
+    assert_eq!(code, 401, "re-read twice within a minute");
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    let r = server.call_as(new, "get_kernel_status", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["security"]["principal"], "alice",
+        "{r}"
+    );
+    let (code, _) = server.rpc_as(old, "tools/list", json!({})).await;
+    assert_eq!(code, 401, "the rotated-out key still works");
+    let reads = server
+        .log_text()
+        .matches("read the API keys secret")
+        .count();
+    assert_eq!(
+        reads,
+        3,
+        "initial, the wrong key, the new key:\n{}",
+        server.log_text()
+    );
+    for secret in [old, new] {
+        assert!(!server.log_text().contains(secret));
+    }
+}

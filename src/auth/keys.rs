@@ -122,7 +122,7 @@ pub fn check_unique(entries: &[KeyEntry]) -> Result<(), KeysError> {
     Ok(())
 }
 
-fn entry(name: &str, digest: &str) -> Result<KeyEntry, String> {
+pub(super) fn entry(name: &str, digest: &str) -> Result<KeyEntry, String> {
     principal::valid_name(name).map_err(|e| e.to_string())?;
     Ok(KeyEntry {
         principal: name.to_string(),
@@ -165,6 +165,10 @@ impl KeyTable {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The principal whose key this is. Every entry is compared, in constant time, whatever

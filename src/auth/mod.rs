@@ -12,6 +12,7 @@
 mod iam;
 mod keys;
 pub(crate) mod oidc;
+mod secret;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ impl Refusal {
 /// Decides who a request comes from.
 pub struct Authenticator {
     keys: KeyTable,
+    secret: Option<secret::SecretKeys>,
     oidc: Option<oidc::Verifier>,
     /// Credentials are required (see `Settings::requires_credentials`).
     required: bool,
@@ -89,9 +91,15 @@ impl Authenticator {
             .map(oidc::Verifier::new)
             .transpose()?;
         let keys = KeyTable::new(settings.auth.api_keys.clone());
+        let secret = settings
+            .auth
+            .api_keys_secret
+            .as_ref()
+            .map(|s| secret::SecretKeys::new(s.id.clone(), s.cache_for));
         Ok(Authenticator {
-            checking: !keys.is_empty() || oidc.is_some(),
+            checking: !keys.is_empty() || oidc.is_some() || secret.is_some(),
             keys,
+            secret,
             oidc,
             required: settings.requires_credentials(),
             lambda: settings.lambda.is_some(),
@@ -125,6 +133,11 @@ impl Authenticator {
 
     async fn check_token(&self, token: &str) -> Result<Principal, Refusal> {
         if let Some(principal) = self.keys.lookup(token) {
+            return Ok(principal);
+        }
+        if let Some(secret) = &self.secret
+            && let Some(principal) = secret.lookup(token).await
+        {
             return Ok(principal);
         }
         match &self.oidc {

@@ -97,6 +97,9 @@ impl JupyterMcp {
         if !s.auth.api_keys.is_empty() {
             sources.push("API keys".to_string());
         }
+        if s.auth.api_keys_secret.is_some() {
+            sources.push("API keys from AWS Secrets Manager".to_string());
+        }
         if let Some(o) = &s.auth.oidc {
             sources.push(format!("OpenID Connect JWTs from {}", o.issuer));
         }
