@@ -951,3 +951,37 @@ async fn api_keys_from_secrets_manager_work_and_rotation_is_picked_up() {
         assert!(!server.log_text().contains(secret));
     }
 }
+
+/// Under 2025-03-26 a JSON-RPC batch is split into one request per message: each carries the
+/// caller's principal (and a batch without a key is refused as a whole).
+#[tokio::test]
+async fn each_message_of_a_batch_runs_as_the_caller() {
+    let (server, _keys) = keyed_server(&[]);
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+         "params": {"name": "get_kernel_status", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "list_kernels", "arguments": {}}},
+    ]);
+    let post = |key: Option<&str>| {
+        let mut req = reqwest::Client::new()
+            .post(&server.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-03-26");
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        req.body(batch.to_string()).send()
+    };
+    let resp = post(Some(BOB_KEY)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let answers = body.as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{body}");
+    assert_eq!(
+        answers[0]["result"]["structuredContent"]["security"]["principal"], "bob",
+        "{body}"
+    );
+    assert_eq!(post(None).await.unwrap().status().as_u16(), 401);
+}
