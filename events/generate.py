@@ -82,12 +82,27 @@ def base_headers(host):
     }
 
 
-def v2_event(host, api_id, mcp_headers, body, request_id, route_key="$default"):
+# Callers of the IAM events: what a Function URL with AuthType AWS_IAM (and API Gateway with IAM
+# authorization) puts in the request context after checking the SigV4 signature.
+IAM_USER_ARN = "arn:aws:iam::123456789012:user/alice"
+IAM_ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/ci/bob"
+# The server's directory name for IAM_USER_ARN (src/principal.rs dir_name): a SHA-256 prefix
+# and the sanitized name.
+IAM_USER_DIR_SUFFIX = "-arn_aws_iam__123456789012_user_alice"
+
+
+def iam_authorizer(arn):
+    return {"iam": {"accessKey": "AKIAEXAMPLEEXAMPLE00", "accountId": "123456789012",
+                    "callerId": "AIDAEXAMPLEEXAMPLE001", "cognitoIdentity": None,
+                    "principalOrgId": None, "userArn": arn, "userId": "AIDAEXAMPLEEXAMPLE001"}}
+
+
+def v2_event(host, api_id, mcp_headers, body, request_id, route_key="$default", iam_arn=None):
     """Payload format 2.0: what a Function URL and an HTTP API send."""
     headers = base_headers(host)
     headers.update(mcp_headers)
     headers["content-length"] = str(len(body.encode()))
-    return {
+    event = {
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": "/mcp",
@@ -114,9 +129,13 @@ def v2_event(host, api_id, mcp_headers, body, request_id, route_key="$default"):
         "body": body,
         "isBase64Encoded": False,
     }
+    if iam_arn:
+        event["requestContext"]["authorizer"] = iam_authorizer(iam_arn)
+        event["requestContext"]["accountId"] = "123456789012"
+    return event
 
 
-def v1_event(mcp_headers, body, request_id):
+def v1_event(mcp_headers, body, request_id, iam_arn=None):
     """API Gateway REST API proxy integration (payload format 1.0), stage `Prod`, as a SAM
     `Api` event with `Path: /mcp` sends it. Headers keep the client's case, as REST APIs do."""
     headers = {
@@ -162,7 +181,7 @@ def v1_event(mcp_headers, body, request_id):
                 "sourceIp": SOURCE_IP,
                 "user": None,
                 "userAgent": USER_AGENT,
-                "userArn": None,
+                "userArn": iam_arn,
             },
             "path": f"/{REST_API_STAGE}/mcp",
             "protocol": "HTTP/1.1",
@@ -221,6 +240,17 @@ def build():
     events["apigw-http-v2-tools-list.json"] = v2_event(
         HTTP_API_HOST, HTTP_API_ID, headers, body, "http-0001-0000-4000-8000-000000000000",
         route_key="ANY /mcp")  # template.yaml: Path /mcp, Method ANY
+    # IAM callers, last: with the default single tenancy, bob's call ends alice's tenancy, and
+    # alice's directory must be gone by then.
+    headers, body = tool_call("execute_code", {"code": "import os; print(os.getcwd())"})
+    events["function-url-iam-alice.json"] = v2_event(
+        FUNCTION_URL_HOST, FUNCTION_URL_ID, headers, body,
+        "iam-0001-0000-4000-8000-000000000000", iam_arn=IAM_USER_ARN)
+    code = ("import os\n"
+            f"print(any(d.endswith({IAM_USER_DIR_SUFFIX!r}) for d in os.listdir('..')))")
+    headers, body = tool_call("execute_code", {"code": code})
+    events["apigw-rest-v1-iam-bob.json"] = v1_event(
+        headers, body, "iam-0002-0000-4000-8000-000000000000", iam_arn=IAM_ROLE_ARN)
     return events
 
 

@@ -62,6 +62,39 @@ pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIM
 pub const ENV_DISK_QUOTA_MB: &str = "JUPYTER_MCP_DISK_QUOTA_MB";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
+/// Run without authentication even where it is required (a non-loopback address, Lambda).
+pub const ENV_INSECURE_NO_AUTH: &str = "JUPYTER_MCP_INSECURE_NO_AUTH";
+/// File of `PRINCIPAL SHA256HEX` lines: the API keys' digests and whose they are.
+pub const ENV_API_KEYS_FILE: &str = "JUPYTER_MCP_API_KEYS_FILE";
+/// API key digests inline: `principal:sha256hex,principal2:sha256hex`.
+pub const ENV_API_KEYS: &str = "JUPYTER_MCP_API_KEYS";
+/// AWS Secrets Manager secret holding `{"principal": "sha256hex", ...}`.
+pub const ENV_API_KEYS_SECRET_ID: &str = "JUPYTER_MCP_API_KEYS_SECRET_ID";
+/// How long the secret's keys are cached, in seconds.
+pub const ENV_API_KEYS_CACHE_SECONDS: &str = "JUPYTER_MCP_API_KEYS_CACHE_SECONDS";
+/// OpenID Connect issuer whose JWTs are accepted (the `iss` claim).
+pub const ENV_OIDC_ISSUER: &str = "JUPYTER_MCP_OIDC_ISSUER";
+/// Audience a JWT must name (the `aud` claim).
+pub const ENV_OIDC_AUDIENCE: &str = "JUPYTER_MCP_OIDC_AUDIENCE";
+/// Where the issuer's signing keys (JWKS) are served.
+pub const ENV_OIDC_JWKS_URL: &str = "JUPYTER_MCP_OIDC_JWKS_URL";
+/// A file holding the issuer's signing keys (JWKS), instead of a URL.
+pub const ENV_OIDC_JWKS_FILE: &str = "JUPYTER_MCP_OIDC_JWKS_FILE";
+/// The JWT claim that names the principal.
+pub const ENV_OIDC_PRINCIPAL_CLAIM: &str = "JUPYTER_MCP_OIDC_PRINCIPAL_CLAIM";
+/// File the audit records are appended to (besides stdout).
+pub const ENV_AUDIT_LOG: &str = "JUPYTER_MCP_AUDIT_LOG";
+/// Put the code itself (capped) into audit records, not only its SHA-256.
+pub const ENV_AUDIT_CODE: &str = "JUPYTER_MCP_AUDIT_CODE";
+/// Kernels one principal may have at once.
+pub const ENV_MAX_KERNELS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_KERNELS_PER_PRINCIPAL";
+/// Tool calls one principal may have running at once.
+pub const ENV_MAX_CALLS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_CALLS_PER_PRINCIPAL";
+/// Requests one principal may send per minute.
+pub const ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL: &str =
+    "JUPYTER_MCP_REQUESTS_PER_MINUTE_PER_PRINCIPAL";
+/// On Lambda: `single` (one principal per execution environment at a time) or `shared`.
+pub const ENV_LAMBDA_TENANCY: &str = "JUPYTER_MCP_LAMBDA_TENANCY";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
 pub const ENV_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// Set by Lambda: the function's memory in MiB.
@@ -244,6 +277,101 @@ pub struct Config {
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+
+    /// Serve without authentication where it is otherwise required (a non-loopback --host, or
+    /// Lambda): anyone who reaches the server runs code as one shared principal. Logged as a
+    /// warning and reported by get_kernel_status.
+    #[arg(long, env = ENV_INSECURE_NO_AUTH)]
+    pub insecure_no_auth: bool,
+
+    /// API keys: a file of `PRINCIPAL SHA256HEX` lines (`#` comments and blank lines ignored).
+    /// Only digests are stored; `jupyter-mcp-server hash-key` makes a key and its digest.
+    #[arg(long, env = ENV_API_KEYS_FILE)]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// API keys inline, as `principal:sha256hex,principal2:sha256hex`.
+    #[arg(long, env = ENV_API_KEYS, hide_env_values = true)]
+    pub api_keys: Option<String>,
+
+    /// API keys from an AWS Secrets Manager secret (name or ARN) whose value is a JSON object
+    /// `{"principal": "sha256hex", ...}`; region, credentials and endpoint come from the
+    /// standard AWS configuration (AWS_REGION, AWS_ENDPOINT_URL, the role on Lambda).
+    #[arg(long, env = ENV_API_KEYS_SECRET_ID)]
+    pub api_keys_secret_id: Option<String>,
+
+    /// How long the secret's keys are cached, in seconds; an unknown key re-reads it at most
+    /// once a minute.
+    #[arg(long, env = ENV_API_KEYS_CACHE_SECONDS, default_value_t = 300)]
+    pub api_keys_cache_seconds: u64,
+
+    /// Accept OpenID Connect JWTs from this issuer (exact `iss` value). Needs --oidc-audience
+    /// and --oidc-jwks-url or --oidc-jwks-file.
+    #[arg(long, env = ENV_OIDC_ISSUER)]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience (`aud`) a JWT must be issued for, e.g. this server's URL.
+    #[arg(long, env = ENV_OIDC_AUDIENCE)]
+    pub oidc_audience: Option<String>,
+
+    /// URL of the issuer's JSON Web Key Set; cached, and fetched again (at most every 30 s) when
+    /// a token names a key id it does not hold.
+    #[arg(long, env = ENV_OIDC_JWKS_URL)]
+    pub oidc_jwks_url: Option<String>,
+
+    /// A JSON Web Key Set file, instead of --oidc-jwks-url.
+    #[arg(long, env = ENV_OIDC_JWKS_FILE)]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// The JWT claim that names the principal.
+    #[arg(long, env = ENV_OIDC_PRINCIPAL_CLAIM, default_value = "sub")]
+    pub oidc_principal_claim: String,
+
+    /// Also append the audit records (one JSON line per tool call or refused request, always
+    /// written to stdout) to this file.
+    #[arg(long, env = ENV_AUDIT_LOG)]
+    pub audit_log: Option<PathBuf>,
+
+    /// Put the code of execute_code (up to 4 KiB) into audit records, not only its SHA-256.
+    #[arg(long, env = ENV_AUDIT_CODE)]
+    pub audit_code: bool,
+
+    /// Kernels one principal may have at once (at most --max-kernels). [default: no limit
+    /// beyond --max-kernels]
+    #[arg(long, env = ENV_MAX_KERNELS_PER_PRINCIPAL)]
+    pub max_kernels_per_principal: Option<usize>,
+
+    /// Tool calls one principal may have running at once; more are refused. [default: no limit]
+    #[arg(long, env = ENV_MAX_CALLS_PER_PRINCIPAL)]
+    pub max_calls_per_principal: Option<usize>,
+
+    /// Requests (of any kind) one principal may send per minute, as a burst refilled evenly
+    /// over the minute; more get HTTP 429. [default: no limit]
+    #[arg(long, env = ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL)]
+    pub requests_per_minute_per_principal: Option<u32>,
+
+    /// On Lambda: `single` stops the previous principal's kernels and removes its files before
+    /// an execution environment serves another principal; `shared` keeps them side by side
+    /// (they share one OS user).
+    #[arg(long, env = ENV_LAMBDA_TENANCY, value_enum, default_value_t = Tenancy::Single)]
+    pub lambda_tenancy: Tenancy,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the SHA-256 digest of an API key read from stdin, or of a new random key (printed
+    /// too) when stdin is a terminal or empty.
+    HashKey,
+}
+
+/// How principals share a Lambda execution environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tenancy {
+    Single,
+    Shared,
 }
 
 /// `--kernel-network`.
@@ -280,6 +408,79 @@ pub struct Settings {
     pub packages: PackageSettings,
     /// Disk quota per principal directory; `None`: none.
     pub disk_quota_bytes: Option<u64>,
+    pub auth: AuthSettings,
+    pub audit: AuditSettings,
+    /// Kernels one principal may have (at most `max_kernels`).
+    pub max_kernels_per_principal: usize,
+    /// Concurrent tool calls per principal (`None`: no limit).
+    pub max_calls_per_principal: Option<usize>,
+    /// Requests per minute per principal (`None`: no limit).
+    pub requests_per_minute_per_principal: Option<u32>,
+}
+
+/// Who may call, validated.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// API key digests and their principals, from the file and the environment.
+    pub api_keys: Vec<crate::auth::KeyEntry>,
+    pub oidc: Option<OidcSettings>,
+    /// API keys kept in AWS Secrets Manager.
+    pub api_keys_secret: Option<SecretSettings>,
+    pub insecure_no_auth: bool,
+}
+
+/// The Secrets Manager key source.
+#[derive(Debug, Clone)]
+pub struct SecretSettings {
+    pub id: String,
+    pub cache_for: Duration,
+}
+
+/// A validated OpenID Connect configuration.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    pub principal_claim: String,
+}
+
+/// Where the issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+/// Where audit records go.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    pub file: Option<PathBuf>,
+    pub include_code: bool,
+    /// Write records to stderr instead of stdout: over the stdio transport stdout is the
+    /// protocol stream, and a record there would break the client.
+    pub to_stderr: bool,
+}
+
+impl Settings {
+    /// Whether any authentication source is configured (on Lambda the IAM context is one).
+    pub fn has_auth_source(&self) -> bool {
+        !self.auth.api_keys.is_empty()
+            || self.auth.oidc.is_some()
+            || self.auth.api_keys_secret.is_some()
+            || self.lambda.is_some()
+    }
+
+    /// Whether a request without valid credentials is refused.
+    pub fn requires_credentials(&self) -> bool {
+        self.has_auth_source() && !self.auth.insecure_no_auth
+    }
+
+    /// Whether the unauthenticated `local` principal keeps the working directory itself: only
+    /// where no other principal can exist (see `principal`).
+    pub fn local_owns_working_dir(&self) -> bool {
+        !self.has_auth_source()
+    }
 }
 
 /// install_package's policy and pip's source.
@@ -302,6 +503,7 @@ pub struct LambdaSettings {
     pub streaming: bool,
     /// The function's memory, if Lambda said.
     pub memory_mb: Option<u64>,
+    pub tenancy: Tenancy,
 }
 
 /// A configuration value that cannot be used.
@@ -331,6 +533,20 @@ pub enum Error {
     OpenFiles(u64),
     #[error("--kernel-processes must be at least 32, got {0}")]
     Processes(u64),
+    #[error(
+        "refusing to listen on {0} without authentication: anyone who reaches it could run code\nhint: configure --api-keys-file, JUPYTER_MCP_API_KEYS or --oidc-issuer, bind 127.0.0.1, or pass --insecure-no-auth if the network itself is trusted"
+    )]
+    NoAuth(IpAddr),
+    #[error(transparent)]
+    Keys(#[from] crate::auth::KeysError),
+    #[error("--oidc-issuer needs {0}")]
+    OidcIncomplete(&'static str),
+    #[error("--oidc-jwks-url and --oidc-jwks-file exclude each other: give one")]
+    OidcTwoJwks,
+    #[error("--{0} is set but --oidc-issuer is not\nhint: give --oidc-issuer too, or drop --{0}")]
+    OidcWithoutIssuer(&'static str),
+    #[error("--{0} must be at least 1")]
+    PerPrincipalZero(&'static str),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -348,6 +564,7 @@ impl Config {
         let lambda = self.lambda_runtime_api.as_ref().map(|_| LambdaSettings {
             streaming: self.lambda_streaming,
             memory_mb: self.lambda_memory_mb,
+            tenancy: self.lambda_tenancy,
         });
         let max_kernels = match (self.max_kernels, &lambda) {
             (Some(n), _) => n,
@@ -373,6 +590,7 @@ impl Config {
         };
         std::fs::create_dir_all(&working_dir).map_err(wd_err)?;
         let working_dir = std::fs::canonicalize(&working_dir).map_err(wd_err)?;
+        let oidc = self.oidc()?;
         let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
             .into_iter()
             .map(String::from)
@@ -380,6 +598,33 @@ impl Config {
         allowed_hosts.extend(self.allowed_hosts.into_iter().filter(|h| !h.is_empty()));
         let python =
             resolve_program(&self.python).ok_or_else(|| Error::Python(self.python.clone()))?;
+        let mut api_keys = Vec::new();
+        if let Some(path) = &self.api_keys_file {
+            api_keys.extend(crate::auth::read_keys_file(path)?);
+        }
+        if let Some(inline) = &self.api_keys {
+            api_keys.extend(crate::auth::parse_keys_inline(inline)?);
+        }
+        crate::auth::check_unique(&api_keys)?;
+        let auth = AuthSettings {
+            api_keys,
+            oidc,
+            api_keys_secret: self.api_keys_secret_id.clone().map(|id| SecretSettings {
+                id,
+                cache_for: Duration::from_secs(self.api_keys_cache_seconds),
+            }),
+            insecure_no_auth: self.insecure_no_auth,
+        };
+        let sources =
+            !auth.api_keys.is_empty() || auth.oidc.is_some() || auth.api_keys_secret.is_some();
+        if lambda.is_none() && !self.host.is_loopback() && !sources && !self.insecure_no_auth {
+            return Err(Error::NoAuth(self.host));
+        }
+        let max_kernels_per_principal = match self.max_kernels_per_principal {
+            Some(0) => return Err(Error::PerPrincipalZero("max-kernels-per-principal")),
+            Some(n) => n.min(max_kernels),
+            None => max_kernels,
+        };
         if self.kernel_open_files < 64 {
             return Err(Error::OpenFiles(self.kernel_open_files));
         }
@@ -436,7 +681,57 @@ impl Config {
             sandbox,
             packages,
             disk_quota_bytes: (self.disk_quota_mb > 0).then(|| self.disk_quota_mb * MIB),
+            auth,
+            audit: AuditSettings {
+                file: self.audit_log,
+                include_code: self.audit_code,
+                to_stderr: self.transport == Transport::Stdio,
+            },
+            max_kernels_per_principal,
+            max_calls_per_principal: match self.max_calls_per_principal {
+                Some(0) => return Err(Error::PerPrincipalZero("max-calls-per-principal")),
+                n => n,
+            },
+            requests_per_minute_per_principal: match self.requests_per_minute_per_principal {
+                Some(0) => {
+                    return Err(Error::PerPrincipalZero("requests-per-minute-per-principal"));
+                }
+                n => n,
+            },
         })
+    }
+
+    fn oidc(&self) -> Result<Option<OidcSettings>, Error> {
+        let Some(issuer) = self.oidc_issuer.clone() else {
+            if self.oidc_audience.is_some() {
+                return Err(Error::OidcWithoutIssuer("oidc-audience"));
+            }
+            if self.oidc_jwks_url.is_some() {
+                return Err(Error::OidcWithoutIssuer("oidc-jwks-url"));
+            }
+            if self.oidc_jwks_file.is_some() {
+                return Err(Error::OidcWithoutIssuer("oidc-jwks-file"));
+            }
+            return Ok(None);
+        };
+        let audience = self
+            .oidc_audience
+            .clone()
+            .ok_or(Error::OidcIncomplete("--oidc-audience"))?;
+        let jwks = match (&self.oidc_jwks_url, &self.oidc_jwks_file) {
+            (Some(url), None) => JwksSource::Url(url.clone()),
+            (None, Some(path)) => JwksSource::File(path.clone()),
+            (Some(_), Some(_)) => return Err(Error::OidcTwoJwks),
+            (None, None) => {
+                return Err(Error::OidcIncomplete("--oidc-jwks-url or --oidc-jwks-file"));
+            }
+        };
+        Ok(Some(OidcSettings {
+            issuer,
+            audience,
+            jwks,
+            principal_claim: self.oidc_principal_claim.clone(),
+        }))
     }
 }
 

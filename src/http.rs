@@ -13,6 +13,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth;
 use crate::config::Settings;
 use crate::mcp::cancel::{CallRegistry, Cancelled};
 use crate::mcp::{App, JupyterMcp};
@@ -34,7 +35,7 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         .with_cancellation_token(stop);
     // rmcp asks for a handler per request; build the tool router (schemas and all) once and
     // hand out clones.
-    let handler = JupyterMcp::new(app);
+    let handler = JupyterMcp::new(Arc::clone(&app));
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),
@@ -44,11 +45,20 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         service: service.clone(),
         calls: Arc::new(CallRegistry::default()),
     };
+    let metadata = axum::routing::get(auth::resource_metadata).with_state(Arc::clone(&app.auth));
     axum::Router::new()
         .nest_service("/mcp", service)
+        .route(auth::RESOURCE_METADATA_PATH, metadata.clone())
+        .route(&format!("{}/mcp", auth::RESOURCE_METADATA_PATH), metadata)
         .layer(axum::middleware::from_fn_with_state(
             front,
             reject_invalid_jsonrpc,
+        ))
+        // Outermost, so it runs first: a request without valid credentials is answered 401
+        // before its body is even read.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app.auth),
+            auth::middleware,
         ))
 }
 
@@ -282,6 +292,8 @@ async fn run_batch(
             .body(axum::body::Body::from(body));
         if let Ok(r) = request.as_mut() {
             *r.headers_mut() = parts.headers.clone();
+            // The principal (and on Lambda the invocation context) travel with each message.
+            *r.extensions_mut() = parts.extensions.clone();
             r.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
         }
         let Ok(request) = request else { continue };

@@ -4,17 +4,21 @@
 //! `pool` (kernels by principal and name) -> `kernel` (one ipykernel process). `output`,
 //! `notebook` and `packages` are the domain pieces the tools format and call.
 
+pub mod audit;
+pub mod auth;
 pub mod child;
 pub mod config;
 pub(crate) mod files;
 pub mod http;
 pub mod kernel;
 pub mod lambda;
+pub mod limits;
 pub mod mcp;
 pub(crate) mod notebook;
 pub mod output;
 pub(crate) mod packages;
 pub mod pool;
+pub mod principal;
 pub(crate) mod quota;
 
 use std::future::Future;
@@ -52,6 +56,10 @@ pub enum Error {
         "the stdio transport failed: {0}\nhint: the client must speak MCP (JSON-RPC lines) on stdin"
     )]
     Stdio(String),
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
+    #[error("cannot set up OpenID Connect: {0}")]
+    Oidc(#[from] auth::oidc::Error),
 }
 
 /// Builds the pool and the shared state every front door serves.
@@ -70,6 +78,7 @@ pub fn build_app(
     let pool_cfg = PoolConfig {
         launch,
         max_kernels: settings.max_kernels,
+        max_kernels_per_principal: settings.max_kernels_per_principal,
         idle_timeout: settings.idle_timeout,
         spare: true,
         first_spare_for: mcp::LOCAL_PRINCIPAL.to_string(),
@@ -82,6 +91,21 @@ pub fn build_app(
     );
     let server_hardening = child::harden_server();
     tracing::info!(layers = ?server_hardening, "process hardening");
+    let audit = Arc::new(audit::Audit::open(&settings.audit)?);
+    let limits = Arc::new(limits::Limits::new(
+        settings.requests_per_minute_per_principal,
+        settings.max_calls_per_principal,
+    ));
+    let auth = Arc::new(auth::Authenticator::new(
+        settings,
+        Arc::clone(&audit),
+        Arc::clone(&limits),
+    )?);
+    if settings.auth.insecure_no_auth {
+        tracing::warn!(
+            "--insecure-no-auth: requests without credentials are served as the shared principal `local`; anyone who reaches this server can run code"
+        );
+    }
     let sandbox_layers = settings.sandbox.probe();
     for layer in &sandbox_layers {
         if layer.applied {
@@ -95,7 +119,11 @@ pub fn build_app(
         pool,
         server_hardening,
         sandbox_layers,
-        install_lock: tokio::sync::Mutex::new(()),
+        install_locks: Default::default(),
+        auth,
+        audit,
+        tenant: Default::default(),
+        limits,
     });
     Ok((app, runtime))
 }
@@ -112,7 +140,7 @@ pub async fn run(
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listener.local_addr().map_err(Error::Serve)?;
-    if !settings.host.is_loopback() {
+    if !settings.host.is_loopback() && !settings.requires_credentials() {
         tracing::warn!(
             host = %settings.host,
             "listening on a non-loopback address without authentication: anyone who can reach this port can run code"

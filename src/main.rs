@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use jupyter_mcp_server::config::{Config, Transport};
+use jupyter_mcp_server::config::{Command, Config, Transport};
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let config = Config::parse();
+    if let Some(Command::HashKey) = config.command {
+        return hash_key();
+    }
     init_logging(config.lambda_runtime_api.is_some());
     match run(config, started) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,6 +42,22 @@ fn init_logging(lambda: bool) {
             .init();
     } else {
         builder.init();
+    }
+}
+
+/// `jupyter-mcp-server hash-key`: a key from stdin (or a new one) and its digest, on stdout.
+fn hash_key() -> ExitCode {
+    use std::io::{IsTerminal, Read, Write};
+    let mut input = String::new();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() && stdin.lock().read_to_string(&mut input).is_err() {
+        eprintln!("error: cannot read the key from stdin");
+        return ExitCode::FAILURE;
+    }
+    let report = jupyter_mcp_server::auth::hash_key_report(Some(&input));
+    match std::io::stdout().write_all(report.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

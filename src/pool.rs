@@ -11,7 +11,6 @@
 //! order (tokio's `Mutex` queues waiters fairly); calls on different kernels run in parallel.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +30,10 @@ pub enum Error {
         "kernel limit reached: {max} kernels are running ({names}).\nhint: reuse one of them, call shutdown_kernel on one you no longer need, or start the server with a higher --max-kernels"
     )]
     TooManyKernels { max: usize, names: String },
+    #[error(
+        "per-principal kernel limit reached: you have {max} kernels ({names}).\nhint: reuse one of them, call shutdown_kernel on one you no longer need, or ask for a higher --max-kernels-per-principal"
+    )]
+    TooManyKernelsForPrincipal { max: usize, names: String },
     #[error(
         "invalid kernel name {0:?}: use 1 to 64 characters of letters, digits, '-', '_' and '.'"
     )]
@@ -81,13 +84,7 @@ impl KernelKey {
     }
 }
 
-/// A principal's directories: the kernel's working directory and the package target, which is
-/// on the kernel's `sys.path`.
-#[derive(Debug, Clone)]
-pub struct PrincipalDirs {
-    pub home: PathBuf,
-    pub packages: PathBuf,
-}
+pub use crate::principal::PrincipalDirs;
 
 /// Kernel state as reported to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -104,6 +101,8 @@ pub enum KernelState {
 pub struct PoolConfig {
     pub launch: LaunchConfig,
     pub max_kernels: usize,
+    /// Kernels one principal may have (at most `max_kernels`).
+    pub max_kernels_per_principal: usize,
     pub idle_timeout: Option<Duration>,
     /// Keep a warm spare kernel.
     pub spare: bool,
@@ -333,14 +332,20 @@ impl Pool {
         if !create {
             return Ok(None);
         }
+        // Only the caller's own kernel names: others' are not theirs to see.
+        let mut names: Vec<&str> = slots
+            .keys()
+            .filter(|k| k.principal == key.principal)
+            .map(|k| k.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.len() >= self.cfg.max_kernels_per_principal {
+            return Err(Error::TooManyKernelsForPrincipal {
+                max: self.cfg.max_kernels_per_principal,
+                names: names.join(", "),
+            });
+        }
         if slots.len() >= self.cfg.max_kernels {
-            // Only the caller's own kernel names: others' are not theirs to see.
-            let mut names: Vec<&str> = slots
-                .keys()
-                .filter(|k| k.principal == key.principal)
-                .map(|k| k.name.as_str())
-                .collect();
-            names.sort_unstable();
             return Err(Error::TooManyKernels {
                 max: self.cfg.max_kernels,
                 names: names.join(", "),
@@ -529,6 +534,23 @@ impl Pool {
             .ok_or_else(|| Error::NoSuchKernel(key.name.clone()))?;
         slot.stop(StopReason::Shutdown);
         Ok(())
+    }
+
+    /// Stops every kernel of a principal and forgets their names; returns how many there were.
+    pub fn shutdown_principal(&self, principal: &str) -> usize {
+        let Ok(mut slots) = self.slots.lock() else {
+            return 0;
+        };
+        let mut stopped = 0;
+        slots.retain(|key, slot| {
+            if key.principal != principal {
+                return true;
+            }
+            slot.stop(StopReason::Shutdown);
+            stopped += 1;
+            false
+        });
+        stopped
     }
 
     fn reap_idle(&self, idle: Duration) {

@@ -83,11 +83,18 @@ async fn the_warm_spare_serves_a_new_kernel_name() {
 }
 
 #[tokio::test]
-async fn a_non_loopback_bind_works_with_a_warning() {
+async fn a_non_loopback_bind_with_insecure_no_auth_works_with_a_warning() {
     use std::io::{BufRead, BufReader};
     let workdir = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
-        .args(["--port", "0", "--host", "0.0.0.0", "--working-dir"])
+        .args([
+            "--port",
+            "0",
+            "--host",
+            "0.0.0.0",
+            "--insecure-no-auth",
+            "--working-dir",
+        ])
         .arg(workdir.path())
         .arg("--python")
         .arg(python())

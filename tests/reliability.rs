@@ -180,7 +180,8 @@ async fn a_killed_servers_runtime_directory_is_removed_by_the_next_server() {
     )
     .unwrap();
     killed.stop();
-    assert!(killed_root.is_dir(), "SIGKILL leaves the directory behind");
+    // SIGKILL leaves the directory behind; a server that another test starts meanwhile may
+    // already have removed it, which is the behaviour under test too.
 
     let next = Server::start();
     let result = next.exec("1+1").await;

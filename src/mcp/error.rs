@@ -50,6 +50,12 @@ impl ToolError {
 
     /// The failure as a tool result: `isError`, no `structuredContent`, and a text whose first
     /// line is `status: <status>`.
+    /// For the requests that are not tool calls (resources): their failures can only be
+    /// JSON-RPC errors.
+    pub fn into_protocol_error(self) -> rmcp::ErrorData {
+        rmcp::ErrorData::invalid_request(format!("{}: {}", self.status, self.message), None)
+    }
+
     pub fn into_result(self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(format!(
             "{STATUS_PREFIX}{}\n{}",
@@ -103,7 +109,9 @@ pub fn status_of(result: &CallToolResult) -> String {
 impl From<pool::Error> for ToolError {
     fn from(e: pool::Error) -> Self {
         let status = match &e {
-            pool::Error::TooManyKernels { .. } => "limit_reached",
+            pool::Error::TooManyKernels { .. } | pool::Error::TooManyKernelsForPrincipal { .. } => {
+                "limit_reached"
+            }
             pool::Error::InvalidName(_) => "invalid_argument",
             pool::Error::NoSuchKernel(_) => "not_found",
             pool::Error::ShuttingDown => "unavailable",

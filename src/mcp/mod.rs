@@ -5,6 +5,7 @@
 //! (see `error.rs`); `ErrorData` is left to rmcp for requests that cannot be routed.
 
 mod args;
+mod audit;
 pub(crate) mod cancel;
 mod error;
 pub mod invocation;
@@ -12,16 +13,21 @@ mod resources;
 mod schema;
 mod tools;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
+use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::notebook::NotebookStore;
-use crate::pool::{Pool, PrincipalDirs};
+use crate::pool::Pool;
+use crate::principal::{Principal, PrincipalDirs};
+use error::ToolError;
 
 /// Everything the tools share; built once before the HTTP door opens.
 pub struct App {
@@ -31,17 +37,83 @@ pub struct App {
     pub server_hardening: Vec<String>,
     /// How kernels are confined on this machine (the start-up probe: applied or why not).
     pub sandbox_layers: Vec<crate::child::Layer>,
-    /// Serializes pip runs (one package directory until principals have their own).
-    pub install_lock: tokio::sync::Mutex<()>,
+    /// One pip at a time per principal (two `--target` runs into one package directory can
+    /// leave it half-written); principals do not wait for each other. Std mutex: map access only.
+    pub install_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub auth: Arc<Authenticator>,
+    pub audit: Arc<Audit>,
+    /// On Lambda with `--lambda-tenancy single`: the one principal this execution environment
+    /// serves now. Std mutex, short sections.
+    pub tenant: Mutex<Option<String>>,
+    pub limits: Arc<crate::limits::Limits>,
 }
 
-/// The principal of every request until authentication exists: one local user.
-pub const LOCAL_PRINCIPAL: &str = "local";
+/// The principal of every request on a server without authentication.
+pub const LOCAL_PRINCIPAL: &str = crate::principal::LOCAL;
 
 impl App {
-    /// Who is calling. Kernels, notebooks and packages are keyed by it.
-    fn principal(&self, _ctx: &RequestContext<RoleServer>) -> String {
-        LOCAL_PRINCIPAL.to_string()
+    /// Who is calling, as the auth middleware established it, with their directory created.
+    /// Kernels, notebooks and packages are keyed by it. A request that reached a tool without a
+    /// principal (which the middleware prevents) is refused where credentials are required.
+    fn principal(&self, ctx: &RequestContext<RoleServer>) -> Result<Principal, ToolError> {
+        let found = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned();
+        let principal = match found {
+            Some(p) => p,
+            None if !self.settings.requires_credentials() => Principal::local(),
+            None => {
+                return Err(ToolError {
+                    status: "unauthenticated",
+                    message: "no authenticated principal for this request".into(),
+                });
+            }
+        };
+        self.switch_tenant(principal.name());
+        principal_dirs(&self.settings, principal.name())
+            .create()
+            .map_err(|e| ToolError {
+                status: "io_error",
+                message: format!("cannot create your working directory: {e}"),
+            })?;
+        Ok(principal)
+    }
+
+    /// Single tenancy on Lambda (every process shares one OS user there): before the execution
+    /// environment serves another principal, the previous one's kernels are stopped and its
+    /// directory removed (kernel temp files live in the kernels' runtime directories, removed
+    /// with them). Lambda sends an environment one request at a time, so no call of the previous
+    /// principal is running.
+    fn switch_tenant(&self, principal: &str) {
+        let single = self
+            .settings
+            .lambda
+            .as_ref()
+            .is_some_and(|l| l.tenancy == crate::config::Tenancy::Single);
+        if !single {
+            return;
+        }
+        let previous = match self.tenant.lock() {
+            Ok(mut tenant) if tenant.as_deref() != Some(principal) => {
+                tenant.replace(principal.to_string())
+            }
+            _ => return,
+        };
+        let Some(previous) = previous else {
+            return;
+        };
+        let kernels = self.pool.shutdown_principal(&previous);
+        let home = principal_dirs(&self.settings, &previous).home;
+        let removed = home != self.settings.working_dir && std::fs::remove_dir_all(&home).is_ok();
+        tracing::warn!(
+            from = %previous,
+            to = %principal,
+            kernels_stopped = kernels,
+            files_removed = removed,
+            "lambda single tenancy: this environment now serves another principal"
+        );
     }
 
     fn notebooks(&self, principal: &str) -> Result<NotebookStore, crate::notebook::Error> {
@@ -52,14 +124,26 @@ impl App {
     fn files(&self, principal: &str) -> Result<crate::files::Files, crate::notebook::Error> {
         Ok(crate::files::Files::new(self.notebooks(principal)?))
     }
+
+    /// The pip lock of one principal.
+    fn install_lock(&self, principal: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.install_locks.lock() {
+            Ok(mut locks) => Arc::clone(locks.entry(principal.to_string()).or_default()),
+            // A poisoned map only means a panic elsewhere; a fresh lock still serializes
+            // nothing wrongly for this call's own directory.
+            Err(_) => Arc::default(),
+        }
+    }
 }
 
-/// The directories of a principal. The local principal works in the working directory itself.
-pub fn principal_dirs(settings: &Settings, _principal: &str) -> PrincipalDirs {
-    PrincipalDirs {
-        home: settings.working_dir.clone(),
-        packages: settings.working_dir.join(".packages"),
-    }
+/// The directories of a principal: `WORKING_DIR/<principal dir>`, or the working directory
+/// itself for `local` on a server where no other principal can exist (see `principal`).
+pub fn principal_dirs(settings: &Settings, principal: &str) -> PrincipalDirs {
+    PrincipalDirs::of(
+        &settings.working_dir,
+        principal,
+        settings.local_owns_working_dir(),
+    )
 }
 
 /// The MCP handler; rmcp takes a clone per request (an `Arc` and the prebuilt router).
@@ -105,25 +189,59 @@ impl ServerHandler for JupyterMcp {
         use tracing::Instrument;
         // A legacy-era HTTP `notifications/cancelled` (see cancel.rs) fires `context.ct` too.
         let _cancel_link = cancel::link(&mut context);
-        let span = invocation::span(&context, &request.name, &self.app.principal(&context));
+        let principal = match self.app.principal(&context) {
+            Ok(p) => p,
+            Err(e) => {
+                self.app.audit.refused(
+                    invocation::request_id(&context).as_deref(),
+                    None,
+                    &e.message,
+                );
+                return Ok(rmcp::model::CallToolResponse::Complete(e.into_result()));
+            }
+        };
+        let span = invocation::span(&context, &request.name, principal.name());
         let started = std::time::Instant::now();
-        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        let mut response = self.tool_router.call(tcc).instrument(span.clone()).await;
-        if let Ok(rmcp::model::CallToolResponse::Complete(r)) = &mut response {
-            error::label_argument_error(r);
-        }
+        let audit_args = audit::Args::of(&request);
+        let request_id = invocation::request_id(&context);
+        let rpc_id = context.id.to_string();
+        let response = match self.app.limits.enter(principal.name()) {
+            Ok(_running) => {
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+                let mut response = self.tool_router.call(tcc).instrument(span.clone()).await;
+                if let Ok(rmcp::model::CallToolResponse::Complete(r)) = &mut response {
+                    error::label_argument_error(r);
+                }
+                response
+            }
+            Err(limit) => Ok(rmcp::model::CallToolResponse::Complete(
+                ToolError {
+                    status: "limit_reached",
+                    message: limit.to_string(),
+                }
+                .into_result(),
+            )),
+        };
         let status = match &response {
             Ok(rmcp::model::CallToolResponse::Complete(r)) => error::status_of(r),
             Ok(_) => "pending".into(),
             Err(e) => format!("protocol_error {}", e.code.0),
         };
+        let elapsed = started.elapsed();
         span.in_scope(|| {
-            tracing::info!(
-                status,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "tool call"
-            )
+            tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "tool call")
         });
+        audit_args.record(
+            &self.app.audit,
+            audit::Call {
+                request_id: request_id.as_deref(),
+                rpc_id,
+                principal: &principal,
+                status: &status,
+                elapsed,
+                response: &response,
+            },
+        );
         response
     }
 
@@ -133,7 +251,11 @@ impl ServerHandler for JupyterMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
         let cursor = request.and_then(|r| r.cursor);
-        resources::list(&self.app, &self.app.principal(&context), cursor).await
+        let principal = self
+            .app
+            .principal(&context)
+            .map_err(ToolError::into_protocol_error)?;
+        resources::list(&self.app, principal.name(), cursor).await
     }
 
     async fn list_resource_templates(
@@ -149,7 +271,11 @@ impl ServerHandler for JupyterMcp {
         request: rmcp::model::ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
-        resources::read(&self.app, &self.app.principal(&context), request.uri)
+        let principal = self
+            .app
+            .principal(&context)
+            .map_err(ToolError::into_protocol_error)?;
+        resources::read(&self.app, principal.name(), request.uri)
             .await
             .map(Into::into)
     }

@@ -184,6 +184,10 @@ class Emulator:
             "JUPYTER_MCP_WORKING_DIR": str(self.workdir),
             "JUPYTER_MCP_ALLOWED_HOSTS": ",".join(hosts),
             "JUPYTER_MCP_LAMBDA_STREAMING": "true" if mode == "streaming" else "false",
+            # The emulator neither signs nor verifies SigV4, so its requests carry no IAM
+            # identity: without this every client here would get 401. The IAM events carry one
+            # and are served as their ARN (src/auth/iam.rs has the refusal tests).
+            "JUPYTER_MCP_INSECURE_NO_AUTH": "true",
             "JMCP_LAMBDA_TEST_MARKER": self.marker,
             "RUST_LOG": "info",
         }

@@ -24,6 +24,8 @@ pub struct Server {
     pub url: String,
     pub workdir: tempfile::TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Lines the server wrote to stdout (the audit records).
+    pub stdout: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -64,13 +66,23 @@ impl Server {
             .arg(python())
             .args(args)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        {
+            let out = child.stdout.take().unwrap();
+            let lines = Arc::clone(&stdout_lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         {
@@ -99,6 +111,7 @@ impl Server {
             url,
             workdir,
             log,
+            stdout: stdout_lines,
             http: reqwest::Client::new(),
         }
     }
@@ -136,6 +149,30 @@ impl Server {
         let resp = self
             .rpc("tools/call", json!({"name": tool, "arguments": args}))
             .await;
+        match resp.get("result") {
+            Some(r) => r.clone(),
+            None => panic!("tools/call {tool} failed: {resp}"),
+        }
+    }
+
+    /// One JSON-RPC request with a bearer token; returns HTTP status and body.
+    pub async fn rpc_as(&self, token: &str, method: &str, params: Value) -> (u16, Value) {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let auth = format!("Bearer {token}");
+        self.post_raw(body.to_string(), &[("authorization", &auth)])
+            .await
+    }
+
+    /// Calls a tool with a bearer token; returns the `result` (panics on anything else).
+    pub async fn call_as(&self, token: &str, tool: &str, args: Value) -> Value {
+        let (status, resp) = self
+            .rpc_as(
+                token,
+                "tools/call",
+                json!({"name": tool, "arguments": args}),
+            )
+            .await;
+        assert_eq!(status, 200, "tools/call {tool}: HTTP {status}: {resp}");
         match resp.get("result") {
             Some(r) => r.clone(),
             None => panic!("tools/call {tool} failed: {resp}"),

@@ -605,11 +605,12 @@ impl JupyterMcp {
                 timeout,
                 self.app.settings.packages.clone(),
             );
-            // One pip at a time: two `--target --upgrade` runs into one directory can leave it
-            // half-written. A cancelled call drops pip (kill_on_drop).
+            // One pip at a time per principal: two `--target --upgrade` runs into one directory
+            // can leave it half-written. A cancelled call drops pip (kill_on_drop).
             let installed = tokio::select! {
                 installed = async {
-                    let _one_at_a_time = self.app.install_lock.lock().await;
+                    let lock = self.app.install_lock(&key.principal);
+                    let _one_at_a_time = lock.lock().await;
                     installer.install(&requirement).await
                 } => installed,
                 _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),

@@ -109,7 +109,7 @@ impl JupyterMcp {
         ctx: &RequestContext<RoleServer>,
         op: impl FnOnce(Files) -> Result<T, crate::files::Error> + Send + 'static,
     ) -> Result<T, ToolError> {
-        let files = self.app.files(&self.app.principal(ctx))?;
+        let files = self.app.files(self.app.principal(ctx)?.name())?;
         tokio::task::spawn_blocking(move || op(files))
             .await
             .map_err(|e| ToolError {

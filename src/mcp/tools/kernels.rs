@@ -55,6 +55,10 @@ pub struct KernelStatus {
 /// Which protections are in force, as verified, and which this version does not have.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Security {
+    /// Who you are to this server (your kernels, notebooks and packages are keyed by it).
+    pub principal: String,
+    /// How callers are authenticated, or that they are not.
+    pub authentication: String,
     /// Applied to the server process (e.g. non-dumpable).
     pub server: Vec<String>,
     /// Verified on the kernel process from /proc (empty until a kernel runs): no_new_privs,
@@ -64,9 +68,6 @@ pub struct Security {
     /// Protections not in force here, each with the reason, so nobody assumes them.
     pub not_applied: Vec<String>,
 }
-
-/// Said in every status so a missing layer is never mistaken for an active one.
-const NOT_APPLIED: &[&str] = &["authentication (every caller is the local principal)"];
 
 /// Every kernel of the caller.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -84,7 +85,36 @@ pub struct KernelAction {
 }
 
 impl JupyterMcp {
-    fn kernel_status(&self, status: Status) -> KernelStatus {
+    /// How this server authenticates, in one line.
+    fn authentication(&self) -> String {
+        let s = &self.app.settings;
+        let mut sources = Vec::new();
+        if !s.auth.api_keys.is_empty() {
+            sources.push("API keys".to_string());
+        }
+        if s.auth.api_keys_secret.is_some() {
+            sources.push("API keys from AWS Secrets Manager".to_string());
+        }
+        if let Some(o) = &s.auth.oidc {
+            sources.push(format!("OpenID Connect JWTs from {}", o.issuer));
+        }
+        if s.lambda.is_some() {
+            sources.push("AWS IAM (Lambda request context)".to_string());
+        }
+        match (sources.is_empty(), s.auth.insecure_no_auth) {
+            (true, false) => "none: loopback only, every caller is the principal `local`".into(),
+            (true, true) => {
+                "DISABLED by --insecure-no-auth: every caller is the principal `local`".into()
+            }
+            (false, false) => format!("required: {}", sources.join(", ")),
+            (false, true) => format!(
+                "optional (--insecure-no-auth: callers without credentials are `local`): {}",
+                sources.join(", ")
+            ),
+        }
+    }
+
+    fn kernel_status(&self, status: Status, principal: &str) -> KernelStatus {
         let s = &self.app.settings;
         let info = status.info.as_ref();
         KernelStatus {
@@ -102,11 +132,13 @@ impl JupyterMcp {
                 idle_timeout_secs: s.idle_timeout.map(|d| d.as_secs()),
             },
             security: Security {
+                principal: principal.to_string(),
+                authentication: self.authentication(),
                 server: self.app.server_hardening.clone(),
                 kernel: info.map(kernel_layers).unwrap_or_default(),
-                not_applied: NOT_APPLIED
-                    .iter()
-                    .map(|s| s.to_string())
+                not_applied: self
+                    .not_applied()
+                    .into_iter()
                     .chain(
                         self.app
                             .sandbox_layers
@@ -134,6 +166,16 @@ fn kernel_layers(info: &crate::kernel::KernelInfo) -> Vec<String> {
     out
 }
 
+impl JupyterMcp {
+    fn not_applied(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.app.settings.requires_credentials() {
+            out.push("authentication (callers are not identified)".into());
+        }
+        out
+    }
+}
+
 #[tool_router(router = kernel_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// Report a kernel's state (not_started, starting, idle, busy, dead), execution count,
@@ -150,7 +192,10 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         respond((|| {
             let key = self.key(&ctx, kernel.as_deref())?;
-            structured(vec![], &self.kernel_status(self.app.pool.status(&key)))
+            structured(
+                vec![],
+                &self.kernel_status(self.app.pool.status(&key), &key.principal),
+            )
         })())
     }
 
@@ -168,7 +213,10 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             drop(self.app.pool.restart(&key).await?);
-            structured(vec![], &self.kernel_status(self.app.pool.status(&key)))
+            structured(
+                vec![],
+                &self.kernel_status(self.app.pool.status(&key), &key.principal),
+            )
         };
         respond(result.await)
     }
@@ -230,20 +278,22 @@ impl JupyterMcp {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let principal = self.app.principal(&ctx);
-        let kernels = self
-            .app
-            .pool
-            .list(&principal)
-            .into_iter()
-            .map(|s| self.kernel_status(s))
-            .collect();
-        respond(structured(
-            vec![],
-            &KernelList {
-                kernels,
-                max_kernels: self.app.settings.max_kernels,
-            },
-        ))
+        respond((|| {
+            let principal = self.app.principal(&ctx)?;
+            let kernels = self
+                .app
+                .pool
+                .list(principal.name())
+                .into_iter()
+                .map(|s| self.kernel_status(s, principal.name()))
+                .collect();
+            structured(
+                vec![],
+                &KernelList {
+                    kernels,
+                    max_kernels: self.app.settings.max_kernels_per_principal,
+                },
+            )
+        })())
     }
 }

@@ -25,9 +25,9 @@ impl JupyterMcp {
         ctx: &RequestContext<RoleServer>,
         kernel: Option<&str>,
     ) -> Result<KernelKey, ToolError> {
-        let principal = self.app.principal(ctx);
+        let principal = self.app.principal(ctx)?;
         Ok(KernelKey::new(
-            &principal,
+            principal.name(),
             kernel.unwrap_or(DEFAULT_KERNEL),
         )?)
     }

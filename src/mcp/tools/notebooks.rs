@@ -83,7 +83,7 @@ impl JupyterMcp {
         ctx: &RequestContext<RoleServer>,
         op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
     ) -> Result<T, ToolError> {
-        let store = self.app.notebooks(&self.app.principal(ctx))?;
+        let store = self.app.notebooks(self.app.principal(ctx)?.name())?;
         tokio::task::spawn_blocking(move || op(store))
             .await
             .map_err(|e| ToolError {

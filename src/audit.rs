@@ -1,0 +1,219 @@
+//! The audit log: one JSON line per tool call and per refused request, for a security team.
+//!
+//! Records go to stdout (CloudWatch on Lambda; the tracing log is on stderr; over the stdio
+//! transport, where stdout carries the protocol, to stderr) and, with
+//! `--audit-log PATH`, are appended to a file opened with O_APPEND, one `write` per record and
+//! flushed at once, so concurrent records never interleave and a crash loses none that was
+//! reported. A record holds who, what and how it went: the code's SHA-256 (the code itself only
+//! with `--audit-code`, capped), never a token, key, environment value or output.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::AuditSettings;
+use crate::principal::hex;
+
+/// Most code bytes a record carries with `--audit-code`.
+pub const MAX_AUDIT_CODE_BYTES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot open the audit log {path}: {source}\nhint: check the directory exists and is writable, or drop --audit-log"
+    )]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One tool call, as recorded.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ToolCall<'a> {
+    /// The Lambda request id, when there is one.
+    pub request_id: Option<&'a str>,
+    /// The JSON-RPC id of the call.
+    pub rpc_id: Option<String>,
+    pub principal: &'a str,
+    /// How the principal was established (api_key, oidc, aws_iam, unauthenticated).
+    pub auth: Option<crate::principal::Source>,
+    pub tool: &'a str,
+    pub kernel: Option<&'a str>,
+    /// SHA-256 of the code of execute_code.
+    pub code_sha256: Option<String>,
+    /// The code itself (capped), only with --audit-code.
+    pub code: Option<String>,
+    /// The requirement of install_package.
+    pub package: Option<&'a str>,
+    /// Notebook path of the notebook tools.
+    pub path: Option<&'a str>,
+    /// ok, error or the tool's own status (timeout, refused, limit_reached...).
+    pub status: &'a str,
+    pub duration_ms: u64,
+    /// Size of the serialized result.
+    pub bytes_returned: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Line<T: serde::Serialize> {
+    time: String,
+    event: &'static str,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(serde::Serialize)]
+struct RefusedBody<'a> {
+    request_id: Option<&'a str>,
+    principal: Option<&'a str>,
+    reason: &'a str,
+}
+
+/// Where records go.
+pub struct Audit {
+    file: Option<Mutex<std::fs::File>>,
+    include_code: bool,
+    to_stderr: bool,
+}
+
+impl Audit {
+    pub fn open(settings: &AuditSettings) -> Result<Audit, Error> {
+        let file = settings.file.as_deref().map(open_append).transpose()?;
+        Ok(Audit {
+            file: file.map(Mutex::new),
+            include_code: settings.include_code,
+            to_stderr: settings.to_stderr,
+        })
+    }
+
+    /// SHA-256 of some code, and the code itself when records carry it.
+    pub fn code_fields(&self, code: &str) -> (String, Option<String>) {
+        let digest = hex(&Sha256::digest(code.as_bytes()));
+        let kept = self
+            .include_code
+            .then(|| cap(code, MAX_AUDIT_CODE_BYTES).to_string());
+        (digest, kept)
+    }
+
+    pub fn tool_call(&self, record: &ToolCall<'_>) {
+        self.write("tool_call", record);
+    }
+
+    /// A request refused before any tool ran: missing or bad credentials, or a limit.
+    pub fn refused(&self, request_id: Option<&str>, principal: Option<&str>, reason: &str) {
+        self.write(
+            "refused",
+            &RefusedBody {
+                request_id,
+                principal,
+                reason,
+            },
+        );
+    }
+
+    fn write<T: serde::Serialize>(&self, event: &'static str, body: &T) {
+        let line = Line {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            event,
+            body,
+        };
+        let Ok(mut text) = serde_json::to_string(&line) else {
+            return;
+        };
+        text.push('\n');
+        if self.to_stderr {
+            let mut out = std::io::stderr().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        }
+        if let Some(file) = &self.file
+            && let Ok(mut f) = file.lock()
+            && let Err(e) = f.write_all(text.as_bytes()).and_then(|()| f.flush())
+        {
+            tracing::error!(error = %e, "could not append to the audit log");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The longest prefix of `s` within `max` bytes, cut at a character boundary.
+fn cap(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_appended_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "earlier\n").unwrap();
+        let audit = Audit::open(&AuditSettings {
+            file: Some(path.clone()),
+            include_code: false,
+            to_stderr: false,
+        })
+        .unwrap();
+        let (sha, code) = audit.code_fields("print(1)");
+        assert!(code.is_none());
+        audit.tool_call(&ToolCall {
+            principal: "alice",
+            tool: "execute_code",
+            code_sha256: Some(sha.clone()),
+            status: "ok",
+            ..Default::default()
+        });
+        audit.refused(None, None, "no credentials");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "earlier");
+        let call: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(call["event"], "tool_call");
+        assert_eq!(call["principal"], "alice");
+        assert_eq!(call["code_sha256"], sha);
+        let refused: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(refused["event"], "refused");
+        assert_eq!(refused["reason"], "no credentials");
+    }
+
+    #[test]
+    fn code_is_kept_only_when_asked_and_capped() {
+        let audit = Audit::open(&AuditSettings {
+            file: None,
+            include_code: true,
+            to_stderr: false,
+        })
+        .unwrap();
+        let long = "é".repeat(MAX_AUDIT_CODE_BYTES);
+        let (_, code) = audit.code_fields(&long);
+        let code = code.unwrap();
+        assert!(code.len() <= MAX_AUDIT_CODE_BYTES && code.len() > MAX_AUDIT_CODE_BYTES - 2);
+    }
+}

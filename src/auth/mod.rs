@@ -1,0 +1,390 @@
+//! Authentication: who is calling, decided in an axum middleware before rmcp sees the request.
+//!
+//! Sources, tried in this order: the IAM identity of a Lambda event (`iam`), a bearer API key
+//! (`keys`), a bearer OpenID Connect JWT (`oidc`). A request that passes gets a `Principal` in its
+//! extensions; one that does not gets 401 with a JSON-RPC error body and
+//! `WWW-Authenticate: Bearer resource_metadata=...` (RFC 9728), is recorded in the audit log, and
+//! never reaches a tool. It fails closed: where credentials are required (any source configured,
+//! or Lambda) a request without them is refused; only a server with no source on loopback, or
+//! one started with `--insecure-no-auth`, lets them through as `local`. Tokens never reach a log
+//! or an error message: refusals name what was wrong, not what was sent.
+
+mod iam;
+mod keys;
+pub(crate) mod oidc;
+mod secret;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+
+pub use keys::{
+    KeyEntry, KeyTable, KeysError, check_unique, hash_key_report, parse_keys_inline, read_keys_file,
+};
+
+use crate::audit::Audit;
+use crate::config::Settings;
+use crate::limits::{LimitError, Limits};
+use crate::principal::{Principal, Source};
+
+/// The JSON-RPC error code of a refused request (in the server-defined range).
+const UNAUTHORIZED_CODE: i32 = -32001;
+/// The JSON-RPC error code of a request over a per-principal limit.
+const LIMITED_CODE: i32 = -32002;
+/// Path of the protected-resource metadata (RFC 9728).
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Why a request was refused. The text goes to the client and the audit log: never a token.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("no credentials: send `Authorization: Bearer <API key or token>`")]
+    Missing,
+    #[error("the Authorization header is not `Bearer <token>`")]
+    NotBearer,
+    #[error("the bearer credentials are not a known API key or a valid token")]
+    Unknown,
+    #[error("the token was refused: {0}")]
+    Token(String),
+    #[error("the identity in the request is not a usable principal name")]
+    BadPrincipal,
+}
+
+impl Refusal {
+    /// The RFC 6750 error code, when credentials were presented.
+    fn oauth_error(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Missing => None,
+            Refusal::NotBearer => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+/// Decides who a request comes from.
+pub struct Authenticator {
+    keys: KeyTable,
+    secret: Option<secret::SecretKeys>,
+    oidc: Option<oidc::Verifier>,
+    /// Credentials are required (see `Settings::requires_credentials`).
+    required: bool,
+    /// Credentials are checked when presented (some source is configured).
+    checking: bool,
+    /// On Lambda: the IAM identity of the event is a source, and URLs are https.
+    lambda: bool,
+    issuer: Option<String>,
+    audit: Arc<Audit>,
+    /// The request rate is checked here, right after authentication.
+    limits: Arc<Limits>,
+}
+
+impl Authenticator {
+    pub fn new(
+        settings: &Settings,
+        audit: Arc<Audit>,
+        limits: Arc<Limits>,
+    ) -> Result<Authenticator, oidc::Error> {
+        let oidc = settings
+            .auth
+            .oidc
+            .as_ref()
+            .map(oidc::Verifier::new)
+            .transpose()?;
+        let keys = KeyTable::new(settings.auth.api_keys.clone());
+        let secret = settings
+            .auth
+            .api_keys_secret
+            .as_ref()
+            .map(|s| secret::SecretKeys::new(s.id.clone(), s.cache_for));
+        Ok(Authenticator {
+            checking: !keys.is_empty() || oidc.is_some() || secret.is_some(),
+            keys,
+            secret,
+            oidc,
+            required: settings.requires_credentials(),
+            lambda: settings.lambda.is_some(),
+            issuer: settings.auth.oidc.as_ref().map(|o| o.issuer.clone()),
+            audit,
+            limits,
+        })
+    }
+
+    /// The principal of a request, or why it is refused.
+    pub async fn authenticate(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Result<Principal, Refusal> {
+        if self.lambda
+            && let Some(arn) = iam::caller_arn(&parts.extensions)
+        {
+            return Principal::new(&arn, Source::AwsIam).map_err(|_| Refusal::BadPrincipal);
+        }
+        let presented = parts.headers.get(header::AUTHORIZATION);
+        match presented {
+            Some(value) if self.checking => {
+                let token = bearer(value).ok_or(Refusal::NotBearer)?;
+                self.check_token(token).await
+            }
+            _ if self.required => Err(Refusal::Missing),
+            // No source configured: nothing to check a header against, so it is ignored.
+            _ => Ok(Principal::local()),
+        }
+    }
+
+    async fn check_token(&self, token: &str) -> Result<Principal, Refusal> {
+        if let Some(principal) = self.keys.lookup(token) {
+            return Ok(principal);
+        }
+        if let Some(secret) = &self.secret
+            && let Some(principal) = secret.lookup(token).await
+        {
+            return Ok(principal);
+        }
+        match &self.oidc {
+            Some(verifier) if oidc::looks_like_jwt(token) => verifier
+                .verify(token)
+                .await
+                .map_err(|e| Refusal::Token(e.to_string())),
+            _ => Err(Refusal::Unknown),
+        }
+    }
+
+    /// The RFC 9728 metadata document for this server as `base` names it.
+    fn metadata(&self, base: &str) -> serde_json::Value {
+        serde_json::json!({
+            "resource": format!("{base}/mcp"),
+            "authorization_servers": self.issuer.iter().collect::<Vec<_>>(),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "jupyter-mcp-server",
+        })
+    }
+
+    /// This server's base URL as the client reached it (for links in 401s and the metadata).
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        let scheme = if self.lambda { "https" } else { "http" };
+        // The Host header is the caller's own; it is only echoed back to them, and only when
+        // it looks like a host name, so it cannot break out of the header's quoted string.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+
+    fn unauthorized(&self, headers: &HeaderMap, refusal: &Refusal) -> axum::response::Response {
+        let base = self.base_url(headers);
+        let mut challenge = format!("Bearer resource_metadata=\"{base}{RESOURCE_METADATA_PATH}\"");
+        if let Some(code) = refusal.oauth_error() {
+            challenge.push_str(&format!(", error=\"{code}\""));
+        }
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": UNAUTHORIZED_CODE, "message": format!("Unauthorized: {refusal}")},
+        });
+        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750).
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The middleware: authenticates every request except the discovery document, and records each
+/// refusal.
+pub async fn middleware(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/.well-known/") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<lambda_runtime::Context>()
+        .map(|c| c.request_id.clone());
+    match auth.authenticate(&parts).await {
+        Ok(principal) => {
+            if let Err(limit) = auth.limits.check_rate(principal.name()) {
+                let reason = limit.to_string();
+                auth.audit
+                    .refused(request_id.as_deref(), Some(principal.name()), &reason);
+                return too_many_requests(&limit);
+            }
+            parts.extensions.insert(principal);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(refusal) => {
+            auth.audit
+                .refused(request_id.as_deref(), None, &refusal.to_string());
+            tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
+            auth.unauthorized(&parts.headers, &refusal)
+        }
+    }
+}
+
+/// 429 with a JSON-RPC error body and `Retry-After`.
+fn too_many_requests(limit: &LimitError) -> axum::response::Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": LIMITED_CODE, "message": limit.to_string()},
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let LimitError::Rate { retry_secs, .. } = limit
+        && let Ok(v) = HeaderValue::from_str(&retry_secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// GET `/.well-known/oauth-protected-resource[/mcp]`.
+pub async fn resource_metadata(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    axum::Json(auth.metadata(&auth.base_url(&headers))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Settings as the binary would resolve them from these arguments.
+    fn settings(args: &[&str], dir: &std::path::Path) -> Settings {
+        let wd = dir.join("nb");
+        let mut argv = vec![
+            "jupyter-mcp-server",
+            "--working-dir",
+            wd.to_str().unwrap(),
+            "--python",
+            "/bin/sh",
+        ];
+        argv.extend_from_slice(args);
+        crate::config::Config::parse_from(argv).resolve().unwrap()
+    }
+
+    fn authenticator(args: &[&str]) -> Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(args, dir.path());
+        let audit = Arc::new(Audit::open(&crate::config::AuditSettings::default()).unwrap());
+        Authenticator::new(&s, audit, Arc::new(Limits::new(None, None))).unwrap()
+    }
+
+    /// The request parts lambda_http makes of an event in `events/`.
+    fn event_parts(json: &str, bearer: Option<&str>) -> axum::http::request::Parts {
+        let request = lambda_http::request::from_str(json).unwrap();
+        let (mut parts, _) = request.into_parts();
+        if let Some(token) = bearer {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+            parts.headers.insert(header::AUTHORIZATION, value);
+        }
+        parts
+    }
+
+    const LAMBDA: &[&str] = &["--lambda-runtime-api", "127.0.0.1:9001"];
+    const IAM_V2: &str = include_str!("../../events/function-url-iam-alice.json");
+    const IAM_V1: &str = include_str!("../../events/apigw-rest-v1-iam-bob.json");
+    const NO_IAM: &str = include_str!("../../events/function-url-tools-list.json");
+    const ALICE_ARN: &str = "arn:aws:iam::123456789012:user/alice";
+
+    #[tokio::test]
+    async fn on_lambda_the_function_url_iam_arn_is_the_principal() {
+        let p = authenticator(LAMBDA)
+            .authenticate(&event_parts(IAM_V2, None))
+            .await
+            .unwrap();
+        assert_eq!((p.name(), p.source()), (ALICE_ARN, Source::AwsIam));
+    }
+
+    #[tokio::test]
+    async fn on_lambda_the_rest_api_iam_arn_is_the_principal() {
+        let p = authenticator(LAMBDA)
+            .authenticate(&event_parts(IAM_V1, None))
+            .await
+            .unwrap();
+        assert_eq!(p.name(), "arn:aws:sts::123456789012:assumed-role/ci/bob");
+    }
+
+    #[tokio::test]
+    async fn on_lambda_a_request_without_iam_or_bearer_is_refused() {
+        let auth = authenticator(LAMBDA);
+        let refused = auth.authenticate(&event_parts(NO_IAM, None)).await;
+        assert_eq!(refused, Err(Refusal::Missing));
+        let refused = auth.authenticate(&event_parts(NO_IAM, Some("guess"))).await;
+        assert_eq!(
+            refused,
+            Err(Refusal::Missing),
+            "no key source: nothing matches"
+        );
+    }
+
+    #[tokio::test]
+    async fn on_lambda_insecure_no_auth_serves_local() {
+        let mut args = LAMBDA.to_vec();
+        args.push("--insecure-no-auth");
+        let p = authenticator(&args)
+            .authenticate(&event_parts(NO_IAM, None))
+            .await
+            .unwrap();
+        assert_eq!(p, Principal::local());
+    }
+
+    #[tokio::test]
+    async fn on_lambda_a_bearer_key_works_without_iam() {
+        let digest = crate::principal::hex(&keys::digest("k1"));
+        let inline = format!("carol:{digest}");
+        let mut args = LAMBDA.to_vec();
+        args.extend(["--api-keys", inline.as_str()]);
+        let auth = authenticator(&args);
+        let p = auth
+            .authenticate(&event_parts(NO_IAM, Some("k1")))
+            .await
+            .unwrap();
+        assert_eq!(p.name(), "carol");
+        let refused = auth.authenticate(&event_parts(NO_IAM, Some("k2"))).await;
+        assert_eq!(refused, Err(Refusal::Unknown));
+    }
+
+    /// Off Lambda nothing can put a Lambda request context into a request, but even if it were
+    /// there it would not be trusted.
+    #[tokio::test]
+    async fn off_lambda_an_iam_context_is_ignored() {
+        let p = authenticator(&[])
+            .authenticate(&event_parts(IAM_V2, None))
+            .await
+            .unwrap();
+        assert_eq!(p, Principal::local());
+    }
+
+    #[test]
+    fn only_bearer_tokens_are_taken() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(bearer(&v("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&v("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&v("Basic YTpi")), None);
+        assert_eq!(bearer(&v("Bearer ")), None);
+        assert_eq!(bearer(&v("Bearerabc")), None);
+    }
+}

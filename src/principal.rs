@@ -1,0 +1,196 @@
+//! Who is calling, and where their things live: the one home of "principal".
+//!
+//! The auth middleware (`auth`) decides who a request comes from and puts a `Principal` into the
+//! HTTP request's extensions; rmcp hands the request parts to the tools, and `mcp::App::principal`
+//! reads it back. Everything a caller owns is keyed by the principal's name: kernels in the pool,
+//! the notebook store, the package directory, the pip lock.
+//!
+//! Directories: every principal gets `WORKING_DIR/<dir_name>` (mode 0700) with its own
+//! `.packages`. The one exception is the unauthenticated `local` principal of a server with no
+//! authentication source off Lambda: it is the only principal such a server can ever have, so it
+//! keeps the working directory itself, where notebooks were before principals existed.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The principal of every request on a server without authentication.
+pub const LOCAL: &str = "local";
+
+/// Longest principal name accepted (an IAM role-session ARN is at most about 200 bytes).
+pub const MAX_NAME_LEN: usize = 256;
+/// Hex digits of the name's SHA-256 at the start of a directory name: 64 bits keep distinct
+/// names apart even when their sanitized forms are equal.
+const DIR_HASH_HEX: usize = 16;
+/// Characters of the sanitized name kept in a directory name, for people reading `ls`.
+const DIR_NAME_CHARS: usize = 40;
+
+/// How a principal was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// No authentication: loopback without an auth source, or `--insecure-no-auth`.
+    Unauthenticated,
+    /// A bearer API key, matched by its SHA-256 digest.
+    ApiKey,
+    /// A verified OpenID Connect JWT.
+    Oidc,
+    /// The IAM identity Lambda's Function URL (or API Gateway) verified.
+    AwsIam,
+}
+
+/// A caller. Carried in the HTTP request's extensions from the auth middleware to the tools.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    name: String,
+    source: Source,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error(
+        "invalid principal name: use 1 to {MAX_NAME_LEN} bytes of printable characters without spaces"
+    )]
+    InvalidName,
+}
+
+impl Principal {
+    /// The unauthenticated caller.
+    pub fn local() -> Principal {
+        Principal {
+            name: LOCAL.to_string(),
+            source: Source::Unauthenticated,
+        }
+    }
+
+    /// A named principal; the name comes from a key file, a JWT claim or an IAM ARN.
+    pub fn new(name: &str, source: Source) -> Result<Principal, Error> {
+        valid_name(name)?;
+        Ok(Principal {
+            name: name.to_string(),
+            source,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+}
+
+/// Checks a principal name: printable, no whitespace, bounded.
+pub fn valid_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if ok { Ok(()) } else { Err(Error::InvalidName) }
+}
+
+/// The directory name of a principal: a hash prefix (so no two names share a directory and no
+/// name can be `..`, absolute or hidden) plus the name with everything but ASCII letters,
+/// digits, `-`, `_` and `.` replaced by `_` (so an operator can tell whose it is).
+pub fn dir_name(name: &str) -> String {
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = hex(&digest).chars().take(DIR_HASH_HEX).collect();
+    let readable: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(DIR_NAME_CHARS)
+        .collect();
+    format!("{hash}-{readable}")
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A principal's directories: the kernel's working directory (and HOME, and the notebook root)
+/// and the package target, which is on the kernel's `sys.path`.
+#[derive(Debug, Clone)]
+pub struct PrincipalDirs {
+    pub home: PathBuf,
+    pub packages: PathBuf,
+}
+
+impl PrincipalDirs {
+    /// The directories of `name` under `working_dir`; `shared_root` gives the `local` principal
+    /// the working directory itself (see the module doc).
+    pub fn of(working_dir: &Path, name: &str, shared_root: bool) -> PrincipalDirs {
+        let home = if shared_root && name == LOCAL {
+            working_dir.to_path_buf()
+        } else {
+            working_dir.join(dir_name(name))
+        };
+        PrincipalDirs {
+            packages: home.join(".packages"),
+            home,
+        }
+    }
+
+    /// Creates the home directory (0700) if it is missing. The working directory itself is left
+    /// as the operator made it.
+    pub fn create(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        match std::fs::DirBuilder::new().mode(0o700).create(&self.home) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_are_safe_and_distinct() {
+        for name in ["..", "/etc", ".hidden", "a/../../b", "a b", "ü", ""] {
+            let d = dir_name(name);
+            assert!(!d.contains('/'), "{d}");
+            assert!(!d.starts_with('.'), "{d}");
+            assert_eq!(d.len(), DIR_HASH_HEX + 1 + d[DIR_HASH_HEX + 1..].len());
+        }
+        // Same sanitized form, different principals, different directories.
+        assert_ne!(dir_name("a/b"), dir_name("a_b"));
+        assert!(dir_name("alice").ends_with("-alice"));
+        let arn = dir_name("arn:aws:iam::123456789012:user/bob");
+        assert!(
+            arn.ends_with("-arn_aws_iam__123456789012_user_bob"),
+            "{arn}"
+        );
+        assert!(dir_name(&"x".repeat(300)).len() <= DIR_HASH_HEX + 1 + DIR_NAME_CHARS);
+    }
+
+    #[test]
+    fn local_keeps_the_working_dir_only_on_a_shared_root() {
+        let wd = Path::new("/w");
+        assert_eq!(PrincipalDirs::of(wd, LOCAL, true).home, wd);
+        assert_ne!(PrincipalDirs::of(wd, LOCAL, false).home, wd);
+        let alice = PrincipalDirs::of(wd, "alice", true);
+        assert_eq!(alice.home, wd.join(dir_name("alice")));
+        assert_eq!(alice.packages, alice.home.join(".packages"));
+    }
+
+    #[test]
+    fn names_with_spaces_or_controls_are_refused() {
+        assert!(Principal::new("alice", Source::ApiKey).is_ok());
+        for bad in ["", "a b", "a\nb", "a\u{7}"] {
+            assert_eq!(
+                Principal::new(bad, Source::ApiKey),
+                Err(Error::InvalidName),
+                "{bad:?}"
+            );
+        }
+        assert!(Principal::new(&"x".repeat(MAX_NAME_LEN + 1), Source::ApiKey).is_err());
+    }
+}
