@@ -249,6 +249,220 @@ async fn every_tool_result_matches_its_output_schema() {
             "not_found",
         ),
         ("list_notebooks", "ok", json!({}), false, ""),
+        // The notebook a.ipynb holds one code cell, `1`; the cases below edit and run it.
+        (
+            "insert_cell",
+            "ok",
+            json!({"path": "a.ipynb", "cell_type": "code", "source": "1/0"}),
+            false,
+            "",
+        ),
+        (
+            "insert_cell",
+            "missing notebook",
+            json!({"path": "missing.ipynb", "cell_type": "code", "source": "1"}),
+            true,
+            "not_found",
+        ),
+        (
+            "edit_cell",
+            "ok",
+            json!({"path": "a.ipynb", "cell": 0, "source": "y = 2\ny"}),
+            false,
+            "",
+        ),
+        (
+            "edit_cell",
+            "no such cell",
+            json!({"path": "a.ipynb", "cell": 99, "source": "1"}),
+            true,
+            "not_found",
+        ),
+        (
+            "execute_cell",
+            "ok",
+            json!({"path": "a.ipynb", "cell": 0}),
+            false,
+            "ok",
+        ),
+        (
+            "execute_cell",
+            "raises",
+            json!({"path": "a.ipynb", "cell": 1}),
+            true,
+            "error",
+        ),
+        (
+            "execute_cell",
+            "no such cell",
+            json!({"path": "a.ipynb", "cell": 99}),
+            true,
+            "not_found",
+        ),
+        (
+            "execute_notebook",
+            "ok",
+            json!({"path": "a.ipynb", "stop": 1}),
+            false,
+            "ok",
+        ),
+        (
+            "execute_notebook",
+            "a cell raises",
+            json!({"path": "a.ipynb"}),
+            true,
+            "error",
+        ),
+        (
+            "execute_notebook",
+            "missing notebook",
+            json!({"path": "missing.ipynb"}),
+            true,
+            "not_found",
+        ),
+        (
+            "read_notebook",
+            "with outputs",
+            json!({"path": "a.ipynb"}),
+            false,
+            "",
+        ),
+        ("clear_outputs", "ok", json!({"path": "a.ipynb"}), false, ""),
+        (
+            "clear_outputs",
+            "no such cell",
+            json!({"path": "a.ipynb", "cell": 99}),
+            true,
+            "not_found",
+        ),
+        (
+            "move_cell",
+            "ok",
+            json!({"path": "a.ipynb", "cell": 1, "to": 0}),
+            false,
+            "",
+        ),
+        (
+            "move_cell",
+            "stale revision",
+            json!({"path": "a.ipynb", "cell": 1, "to": 0, "revision": "stale"}),
+            true,
+            "conflict",
+        ),
+        (
+            "delete_cell",
+            "ok",
+            json!({"path": "a.ipynb", "cell": 0}),
+            false,
+            "",
+        ),
+        (
+            "delete_cell",
+            "no such cell id",
+            json!({"path": "a.ipynb", "cell": "no-such-id"}),
+            true,
+            "not_found",
+        ),
+        (
+            "write_file",
+            "ok",
+            json!({"path": "notes/a.txt", "content": "hello\n"}),
+            false,
+            "",
+        ),
+        (
+            "write_file",
+            "exists",
+            json!({"path": "notes/a.txt", "content": "again"}),
+            true,
+            "already_exists",
+        ),
+        (
+            "write_file",
+            "outside",
+            json!({"path": "../a.txt", "content": "x"}),
+            true,
+            "invalid_argument",
+        ),
+        (
+            "write_file",
+            "image",
+            json!({"path": "notes/dot.png", "content": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "encoding": "base64"}),
+            false,
+            "",
+        ),
+        (
+            "write_file",
+            "binary",
+            json!({"path": "notes/blob.bin", "content": "AAECA/8=", "encoding": "base64"}),
+            false,
+            "",
+        ),
+        ("read_file", "ok", json!({"path": "notes/a.txt"}), false, ""),
+        (
+            "read_file",
+            "image",
+            json!({"path": "notes/dot.png"}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
+            "binary",
+            json!({"path": "notes/blob.bin"}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
+            "past the end",
+            json!({"path": "notes/a.txt", "offset": 10}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
+            "a notebook",
+            json!({"path": "a.ipynb"}),
+            false,
+            "",
+        ),
+        (
+            "write_file",
+            "empty",
+            json!({"path": "notes/empty.txt", "content": ""}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
+            "empty",
+            json!({"path": "notes/empty.txt"}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
+            "missing",
+            json!({"path": "notes/missing.txt"}),
+            true,
+            "not_found",
+        ),
+        ("list_files", "ok", json!({}), false, ""),
+        (
+            "list_files",
+            "recursive",
+            json!({"recursive": true}),
+            false,
+            "",
+        ),
+        (
+            "list_files",
+            "missing directory",
+            json!({"path": "nope"}),
+            true,
+            "not_found",
+        ),
         ("restart_kernel", "ok", json!({}), false, ""),
         (
             "restart_kernel",
@@ -298,4 +512,49 @@ async fn every_tool_result_matches_its_output_schema() {
             );
         }
     }
+}
+
+fn ok(r: &Value) -> &Value {
+    assert!(!is_error(r), "{r}");
+    &r["structuredContent"]
+}
+
+/// An image read and a read with no lines (an empty file, an offset past the end) used to
+/// carry no text at all: hosts that show the model only text saw nothing, and the
+/// TypeScript client's check for text content failed.
+#[tokio::test]
+async fn read_file_always_says_something_in_text() {
+    const PNG_1PX: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let server = Server::start();
+    for (path, content, encoding) in [
+        ("dot.png", PNG_1PX, "base64"),
+        ("empty.txt", "", "text"),
+        ("one.txt", "one line\n", "text"),
+    ] {
+        let r = server
+            .call(
+                "write_file",
+                json!({"path": path, "content": content, "encoding": encoding}),
+            )
+            .await;
+        ok(&r);
+    }
+    let r = server.call("read_file", json!({"path": "dot.png"})).await;
+    assert_eq!(ok(&r)["kind"], "image");
+    assert_eq!(text(&r), "dot.png (image/png, 70 bytes)", "{r}");
+    assert!(image_block(&r).is_some(), "{r}");
+
+    let r = server.call("read_file", json!({"path": "empty.txt"})).await;
+    assert_eq!(ok(&r)["lines"], 0);
+    assert_eq!(
+        text(&r),
+        "[empty.txt has 0 lines; none from offset 0]",
+        "{r}"
+    );
+
+    let r = server
+        .call("read_file", json!({"path": "one.txt", "offset": 5}))
+        .await;
+    assert_eq!(ok(&r)["lines"], 0);
+    assert_eq!(text(&r), "[one.txt has 1 lines; none from offset 5]", "{r}");
 }

@@ -254,7 +254,15 @@ fn file_content(
             out.lines = Some(taken);
             out.total_lines = Some(total);
             out.next_offset = Some(offset + taken).filter(|n| *n < total);
-            let mut content = vec![ContentBlock::text(window)];
+            // No lines (an empty file, or an offset past the end) still says so in text.
+            let mut content = vec![ContentBlock::text(if taken == 0 {
+                format!(
+                    "[{} has {total} lines; none from offset {offset}]",
+                    out.path
+                )
+            } else {
+                window
+            })];
             if cut {
                 out.note = Some("a line longer than the output cap was cut".into());
             }
@@ -280,10 +288,24 @@ fn file_content(
             };
             let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
             let budget = cap.saturating_mul(IMAGE_BUDGET_FACTOR);
+            // A caption in text too: many hosts show the model only text, and the results
+            // convention (src/mcp/error.rs) puts the downscale note where the model reads it.
+            let caption = |out: &ReadFileOutput| {
+                let mut caption =
+                    format!("{} ({}, {} bytes)", out.path, out.mime_type, out.size_bytes);
+                if let Some(note) = &out.note {
+                    caption = format!("{caption}: {note}");
+                }
+                ContentBlock::text(caption)
+            };
             if data.len() <= budget && out.note.is_some() {
-                vec![ContentBlock::image(data, mime_type), link(&out)]
+                vec![
+                    caption(&out),
+                    ContentBlock::image(data, mime_type),
+                    link(&out),
+                ]
             } else if data.len() <= budget {
-                vec![ContentBlock::image(data, mime_type)]
+                vec![caption(&out), ContentBlock::image(data, mime_type)]
             } else {
                 let note = format!(
                     "the image is {} bytes in base64, over the image budget of {budget}; it is linked instead. hint: make a smaller copy in the kernel (PIL) and read that",
