@@ -985,3 +985,61 @@ async fn each_message_of_a_batch_runs_as_the_caller() {
     );
     assert_eq!(post(None).await.unwrap().status().as_u16(), 401);
 }
+
+/// Attack: kernel code of one principal goes around the tools and opens another principal's
+/// directory with plain file calls. Landlock gives a kernel its own principal's directory only,
+/// so both the read and the write are refused; without Landlock on this Linux the test says so
+/// and checks that get_kernel_status reports it as not applied.
+#[tokio::test]
+async fn kernel_code_cannot_open_another_principals_directory() {
+    let (server, _keys) = keyed_server(&[]);
+    let r = server
+        .call_as(
+            BOB_KEY,
+            "execute_code",
+            json!({"code": "open('bob-secret.txt','w').write('bob-secret-value')\nimport os; print(os.getcwd())"}),
+        )
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let bob_dir = text(&r).trim().to_string();
+    let status_r = server
+        .call_as(ALICE_KEY, "get_kernel_status", json!({}))
+        .await;
+    let landlock_off = status_r["structuredContent"]["security"]["not_applied"]
+        .to_string()
+        .contains("landlock");
+    let attack = format!(
+        "import os\nout = []\nfor what, f in [('read', lambda: open({p:?}).read()), ('write', lambda: open({w:?}, 'w').write('x')), ('list', lambda: os.listdir({d:?}))]:\n    try:\n        f(); out.append(what + ' ok')\n    except OSError as e:\n        out.append(what + ' refused ' + type(e).__name__)\nprint(out)",
+        p = format!("{bob_dir}/bob-secret.txt"),
+        w = format!("{bob_dir}/planted.py"),
+        d = bob_dir,
+    );
+    let r = server
+        .call_as(ALICE_KEY, "execute_code", json!({"code": attack}))
+        .await;
+    let out = text(&r);
+    if landlock_off {
+        println!(
+            "attack: open another principal's directory: not applicable (Landlock not applied here)"
+        );
+        return;
+    }
+    assert!(
+        out.contains("read refused")
+            && out.contains("write refused")
+            && out.contains("list refused"),
+        "alice's kernel reached bob's directory: {out}"
+    );
+    assert!(!out.contains("bob-secret-value"), "{out}");
+    assert!(!std::path::Path::new(&bob_dir).join("planted.py").exists());
+    println!("attack: open another principal's directory: blocked (Landlock)");
+    // Both principals still work.
+    let r = server
+        .call_as(
+            BOB_KEY,
+            "execute_code",
+            json!({"code": "print(open('bob-secret.txt').read())"}),
+        )
+        .await;
+    assert_eq!(text(&r).trim(), "bob-secret-value", "{r}");
+}
