@@ -33,13 +33,17 @@ $(TEST_DEPS): $(KERNEL_DEPS) requirements-test.txt
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Every test: Rust unit and integration tests (real ipykernel), then the real MCP clients
-# (Python SDK, MCP Inspector CLI, the conformance suite), the Lambda front door under the
-# cargo-lambda emulator, the SAM template (cfn-lint and its own checks), then a check that no
-# kernel was left.
+# Every test: Rust unit and integration tests (real ipykernel), the attack suite with its
+# summary line (then again inside a Lambda-like bwrap sandbox when bwrap is installed), then the
+# real MCP clients (Python SDK, TypeScript SDK, MCP Inspector CLI, the conformance suite, stdio),
+# the Lambda front door under the cargo-lambda emulator, the SAM template (cfn-lint and its own
+# checks), then a check that no kernel was left.
 test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --locked
-	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast
+	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast -E 'not test(/^attacks::/)'
+	$(MAKE) --no-print-directory attacks
+	@if command -v bwrap >/dev/null; then $(MAKE) --no-print-directory attacks-lambda-like; \
+	  else echo "attacks (lambda-like): not run: bwrap is not installed (Debian: apt-get install bubblewrap)"; fi
 	$(VENV_PY) -m pytest -q tests/clients || { \
 	  echo "FLAKY? re-running only the failed client tests once (the cargo-lambda emulator has been seen to fail a call about once in 20 runs under load); a second failure fails the build"; \
 	  $(VENV_PY) -m pytest -q --last-failed --last-failed-no-failures none tests/clients; }
