@@ -790,9 +790,14 @@ async fn the_per_principal_concurrent_calls_are_limited() {
     let (server, _keys) = keyed_server(&["--max-calls-per-principal", "1"]);
     let server = std::sync::Arc::new(server);
     let r = server
-        .call_as(ALICE_KEY, "execute_code", json!({"code": "1"}))
+        .call_as(
+            ALICE_KEY,
+            "execute_code",
+            json!({"code": "import os; print(os.getcwd())"}),
+        )
         .await;
     assert_eq!(status(&r), "ok", "{r}");
+    let marker = std::path::Path::new(text(&r).trim()).join("running");
     let long = {
         let server = std::sync::Arc::clone(&server);
         tokio::spawn(async move {
@@ -800,21 +805,23 @@ async fn the_per_principal_concurrent_calls_are_limited() {
                 .call_as(
                     ALICE_KEY,
                     "execute_code",
-                    json!({"code": "import time; time.sleep(8)"}),
+                    json!({"code": "open('running', 'w').close(); import time; time.sleep(8)"}),
                 )
                 .await
         })
     };
-    // Poll until the long call holds alice's only place.
-    let mut refused = None;
-    for _ in 0..200 {
-        let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
-        if status(&r) == "limit_reached" {
-            refused = Some(r);
-            break;
-        }
+    // Wait until the long call runs (its cell made the marker), so it holds alice's only place;
+    // polling with calls before that could take the place first and get the long call refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long call never ran"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
+    let refused = (status(&r) == "limit_reached").then_some(r);
     let refused = refused.expect("a second concurrent call was never refused");
     assert!(
         text(&refused).contains("--max-calls-per-principal"),

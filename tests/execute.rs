@@ -107,9 +107,12 @@ async fn an_output_flood_is_capped_keeping_head_and_tail() {
         .unwrap();
     assert!(omitted > 129_000_000, "{omitted}");
     assert!(t.contains("bytes of output cut"));
-    // The server never held the flood: its peak memory stays far below the 100 MB printed.
+    // The server never held the flood: its peak stays well below the 130 MB printed. The one
+    // 30 MB write arrives whole (the message frame and its decoded text, about twice its size,
+    // for a moment), which with the debug build's own footprint and the allocator's slack under
+    // parallel tests sets the bound; the 100 MB of lines never accumulate.
     let peak = peak_rss_bytes(server.pid());
-    assert!(peak < 64 * 1024 * 1024, "server peak RSS {peak} bytes");
+    assert!(peak < 96 * 1024 * 1024, "server peak RSS {peak} bytes");
 }
 
 #[tokio::test]

@@ -380,14 +380,23 @@ pub fn alive(pid: u32) -> bool {
 
 /// Peak resident memory of a process so far (VmHWM).
 pub fn peak_rss_bytes(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:") * 1024
+}
+
+/// Resident memory of a process now (VmRSS).
+pub fn rss_bytes(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:") * 1024
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace()
         .nth(1)
         .unwrap()
         .parse::<u64>()
         .unwrap()
-        * 1024
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) and reaped when dropped, so a test
