@@ -246,8 +246,12 @@ def build():
     events["function-url-iam-alice.json"] = v2_event(
         FUNCTION_URL_HOST, FUNCTION_URL_ID, headers, body,
         "iam-0001-0000-4000-8000-000000000000", iam_arn=IAM_USER_ARN)
-    code = ("import os\n"
-            f"print(any(d.endswith({IAM_USER_DIR_SUFFIX!r}) for d in os.listdir('..')))")
+    # Whether alice's directory still exists, by its full name (hash prefix + readable part, as
+    # src/principal.rs derives it): a stat, which the kernel sandbox allows, where listing the
+    # parent directory is refused by Landlock.
+    code = ("import hashlib, os\n"
+            f"d = hashlib.sha256({IAM_USER_ARN!r}.encode()).hexdigest()[:16] + {IAM_USER_DIR_SUFFIX!r}\n"
+            "print(os.path.exists(os.path.join('..', d)))")
     headers, body = tool_call("execute_code", {"code": code})
     events["apigw-rest-v1-iam-bob.json"] = v1_event(
         headers, body, "iam-0002-0000-4000-8000-000000000000", iam_arn=IAM_ROLE_ARN)

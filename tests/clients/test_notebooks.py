@@ -35,6 +35,13 @@ async def call(client, tool, **args):
     return result, (result.structured_content or {})
 
 
+def error_status(result):
+    """A failed result's status: the first line of its text (`status: conflict`), since failures
+    carry no structuredContent (src/mcp/error.rs)."""
+    first = result.content[0].text.splitlines()[0] if result.content else ""
+    return first.removeprefix("status: ")
+
+
 def test_notebook_workflow(server, mode):
     """Create, insert, edit, run a cell, read it back; run the notebook with a failing cell in
     the middle, with stop_on_error both ways; move, delete, clear; a stale revision refused."""
@@ -69,7 +76,7 @@ def test_notebook_workflow(server, mode):
 
             # The revision read before execute_cell saved outputs is stale now.
             r, s = await call(client, "edit_cell", path=name, cell=1, source="y", revision=stale)
-            assert r.is_error and s.get("status") == "conflict", r
+            assert r.is_error and error_status(r) == "conflict", r
 
             for src in ["raise RuntimeError('middle')", "print('last', x)"]:
                 r, _ = await call(client, "insert_cell", path=name, cell_type="code", source=src)
