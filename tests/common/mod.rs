@@ -245,6 +245,10 @@ fn lambda_like_wrapper(workdir: &Path) -> Vec<String> {
         "/dev",
         "--proc",
         "/proc",
+        // A pid namespace whose init dies with bwrap takes every process in it along: the server
+        // changes uid through setpriv, which clears a parent-death signal, so --die-with-parent
+        // alone would leave it running when the test stops bwrap.
+        "--unshare-pid",
         "--die-with-parent",
     ]
     .iter()
