@@ -6,10 +6,9 @@
 //! writes are capped, writes are atomic (temp file and rename). Blocking std::fs: call from
 //! `spawn_blocking`.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -227,50 +226,30 @@ impl Files {
 }
 
 /// Reads a regular file without following a final symlink, refusing files over the cap.
-fn read_capped(target: &PathBuf, display: &str) -> Result<Vec<u8>, Error> {
-    let io = |action, source| Error::Io {
-        action,
-        path: display.to_owned(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(target)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                path: display.to_owned(),
-            },
-            _ => io("open", e),
-        })?;
-    let meta = file.metadata().map_err(|e| io("inspect", e))?;
-    if meta.is_dir() {
-        return Err(Error::IsDirectory {
+fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
+    use disk::CappedReadError;
+    disk::read_regular_capped(target, MAX_READ_BYTES).map_err(|e| match e {
+        CappedReadError::NotFound => Error::NotFound {
             path: display.to_owned(),
-        });
-    }
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
+        },
+        CappedReadError::IsDirectory => Error::IsDirectory {
             path: display.to_owned(),
-        });
-    }
-    let too_large = |size| Error::TooLarge {
-        path: display.to_owned(),
-        size,
-        max: MAX_READ_BYTES,
-        hint: "read it in a kernel with execute_code (head, pandas, ...)",
-    };
-    if meta.len() > MAX_READ_BYTES {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_READ_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io("read", e))?;
-    if bytes.len() as u64 > MAX_READ_BYTES {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
+        },
+        CappedReadError::NotAFile => Error::NotAFile {
+            path: display.to_owned(),
+        },
+        CappedReadError::TooLarge(size) => Error::TooLarge {
+            path: display.to_owned(),
+            size,
+            max: MAX_READ_BYTES,
+            hint: "read it in a kernel with execute_code (head, pandas, ...)",
+        },
+        CappedReadError::Io(action, source) => Error::Io {
+            action,
+            path: display.to_owned(),
+            source,
+        },
+    })
 }
 
 /// The image type of `bytes` from its signature (never from the name, which may lie).

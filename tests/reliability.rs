@@ -14,18 +14,6 @@ const BATCH_ERA: &str = "2025-03-26";
 const MAX_BATCH_MESSAGES: usize = 32;
 const MAX_BATCH_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Resident memory of a process now (VmRSS).
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
 async fn post_batch(server: &Server, batch: &[Value]) -> (u16, String) {
     // Not `mcp_post`: it sets a later protocol version, which refuses batches.
     let resp = reqwest::Client::new()

@@ -144,42 +144,66 @@ fn sync_parent(target: &Path) {
     }
 }
 
-/// Reads a regular file without following a final symlink, refusing files over the cap.
-pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
+/// Why a capped read failed, for the caller to say in its own error type.
+#[derive(Debug)]
+pub(crate) enum CappedReadError {
+    NotFound,
+    IsDirectory,
+    /// A device, socket, fifo, or a final symlink (refused by `O_NOFOLLOW`).
+    NotAFile,
+    /// The file's size (or what was read before the cap stopped it).
+    TooLarge(u64),
+    Io(&'static str, io::Error),
+}
+
+/// Reads a regular file without following a final symlink, refusing files over `max` bytes.
+/// Shared by notebooks and plain files, which word the failures differently.
+pub(crate) fn read_regular_capped(target: &Path, max: u64) -> Result<Vec<u8>, CappedReadError> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(target)
         .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                path: display.to_owned(),
-            },
-            _ => io_err("open", display, e),
+            io::ErrorKind::NotFound => CappedReadError::NotFound,
+            _ => CappedReadError::Io("open", e),
         })?;
-    let meta = file.metadata().map_err(|e| io_err("inspect", display, e))?;
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
-            path: display.to_owned(),
-        });
+    let meta = file
+        .metadata()
+        .map_err(|e| CappedReadError::Io("inspect", e))?;
+    if meta.is_dir() {
+        return Err(CappedReadError::IsDirectory);
     }
-    if meta.len() > MAX_READ_BYTES {
-        return Err(Error::ReadTooLarge {
-            path: display.to_owned(),
-            size: meta.len(),
-            max: MAX_READ_BYTES,
-        });
+    if !meta.is_file() {
+        return Err(CappedReadError::NotAFile);
+    }
+    if meta.len() > max {
+        return Err(CappedReadError::TooLarge(meta.len()));
     }
     let mut bytes = Vec::new();
     // `take` bounds the read even if the file grows after the size check.
-    file.take(MAX_READ_BYTES + 1)
+    file.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| io_err("read", display, e))?;
-    if bytes.len() as u64 > MAX_READ_BYTES {
-        return Err(Error::ReadTooLarge {
-            path: display.to_owned(),
-            size: bytes.len() as u64,
-            max: MAX_READ_BYTES,
-        });
+        .map_err(|e| CappedReadError::Io("read", e))?;
+    if bytes.len() as u64 > max {
+        return Err(CappedReadError::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// Reads a notebook file (see [`read_regular_capped`]), up to [`MAX_READ_BYTES`].
+pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
+    read_regular_capped(target, MAX_READ_BYTES).map_err(|e| match e {
+        CappedReadError::NotFound => Error::NotFound {
+            path: display.to_owned(),
+        },
+        CappedReadError::IsDirectory | CappedReadError::NotAFile => Error::NotAFile {
+            path: display.to_owned(),
+        },
+        CappedReadError::TooLarge(size) => Error::ReadTooLarge {
+            path: display.to_owned(),
+            size,
+            max: MAX_READ_BYTES,
+        },
+        CappedReadError::Io(action, e) => io_err(action, display, e),
+    })
 }

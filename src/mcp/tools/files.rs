@@ -110,13 +110,7 @@ impl JupyterMcp {
         op: impl FnOnce(Files) -> Result<T, crate::files::Error> + Send + 'static,
     ) -> Result<T, ToolError> {
         let files = self.app.files(self.app.principal(ctx)?.name())?;
-        tokio::task::spawn_blocking(move || op(files))
-            .await
-            .map_err(|e| ToolError {
-                status: "internal_error",
-                message: e.to_string(),
-            })?
-            .map_err(ToolError::from)
+        super::run_blocking(files, op).await
     }
 }
 

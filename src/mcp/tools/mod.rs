@@ -32,3 +32,21 @@ impl JupyterMcp {
         )?)
     }
 }
+
+/// Runs a blocking file-system operation (notebook or file store) off the async threads and
+/// maps its domain error to a tool error.
+async fn run_blocking<S: Send + 'static, T: Send + 'static, E: Send + 'static>(
+    store: S,
+    op: impl FnOnce(S) -> Result<T, E> + Send + 'static,
+) -> Result<T, ToolError>
+where
+    ToolError: From<E>,
+{
+    tokio::task::spawn_blocking(move || op(store))
+        .await
+        .map_err(|e| ToolError {
+            status: "internal_error",
+            message: e.to_string(),
+        })?
+        .map_err(ToolError::from)
+}

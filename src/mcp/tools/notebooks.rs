@@ -84,13 +84,7 @@ impl JupyterMcp {
         op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
     ) -> Result<T, ToolError> {
         let store = self.app.notebooks(self.app.principal(ctx)?.name())?;
-        tokio::task::spawn_blocking(move || op(store))
-            .await
-            .map_err(|e| ToolError {
-                status: "internal_error",
-                message: e.to_string(),
-            })?
-            .map_err(ToolError::from)
+        super::run_blocking(store, op).await
     }
 }
 
