@@ -12,6 +12,7 @@ pub mod invocation;
 mod resources;
 mod schema;
 mod tools;
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
