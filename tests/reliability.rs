@@ -392,3 +392,33 @@ async fn a_restart_whose_new_kernel_does_not_start_answers_busy() {
     let after = server.exec_on("r", "'v' in globals(), 6 * 7").await;
     assert_eq!(text(&after), "(False, 42)", "{after}");
 }
+
+/// Unbounded progress: a client that asks for progress notifications and never reads its
+/// stream holds neither the kernel nor the server's memory. The cell prints ~30 MB; the next
+/// call on the same kernel (another connection) runs once the cell is done, and the server has
+/// not kept what the client did not read. (Before, each tick's message waited in an unbounded
+/// queue; the collector's tick bounds that to ~8 KB/s, too little for RSS to show in a test:
+/// the unit tests in src/mcp/progress.rs pin the bound itself.)
+#[tokio::test]
+async fn a_client_that_never_reads_its_progress_holds_neither_kernel_nor_memory() {
+    let server = Server::start();
+    server.exec("1").await;
+    let before = rss_bytes(server.pid());
+    let code = "import time\nfor i in range(300):\n    print(str(i) * 50_000, flush=True)\n    time.sleep(0.005)";
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "execute_code", "arguments": {"code": code, "timeout": 120},
+        "_meta": {"progressToken": "p"}}});
+    let client = reqwest::Client::new();
+    let unread = mcp_post(&client, &server.url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unread.status().as_u16(), 200);
+    let after = server.exec("6 * 7").await;
+    assert_eq!(text(&after), "42", "{after}");
+    let grown = rss_bytes(server.pid()).saturating_sub(before);
+    assert!(grown < 64 * 1024 * 1024, "the server grew by {grown} bytes");
+    drop(unread);
+    assert_eq!(text(&server.exec("1 + 1").await), "2");
+}

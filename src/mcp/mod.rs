@@ -9,6 +9,7 @@ mod audit;
 pub(crate) mod cancel;
 mod error;
 pub mod invocation;
+mod progress;
 mod resources;
 mod schema;
 mod tools;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -121,25 +121,7 @@ impl JupyterMcp {
     }
 }
 
-/// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
-/// progress token. The collector throttles to its tick (a few per second).
-pub(super) fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
-    let token = ctx.meta.get_progress_token()?;
-    let peer = ctx.peer.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
-    tokio::spawn(async move {
-        while let Some((bytes, message)) = rx.recv().await {
-            let param =
-                ProgressNotificationParam::new(token.clone(), bytes as f64).with_message(message);
-            if peer.notify_progress(param).await.is_err() {
-                break;
-            }
-        }
-    });
-    Some(Box::new(move |bytes, message| {
-        let _ = tx.send((bytes, message));
-    }))
-}
+pub(super) use crate::mcp::progress::forwarder as progress_forwarder;
 
 /// What ipykernel raises when code asks for input and the client allows none (never here).
 const STDIN_ERROR: &str = "StdinNotImplementedError";
