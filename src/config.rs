@@ -22,6 +22,8 @@ pub const ENV_WORKING_DIR: &str = "JUPYTER_MCP_WORKING_DIR";
 pub const ENV_PYTHON: &str = "JUPYTER_MCP_PYTHON";
 /// Default execution timeout, in seconds.
 pub const ENV_EXEC_TIMEOUT: &str = "JUPYTER_MCP_EXEC_TIMEOUT";
+/// `--wait-timeout`.
+pub const ENV_WAIT_TIMEOUT: &str = "JUPYTER_MCP_WAIT_TIMEOUT";
 /// Maximum number of live kernels.
 pub const ENV_MAX_KERNELS: &str = "JUPYTER_MCP_MAX_KERNELS";
 /// Seconds of inactivity after which a kernel is shut down.
@@ -113,6 +115,9 @@ pub const DEFAULT_PORT: u16 = 8737;
 /// Default execution time limit: under the 60 s request timeout of the TypeScript SDK (and so of
 /// most MCP hosts), with room for the interrupt grace and the reply.
 pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 50;
+/// Default wait for a busy kernel by the calls that have no timeout of their own: long enough
+/// for a short cell to finish, well inside the 60 s most MCP clients wait for a call.
+pub const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 30;
 /// Kernel limit locally when none is configured.
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
@@ -176,6 +181,13 @@ pub struct Config {
     /// `timeout` result with the output so far rather than a client-side error.
     #[arg(long, env = ENV_EXEC_TIMEOUT, default_value_t = DEFAULT_EXEC_TIMEOUT_SECS)]
     pub exec_timeout: u64,
+
+    /// How long, in seconds, a call without a timeout of its own (get_variables,
+    /// inspect_variable, restart_kernel, install_package's turn) waits for a kernel that is busy
+    /// with an earlier call, before it answers `busy`. On Lambda, also cut to the invocation's
+    /// remaining time.
+    #[arg(long, env = ENV_WAIT_TIMEOUT, default_value_t = DEFAULT_WAIT_TIMEOUT_SECS)]
+    pub wait_timeout: u64,
 
     /// Maximum number of live kernels (the warm spare not counted). [default: 8; on Lambda the
     /// function's memory divided by --kernel-memory-mb]
@@ -391,6 +403,8 @@ pub struct Settings {
     pub working_dir: PathBuf,
     pub python: PathBuf,
     pub exec_timeout: Duration,
+    /// How long a call without its own timeout waits for a busy kernel (see `--wait-timeout`).
+    pub wait_timeout: Duration,
     pub max_kernels: usize,
     /// `None` disables idle reaping.
     pub idle_timeout: Option<Duration>,
@@ -511,6 +525,8 @@ pub struct LambdaSettings {
 pub enum Error {
     #[error("--exec-timeout must be between 1 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {0}")]
     ExecTimeout(u64),
+    #[error("--wait-timeout must be between 1 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {0}")]
+    WaitTimeout(u64),
     #[error("--max-kernels must be at least 1")]
     MaxKernels,
     #[error("--max-output-bytes must be at least 1024, got {0}")]
@@ -560,6 +576,9 @@ impl Config {
     pub fn resolve(self) -> Result<Settings, Error> {
         if self.exec_timeout == 0 || self.exec_timeout > MAX_EXEC_TIMEOUT_SECS {
             return Err(Error::ExecTimeout(self.exec_timeout));
+        }
+        if self.wait_timeout == 0 || self.wait_timeout > MAX_EXEC_TIMEOUT_SECS {
+            return Err(Error::WaitTimeout(self.wait_timeout));
         }
         let lambda = self.lambda_runtime_api.as_ref().map(|_| LambdaSettings {
             streaming: self.lambda_streaming,
@@ -671,6 +690,7 @@ impl Config {
             working_dir,
             python,
             exec_timeout: Duration::from_secs(self.exec_timeout),
+            wait_timeout: Duration::from_secs(self.wait_timeout),
             max_kernels,
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,

@@ -234,3 +234,191 @@ async fn a_call_queued_across_a_restart_is_cancelled_with_the_reason() {
         assert_eq!(text(&after), "False", "{tool}: {after}");
     }
 }
+
+/// Polls get_kernel_status until `kernel` is busy (its long cell is running).
+async fn wait_until_busy(server: &Server, kernel: &str) {
+    for _ in 0..200 {
+        let r = server
+            .call("get_kernel_status", json!({"kernel": kernel}))
+            .await;
+        if r["structuredContent"]["state"] == "busy" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("kernel {kernel} never became busy");
+}
+
+/// Starts a cell that sleeps on `kernel` until interrupted, and waits until it runs.
+async fn occupy(server: &std::sync::Arc<Server>, kernel: &str) -> tokio::task::JoinHandle<Value> {
+    server.exec_on(kernel, "v = 1").await;
+    let running = {
+        let server = std::sync::Arc::clone(server);
+        let kernel = kernel.to_string();
+        tokio::spawn(async move {
+            server
+                .call(
+                    "execute_code",
+                    json!({"kernel": kernel, "code": "import time; time.sleep(600)", "timeout": 600}),
+                )
+                .await
+        })
+    };
+    wait_until_busy(server, kernel).await;
+    running
+}
+
+/// Asserts a `busy` refusal that says what to do, then frees the kernel and checks it serves.
+async fn assert_busy_then_recover(
+    server: &Server,
+    running: tokio::task::JoinHandle<Value>,
+    kernel: &str,
+    r: &Value,
+) {
+    assert!(is_error(r), "{r}");
+    assert_eq!(status(r), "busy", "{r}");
+    assert!(text(r).contains("hint:"), "{r}");
+    let interrupted = server
+        .call("interrupt_kernel", json!({"kernel": kernel}))
+        .await;
+    assert!(!is_error(&interrupted), "{interrupted}");
+    let running = running.await.unwrap();
+    assert_eq!(status(&running), "error", "{running}");
+    assert_eq!(text(&server.exec_on(kernel, "v + 1").await), "2");
+}
+
+/// Waits without a deadline: get_variables behind a cell that runs for ten minutes answers
+/// `busy` after `--wait-timeout`, instead of waiting for the cell.
+#[tokio::test]
+async fn get_variables_behind_a_long_cell_answers_busy() {
+    let server = std::sync::Arc::new(Server::start_with(&["--wait-timeout", "1"], &[]));
+    let running = occupy(&server, "w").await;
+    let r = server.call("get_variables", json!({"kernel": "w"})).await;
+    assert_busy_then_recover(&server, running, "w", &r).await;
+}
+
+/// Waits without a deadline: the same for inspect_variable.
+#[tokio::test]
+async fn inspect_variable_behind_a_long_cell_answers_busy() {
+    let server = std::sync::Arc::new(Server::start_with(&["--wait-timeout", "1"], &[]));
+    let running = occupy(&server, "w").await;
+    let r = server
+        .call("inspect_variable", json!({"kernel": "w", "name": "v"}))
+        .await;
+    assert_busy_then_recover(&server, running, "w", &r).await;
+}
+
+/// Waits without a deadline: a second install_package waits for the principal's pip lock at
+/// most `--wait-timeout`. The first install's pip hangs on a loopback index that accepts
+/// connections and never answers, so it holds the lock for the whole test.
+#[tokio::test]
+async fn an_install_behind_a_hanging_install_answers_busy() {
+    let index = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/simple", index.local_addr().unwrap());
+    let server = std::sync::Arc::new(Server::start_with(
+        &["--wait-timeout", "1", "--package-index-url", &url],
+        &[],
+    ));
+    let first = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move {
+            server
+                .call("install_package", json!({"package": "termcolor"}))
+                .await
+        })
+    };
+    // pip connected: the first install holds the lock.
+    let (held, _) = tokio::time::timeout(Duration::from_secs(60), index.accept())
+        .await
+        .expect("pip never reached the index")
+        .unwrap();
+    let r = server
+        .call("install_package", json!({"package": "six"}))
+        .await;
+    assert!(is_error(&r), "{r}");
+    assert_eq!(status(&r), "busy", "{r}");
+    assert!(text(&r).contains("hint:"), "{r}");
+    drop(held);
+    drop(index);
+    first.abort();
+    assert_eq!(text(&server.exec("1 + 1").await), "2");
+}
+
+/// An `ipykernel` package on the kernel's layer path that delays start-up while a `slow` file
+/// sits beside it, then hands over to the real ipykernel.
+const SLOW_IPYKERNEL: &str = r#"import os, sys, time
+_here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+while os.path.exists(os.path.join(_here, "slow")):
+    time.sleep(0.2)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p) != _here]
+del sys.modules["ipykernel"]
+import ipykernel as _real
+sys.modules["ipykernel"] = _real
+"#;
+
+/// Waits without a deadline: restart_kernel kills the kernel at once, but then waited for the
+/// new kernel's start however long it took. With start-up stalled, it answers `busy` after
+/// `--wait-timeout`, and the kernel starts on the next call once start-up works again.
+#[tokio::test]
+async fn a_restart_whose_new_kernel_does_not_start_answers_busy() {
+    let layer = tempfile::tempdir().unwrap();
+    std::fs::create_dir(layer.path().join("ipykernel")).unwrap();
+    std::fs::write(layer.path().join("ipykernel/__init__.py"), SLOW_IPYKERNEL).unwrap();
+    let server = Server::start_with(
+        &[
+            "--wait-timeout",
+            "2",
+            "--kernel-pythonpath",
+            layer.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(text(&server.exec_on("r", "40 + 2").await), "42");
+    let slow = layer.path().join("slow");
+    std::fs::write(&slow, "").unwrap();
+    // The first restart may still find a warm spare; the one after it cannot.
+    let mut busy = None;
+    for _ in 0..2 {
+        let r = server.call("restart_kernel", json!({"kernel": "r"})).await;
+        if status(&r) == "busy" {
+            busy = Some(r);
+            break;
+        }
+        assert!(!is_error(&r), "{r}");
+    }
+    let r = busy.expect("restart_kernel never answered busy while start-up was stalled");
+    assert!(text(&r).contains("hint:"), "{r}");
+    std::fs::remove_file(&slow).unwrap();
+    let after = server.exec_on("r", "'v' in globals(), 6 * 7").await;
+    assert_eq!(text(&after), "(False, 42)", "{after}");
+}
+
+/// Unbounded progress: a client that asks for progress notifications and never reads its
+/// stream holds neither the kernel nor the server's memory. The cell prints ~30 MB; the next
+/// call on the same kernel (another connection) runs once the cell is done, and the server has
+/// not kept what the client did not read. (Before, each tick's message waited in an unbounded
+/// queue; the collector's tick bounds that to ~8 KB/s, too little for RSS to show in a test:
+/// the unit tests in src/mcp/progress.rs pin the bound itself.)
+#[tokio::test]
+async fn a_client_that_never_reads_its_progress_holds_neither_kernel_nor_memory() {
+    let server = Server::start();
+    server.exec("1").await;
+    let before = rss_bytes(server.pid());
+    let code = "import time\nfor i in range(300):\n    print(str(i) * 50_000, flush=True)\n    time.sleep(0.005)";
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "execute_code", "arguments": {"code": code, "timeout": 120},
+        "_meta": {"progressToken": "p"}}});
+    let client = reqwest::Client::new();
+    let unread = mcp_post(&client, &server.url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unread.status().as_u16(), 200);
+    let after = server.exec("6 * 7").await;
+    assert_eq!(text(&after), "42", "{after}");
+    let grown = rss_bytes(server.pid()).saturating_sub(before);
+    assert!(grown < 64 * 1024 * 1024, "the server grew by {grown} bytes");
+    drop(unread);
+    assert_eq!(text(&server.exec("1 + 1").await), "2");
+}

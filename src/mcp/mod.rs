@@ -9,9 +9,11 @@ mod audit;
 pub(crate) mod cancel;
 mod error;
 pub mod invocation;
+mod progress;
 mod resources;
 mod schema;
 mod tools;
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

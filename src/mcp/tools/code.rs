@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -15,7 +15,8 @@ use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
 use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::kernel::{ExecOutcome, ExecStatus};
 use crate::mcp::error::{ToolError, respond, structured};
-use crate::mcp::{JupyterMcp, invocation, principal_dirs};
+use crate::mcp::wait::{Waited, bounded, within_invocation};
+use crate::mcp::{JupyterMcp, principal_dirs};
 use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
@@ -116,36 +117,11 @@ impl JupyterMcp {
                 )));
             }
         };
-        match invocation::time_left_for_code(ctx) {
-            Some(left) if left.is_zero() => Err(ToolError {
-                status: "timeout",
-                message: "this invocation has no time left to run code; raise the function's timeout or retry".into(),
-            }),
-            Some(left) => Ok(timeout.min(left)),
-            None => Ok(timeout),
-        }
+        within_invocation(timeout, ctx)
     }
 }
 
-/// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
-/// progress token. The collector throttles to its tick (a few per second).
-pub(super) fn progress_forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
-    let token = ctx.meta.get_progress_token()?;
-    let peer = ctx.peer.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
-    tokio::spawn(async move {
-        while let Some((bytes, message)) = rx.recv().await {
-            let param =
-                ProgressNotificationParam::new(token.clone(), bytes as f64).with_message(message);
-            if peer.notify_progress(param).await.is_err() {
-                break;
-            }
-        }
-    });
-    Some(Box::new(move |bytes, message| {
-        let _ = tx.send((bytes, message));
-    }))
-}
+pub(super) use crate::mcp::progress::forwarder as progress_forwarder;
 
 /// What ipykernel raises when code asks for input and the client allows none (never here).
 const STDIN_ERROR: &str = "StdinNotImplementedError";
@@ -543,10 +519,16 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
-            let variables = match self.app.pool.lease_running(&key).await? {
-                Some(lease) => introspect::variables(&lease.kernel).await?,
-                None => Variables::default(),
+            let waited = Waited::Kernel {
+                tool: "get_variables",
+                kernel: &key.name,
             };
+            let lease = self.app.pool.lease_running(&key);
+            let variables =
+                match bounded(&ctx, self.app.settings.wait_timeout, waited, lease).await?? {
+                    Some(lease) => introspect::variables(&lease.kernel).await?,
+                    None => Variables::default(),
+                };
             structured(vec![], &variables)
         };
         respond(result.await)
@@ -567,7 +549,14 @@ impl JupyterMcp {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
             introspect::validate_name(&name)?;
-            let Some(lease) = self.app.pool.lease_running(&key).await? else {
+            let waited = Waited::Kernel {
+                tool: "inspect_variable",
+                kernel: &key.name,
+            };
+            let lease = self.app.pool.lease_running(&key);
+            let Some(lease) =
+                bounded(&ctx, self.app.settings.wait_timeout, waited, lease).await??
+            else {
                 return Err(ToolError {
                     status: "not_found",
                     message: format!(
@@ -597,22 +586,20 @@ impl JupyterMcp {
             let requirement = parse_requirement(&package)?;
             crate::packages::check_lists(&requirement, &self.app.settings.packages)?;
             let dirs = principal_dirs(&self.app.settings, &key.principal);
-            let timeout = invocation::time_left_for_code(&ctx)
-                .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
+            // One pip at a time per principal: two `--target --upgrade` runs into one directory
+            // can leave it half-written. The wait for the other install has a deadline.
+            let lock = self.app.install_lock(&key.principal);
+            let wait = self.app.settings.wait_timeout;
+            let _one_at_a_time = bounded(&ctx, wait, Waited::Install, lock.lock()).await?;
             let installer = Installer::new(
                 self.app.settings.sandbox.clone(),
                 dirs.packages,
-                timeout,
+                within_invocation(PIP_TIMEOUT, &ctx)?,
                 self.app.settings.packages.clone(),
             );
-            // One pip at a time per principal: two `--target --upgrade` runs into one directory
-            // can leave it half-written. A cancelled call drops pip (kill_on_drop).
+            // A cancelled call drops pip (kill_on_drop).
             let installed = tokio::select! {
-                installed = async {
-                    let lock = self.app.install_lock(&key.principal);
-                    let _one_at_a_time = lock.lock().await;
-                    installer.install(&requirement).await
-                } => installed,
+                installed = installer.install(&requirement) => installed,
                 _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
             };
             // One record per install that reached pip (the tool-call span names the principal).

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mcp::JupyterMcp;
 use crate::mcp::error::{respond, structured};
+use crate::mcp::wait::{Waited, bounded};
 use crate::pool::{KernelState, Status};
 
 /// Arguments of the tools that act on one kernel.
@@ -212,7 +213,14 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
-            drop(self.app.pool.restart(&key).await?);
+            // The kill is at once; the wait for the new kernel's start has a deadline (a start
+            // abandoned here frees its slot, and the next call starts the kernel).
+            let waited = Waited::Kernel {
+                tool: "restart_kernel",
+                kernel: &key.name,
+            };
+            let restarted = self.app.pool.restart(&key);
+            drop(bounded(&ctx, self.app.settings.wait_timeout, waited, restarted).await??);
             structured(
                 vec![],
                 &self.kernel_status(self.app.pool.status(&key), &key.principal),

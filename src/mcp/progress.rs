@@ -1,0 +1,156 @@
+//! Progress notifications for a running cell, bounded whatever the client does.
+//!
+//! The kernel side (the output collector, on every tick) must never wait for the client: a
+//! client that stops reading its SSE stream makes rmcp's bounded channel full, and sending a
+//! notification then waits. So updates go into a one-place mailbox: a newer update merges into
+//! the one not yet sent (the latest byte count; the newest text, kept to one notification's
+//! worth), and a task sends what is there whenever the client takes it. Memory per call stays
+//! at one notification however long the cell runs, and the kernel's reader never blocks.
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::RoleServer;
+use rmcp::model::ProgressNotificationParam;
+use rmcp::service::RequestContext;
+use tokio::sync::Notify;
+
+use crate::output::ProgressFn;
+
+/// Longest message one notification carries (the collector sends at most this much per tick).
+const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// One update not yet sent.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Update {
+    bytes: u64,
+    message: String,
+}
+
+/// The update waiting to be sent, merged with any that came after it.
+#[derive(Default)]
+struct Mailbox {
+    /// Std mutex: held to merge or take, never across an await.
+    pending: Mutex<Option<Update>>,
+    /// Set when the sending side is gone: the task sends what is left and ends.
+    closed: std::sync::atomic::AtomicBool,
+    wake: Notify,
+}
+
+impl Mailbox {
+    /// Merges an update into the pending one; never waits.
+    fn put(&self, bytes: u64, message: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let update = pending.get_or_insert_with(Update::default);
+            update.bytes = bytes;
+            update.message.push_str(message);
+            let len = update.message.len();
+            if len > MAX_MESSAGE_BYTES {
+                let mut start = len - MAX_MESSAGE_BYTES;
+                while !update.message.is_char_boundary(start) {
+                    start += 1;
+                }
+                update.message.drain(..start);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Option<Update> {
+        self.pending.lock().ok().and_then(|mut p| p.take())
+    }
+
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Closes the mailbox when the progress function is dropped (the run is over).
+struct Closer(Arc<Mailbox>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
+/// progress token. The collector throttles to its tick (a few per second); a client slower than
+/// that gets fewer, merged notifications.
+pub(crate) fn forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
+    let token = ctx.meta.get_progress_token()?;
+    let peer = ctx.peer.clone();
+    let mailbox = Arc::new(Mailbox::default());
+    {
+        let mailbox = Arc::clone(&mailbox);
+        tokio::spawn(async move {
+            loop {
+                let Some(update) = mailbox.take() else {
+                    if mailbox.is_closed() {
+                        break;
+                    }
+                    mailbox.wake.notified().await;
+                    continue;
+                };
+                let param = ProgressNotificationParam::new(token.clone(), update.bytes as f64)
+                    .with_message(update.message);
+                if peer.notify_progress(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let closer = Closer(mailbox);
+    Some(Box::new(move |bytes, message| {
+        closer.0.put(bytes, &message)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_nobody_takes_merge_into_one_of_bounded_size() {
+        let mailbox = Mailbox::default();
+        let chunk = "x".repeat(MAX_MESSAGE_BYTES);
+        for i in 0..10_000u64 {
+            mailbox.put(i * chunk.len() as u64, &chunk);
+        }
+        mailbox.put(1, "the end");
+        let update = mailbox.take().unwrap();
+        assert_eq!(update.bytes, 1);
+        assert_eq!(update.message.len(), MAX_MESSAGE_BYTES);
+        assert!(update.message.ends_with("the end"));
+        assert_eq!(mailbox.take(), None);
+    }
+
+    #[test]
+    fn a_merged_message_is_cut_on_a_character_boundary() {
+        let mailbox = Mailbox::default();
+        mailbox.put(1, &"é".repeat(MAX_MESSAGE_BYTES));
+        let update = mailbox.take().unwrap();
+        assert!(update.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(update.message.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn updates_taken_in_time_pass_unchanged() {
+        let mailbox = Mailbox::default();
+        mailbox.put(5, "a");
+        assert_eq!(
+            mailbox.take(),
+            Some(Update {
+                bytes: 5,
+                message: "a".into()
+            })
+        );
+        mailbox.put(9, "b");
+        assert_eq!(mailbox.take().unwrap().message, "b");
+    }
+}
