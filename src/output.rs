@@ -150,6 +150,27 @@ impl OutputItem {
         }
     }
 
+    /// A `resource_link` to the saved full-size original of a downscaled image, sent right
+    /// after the image so nothing is lost.
+    pub fn original_link(&self) -> Option<ContentBlock> {
+        let OutputItem::Image {
+            original: Some(o), ..
+        } = self
+        else {
+            return None;
+        };
+        let (uri, path) = (o.uri.as_ref()?, o.path.as_ref()?);
+        Some(ContentBlock::resource_link(
+            rmcp::model::Resource::new(uri.clone(), path.clone())
+                .with_mime_type(o.mime_type.clone())
+                .with_size(o.bytes as u64)
+                .with_description(format!(
+                    "full-size original ({}x{} px), downscaled to fit the model",
+                    o.width, o.height
+                )),
+        ))
+    }
+
     /// The MCP content block for this item.
     pub fn to_content(&self) -> ContentBlock {
         match self {
@@ -387,9 +408,10 @@ impl Collector {
 
     /// Fits every image to `max_px` on its longest side and to half the image budget.
     pub fn with_image_fit(mut self, max_px: u32) -> Self {
-        // Half the (base64) image budget, in encoded bytes.
-        let max_bytes = self.image_limit / 2 * 3 / 4;
-        self.fit = Some(fit::FitLimits { max_px, max_bytes });
+        self.fit = Some(image_fit_limits(
+            self.image_limit / IMAGE_BUDGET_FACTOR,
+            max_px,
+        ));
         self
     }
 
@@ -621,9 +643,20 @@ fn apply_carriage_returns(text: &str) -> String {
     out
 }
 
+/// What every image a tool returns is fitted to: `max_px` on its longest side, and half of the
+/// image budget that `max_output_bytes` gives (in encoded bytes: base64 adds a third), so two
+/// full-size plots still fit one reply.
+pub(crate) fn image_fit_limits(max_output_bytes: usize, max_px: u32) -> fit::FitLimits {
+    let image_budget = max_output_bytes.saturating_mul(IMAGE_BUDGET_FACTOR);
+    fit::FitLimits {
+        max_px,
+        max_bytes: image_budget / 2 * 3 / 4,
+    }
+}
+
 /// Fits an image item to `limits` (other items pass through). An image that does not decode
 /// is sent as it came.
-fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem {
+pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem {
     let OutputItem::Image {
         mime_type,
         data,

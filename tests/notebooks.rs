@@ -233,3 +233,83 @@ async fn a_huge_notebook_is_read_in_pages_under_the_cap() {
         .await;
     assert_eq!(r["structuredContent"]["cells"][0]["index"], next);
 }
+
+/// A 4000x2000 PNG line plot: white with a thin blue line.
+fn big_png() -> Vec<u8> {
+    let mut img = image::RgbImage::from_pixel(4000, 2000, image::Rgb([255, 255, 255]));
+    for x in 0..4000 {
+        img.put_pixel(x, 1000 + (x % 7), image::Rgb([0, 0, 255]));
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Issue 10: read_notebook sent saved images as they were stored, at full size, while
+/// execute_code fitted its own.
+#[tokio::test]
+async fn read_notebook_fits_saved_images_and_links_the_original() {
+    use base64::Engine;
+    let server = Server::start();
+    let raw = big_png();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let nb = json!({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [{
+            "cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 1,
+            "source": "plot()",
+            "outputs": [{"output_type": "display_data", "metadata": {},
+                         "data": {"image/png": b64, "text/plain": "<Figure>"}}]
+        }]
+    });
+    std::fs::write(server.workdir.path().join("big.ipynb"), nb.to_string()).unwrap();
+    let r = server
+        .call("read_notebook", json!({"path": "big.ipynb"}))
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let img = &r["structuredContent"]["cells"][0]["outputs"][0];
+    assert_eq!(img["type"], "image", "{img}");
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(1568), Some(784)),
+        "{img}"
+    );
+    let sent = image_block(&r).unwrap()["data"].as_str().unwrap().len();
+    assert_eq!(img["bytes"].as_u64(), Some(sent as u64));
+    let original = &img["original"];
+    assert_eq!(
+        (original["width"].as_u64(), original["height"].as_u64()),
+        (Some(4000), Some(2000))
+    );
+    assert_eq!(original["bytes"].as_u64(), Some(raw.len() as u64));
+    let path = original["path"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(server.workdir.path().join(path)).unwrap(),
+        raw
+    );
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap_or_else(|| panic!("no link to the original: {r}"));
+    assert_eq!(link["uri"], original["uri"]);
+
+    // A second read links the same file rather than saving another copy; a per-call limit
+    // asks for less.
+    let r = server
+        .call(
+            "read_notebook",
+            json!({"path": "big.ipynb", "max_image_px": 400}),
+        )
+        .await;
+    let img = &r["structuredContent"]["cells"][0]["outputs"][0];
+    assert_eq!(img["width"], 400, "{img}");
+    assert_eq!(img["original"]["path"], path);
+    let saved = std::fs::read_dir(server.workdir.path().join("images"))
+        .unwrap()
+        .count();
+    assert_eq!(saved, 1);
+}

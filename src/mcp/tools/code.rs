@@ -100,6 +100,12 @@ impl JupyterMcp {
         Some(crate::quota::Quota::new(home, limit))
     }
 
+    /// The longest image side a call asked for, within 16 px and the server's --max-image-px.
+    pub(super) fn max_image_px(&self, requested: Option<u32>) -> u32 {
+        let max_px = self.app.settings.max_image_px;
+        requested.map_or(max_px, |px| px.clamp(16, max_px))
+    }
+
     /// The requested (or default) timeout, cut to what the Lambda invocation has left.
     fn exec_timeout(
         &self,
@@ -178,21 +184,7 @@ pub(super) fn execution_result(
     let mut content: Vec<ContentBlock> = Vec::new();
     for item in &e.outputs {
         content.push(item.to_content());
-        if let OutputItem::Image {
-            original: Some(o), ..
-        } = item
-            && let (Some(uri), Some(path)) = (&o.uri, &o.path)
-        {
-            content.push(ContentBlock::resource_link(
-                rmcp::model::Resource::new(uri.clone(), path.clone())
-                    .with_mime_type(o.mime_type.clone())
-                    .with_size(o.bytes as u64)
-                    .with_description(format!(
-                        "full-size original ({}x{} px), downscaled to fit the model",
-                        o.width, o.height
-                    )),
-            ));
-        }
+        content.extend(item.original_link());
     }
     if let Some(n) = &e.note {
         content.push(ContentBlock::text(format!("[{n}]")));
@@ -275,6 +267,17 @@ fn status_note(outcome: &ExecOutcome, timeout: Duration, replaced_dead: bool) ->
 /// bounds the file as a whole).
 const NOTEBOOK_OUTPUT_CAP_BYTES: usize = crate::notebook::MAX_WRITE_BYTES / 2;
 
+/// How the saved originals of downscaled images are named.
+#[derive(Clone, Copy)]
+pub(super) enum OriginalNames<'a> {
+    /// After the run that made them (`images/{kernel}-{count}-{n}-{random}.png`): each run's
+    /// plots are its own files.
+    Run { kernel: &'a str, count: Option<u64> },
+    /// After their content (`images/original-{sha256}.png`): reading one notebook twice links
+    /// the file the first read saved instead of piling up copies.
+    Content,
+}
+
 /// What to run and how: the arguments run_code shares between execute_code and the cell tools.
 pub(super) struct RunSpec<'a> {
     pub(super) kernel: Option<&'a str>,
@@ -321,8 +324,7 @@ impl JupyterMcp {
             _ = ctx.ct.cancelled() => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED))),
             _ = tokio::time::sleep_until(deadline) => return Ok((key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY))),
         };
-        let max_px = self.app.settings.max_image_px;
-        let max_px = max_image_px.map_or(max_px, |px| px.clamp(16, max_px));
+        let max_px = self.max_image_px(max_image_px);
         let collector =
             Collector::new(self.app.settings.max_output_bytes, progress).with_image_fit(max_px);
         let cap = if record { NOTEBOOK_OUTPUT_CAP_BYTES } else { 0 };
@@ -340,7 +342,11 @@ impl JupyterMcp {
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
         drop(lease);
         let (mut outputs, truncated) = collector.finish();
-        self.save_originals(ctx, &key.name, outcome.execution_count, &mut outputs)
+        let names = OriginalNames::Run {
+            kernel: &key.name,
+            count: outcome.execution_count,
+        };
+        self.save_originals(ctx, names, outputs.iter_mut().collect())
             .await;
         let mut note = status_note(&outcome, timeout, lease_replaced_dead);
         if let Some(q) = &quota
@@ -377,14 +383,13 @@ impl JupyterMcp {
     /// Saves the full-size originals of downscaled images under `images/` in the caller's
     /// directory and records where, so the result can link them. A failed save is logged and
     /// the image is still sent (downscaled, unlinked).
-    async fn save_originals(
+    pub(super) async fn save_originals(
         &self,
         ctx: &RequestContext<RoleServer>,
-        kernel: &str,
-        count: Option<u64>,
-        outputs: &mut [OutputItem],
+        names: OriginalNames<'_>,
+        outputs: Vec<&mut OutputItem>,
     ) {
-        for (n, item) in outputs.iter_mut().enumerate() {
+        for (n, item) in outputs.into_iter().enumerate() {
             let OutputItem::Image {
                 original: Some(original),
                 original_data,
@@ -401,14 +406,26 @@ impl JupyterMcp {
             } else {
                 "png"
             };
-            let tag = uuid::Uuid::new_v4().simple().to_string();
-            let path = format!(
-                "images/{kernel}-{}-{n}-{}.{ext}",
-                count.unwrap_or(0),
-                &tag[..8]
-            );
+            let (path, reuse) = match names {
+                OriginalNames::Run { kernel, count } => {
+                    let tag = uuid::Uuid::new_v4().simple().to_string();
+                    let count = count.unwrap_or(0);
+                    (
+                        format!("images/{kernel}-{count}-{n}-{}.{ext}", &tag[..8]),
+                        false,
+                    )
+                }
+                OriginalNames::Content => {
+                    let hash = crate::notebook::disk::revision(&raw);
+                    (format!("images/original-{hash}.{ext}"), true)
+                }
+            };
             let saved = self
-                .with_files(ctx, move |f| f.write(&path, &raw, false))
+                .with_files(ctx, move |f| match f.write(&path, &raw, false) {
+                    // Named by content: the file there is this image, saved by an earlier read.
+                    Err(crate::files::Error::AlreadyExists { path }) if reuse => Ok(path),
+                    other => other,
+                })
                 .await;
             match saved {
                 Ok(path) => {

@@ -14,8 +14,8 @@ use crate::files::{FileEntry, FileRead, Files, mime_from_name, uri_for};
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{ToolError, respond, structured};
-use crate::output::IMAGE_BUDGET_FACTOR;
-use crate::output::fit::{FitLimits, Fitted, fit};
+use crate::output::fit::{Fitted, fit};
+use crate::output::{IMAGE_BUDGET_FACTOR, image_fit_limits};
 
 /// Lines read_file returns when no limit is given.
 const DEFAULT_LINE_LIMIT: usize = 2000;
@@ -150,10 +150,7 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let path = a.path.clone();
         let cap = self.app.settings.max_output_bytes;
-        let limits = FitLimits {
-            max_px: self.app.settings.max_image_px,
-            max_bytes: cap.saturating_mul(IMAGE_BUDGET_FACTOR) / 2 * 3 / 4,
-        };
+        let limits = image_fit_limits(cap, self.app.settings.max_image_px);
         // An image is fitted like a plot; the file itself is the original, linked.
         let read = self
             .with_files(&ctx, move |f| {

@@ -9,10 +9,14 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::code::OriginalNames;
 use crate::mcp::JupyterMcp;
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::notebook::{CellSpec, NotebookEntry, NotebookStore, NotebookSummary};
-use crate::output::{OutputItem, convert_nbformat};
+use crate::output::fit::FitLimits;
+use crate::output::{
+    IMAGE_BUDGET_FACTOR, OutputItem, convert_nbformat, fit_image, image_fit_limits,
+};
 
 /// Cells read_notebook returns when no limit is given.
 const DEFAULT_CELL_LIMIT: usize = 50;
@@ -42,6 +46,9 @@ pub struct ReadNotebookArgs {
     pub start: usize,
     /// Number of cells to return (default 50).
     pub limit: Option<usize>,
+    /// Longest side, in pixels, of images sent back (default and maximum: the server's
+    /// --max-image-px). Larger images are downscaled; the original is saved and linked.
+    pub max_image_px: Option<u32>,
 }
 
 /// One cell as read_notebook returns it.
@@ -129,10 +136,16 @@ impl JupyterMcp {
             .with_store(&ctx, move |s| s.read(&path, include, args.start, limit))
             .await;
         let budget = self.app.settings.max_output_bytes;
-        respond(view.and_then(|view| {
-            let (out, content) = notebook_content(view, budget);
+        let fit = image_fit_limits(budget, self.max_image_px(args.max_image_px));
+        let result = async {
+            let mut out = notebook_view(view?, budget, fit);
+            let images = out.cells.iter_mut().flat_map(|c| &mut c.outputs).collect();
+            self.save_originals(&ctx, OriginalNames::Content, images)
+                .await;
+            let content = notebook_content(&out);
             structured(content, &out)
-        }))
+        };
+        respond(result.await)
     }
 
     /// List the notebooks in the working directory (recursively), with size and modification time.
@@ -149,16 +162,19 @@ impl JupyterMcp {
     }
 }
 
-/// Builds the structured view and the content blocks (cell text, then its outputs, images as
-/// image content), dropping outputs once `budget` bytes were used.
-fn notebook_content(
+/// The structured view: cells with their saved outputs as a tool returns them (images fitted
+/// like execute_code's, originals kept to be saved), dropping text once `budget` bytes were used
+/// and images once the image budget was.
+fn notebook_view(
     view: crate::notebook::NotebookView,
     budget: usize,
-) -> (ReadNotebookOutput, Vec<ContentBlock>) {
+    fit: FitLimits,
+) -> ReadNotebookOutput {
     let mut used = 0usize;
+    let image_budget = budget.saturating_mul(IMAGE_BUDGET_FACTOR);
+    let mut image_used = 0usize;
     let mut outputs_truncated = false;
     let mut next_start = None;
-    let mut content = Vec::new();
     let mut cells = Vec::new();
     for cell in view.cells {
         // Sources count against the cap too; stop at a cell that does not fit (but always
@@ -168,22 +184,27 @@ fn notebook_content(
             break;
         }
         used += cell.source.len();
-        content.push(ContentBlock::text(format!(
-            "[cell {} · {} · id {}]\n{}",
-            cell.index,
-            cell.cell_type,
-            cell.id.as_deref().unwrap_or("-"),
-            cell.source
-        )));
         let mut outputs = Vec::new();
         for item in cell.outputs.iter().filter_map(convert_nbformat) {
+            let item = match item {
+                // Fitting costs CPU: not for an image that could not be sent anyway.
+                OutputItem::Image { .. } if image_used >= image_budget => {
+                    outputs_truncated = true;
+                    continue;
+                }
+                image @ OutputItem::Image { .. } => fit_image(image, fit),
+                other => other,
+            };
+            let (counter, limit) = match item {
+                OutputItem::Image { .. } => (&mut image_used, image_budget),
+                _ => (&mut used, budget),
+            };
             let size = item.size();
-            if used + size > budget {
+            if *counter + size > limit {
                 outputs_truncated = true;
                 continue;
             }
-            used += size;
-            content.push(item.to_content());
+            *counter += size;
             outputs.push(item);
         }
         cells.push(CellOut {
@@ -195,23 +216,42 @@ fn notebook_content(
             outputs,
         });
     }
-    if outputs_truncated {
-        content.push(ContentBlock::text(
-            "[some saved outputs were left out to respect the output cap]",
-        ));
-    }
-    if let Some(i) = next_start {
-        content.push(ContentBlock::text(format!(
-            "[cells from index {i} on were left out to respect the output cap; call read_notebook again with start={i}]"
-        )));
-    }
-    let out = ReadNotebookOutput {
+    ReadNotebookOutput {
         path: view.path,
         revision: view.revision,
         total_cells: view.total_cells,
         cells,
         outputs_truncated,
         next_start,
-    };
-    (out, content)
+    }
+}
+
+/// The content blocks: each cell's text, then its outputs (images as image content, with a link
+/// to the full-size original when one was downscaled), then what was left out.
+fn notebook_content(out: &ReadNotebookOutput) -> Vec<ContentBlock> {
+    let mut content = Vec::new();
+    for cell in &out.cells {
+        content.push(ContentBlock::text(format!(
+            "[cell {} · {} · id {}]\n{}",
+            cell.index,
+            cell.cell_type,
+            cell.id.as_deref().unwrap_or("-"),
+            cell.source
+        )));
+        for item in &cell.outputs {
+            content.push(item.to_content());
+            content.extend(item.original_link());
+        }
+    }
+    if out.outputs_truncated {
+        content.push(ContentBlock::text(
+            "[some saved outputs were left out to respect the output cap]",
+        ));
+    }
+    if let Some(i) = out.next_start {
+        content.push(ContentBlock::text(format!(
+            "[cells from index {i} on were left out to respect the output cap; call read_notebook again with start={i}]"
+        )));
+    }
+    content
 }
