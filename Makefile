@@ -16,7 +16,7 @@ LAMBDA_TOOLS  := PATH="$(abspath $(VENV))/bin:$$PATH"
 LAMBDA_BIN    := target/lambda/jupyter-mcp-server/bootstrap
 LAMBDA_ZIP    := build/jupyter-mcp-server-$(ARCH).zip
 
-.PHONY: run test attacks attacks-lambda-like test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
+.PHONY: run test attacks attacks-lambda-like lambda-like test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
 
 run: $(if $(JUPYTER_MCP_PYTHON),,$(KERNEL_DEPS))
 	cargo run --release -- --port $(PORT) --host $(HOST) --working-dir ./notebooks --python $(KERNEL_PY)
@@ -34,7 +34,8 @@ $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 # Every test: Rust unit and integration tests (real ipykernel), the attack suite with its
-# summary line (then again inside a Lambda-like bwrap sandbox when bwrap is installed), then the
+# summary line (then again inside a Lambda-like bwrap sandbox when bwrap is installed, with a few
+# Lambda front-door tests in that sandbox too), then the
 # real MCP clients (Python SDK, TypeScript SDK, MCP Inspector CLI, the conformance suite, stdio),
 # the Lambda front door under the cargo-lambda emulator, the SAM template (cfn-lint and its own
 # checks), then a check that no kernel was left.
@@ -42,11 +43,11 @@ test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --locked
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast -E 'not test(/^attacks::/)'
 	$(MAKE) --no-print-directory attacks
-	@if command -v bwrap >/dev/null; then $(MAKE) --no-print-directory attacks-lambda-like; \
-	  else echo "attacks (lambda-like): not run: bwrap is not installed (Debian: apt-get install bubblewrap)"; fi
-	$(VENV_PY) -m pytest -q tests/clients || { \
+	@if command -v bwrap >/dev/null; then $(MAKE) --no-print-directory attacks-lambda-like lambda-like; \
+	  else echo "attacks and Lambda tests (lambda-like): not run: bwrap is not installed (Debian: apt-get install bubblewrap)"; fi
+	$(VENV_PY) -m pytest -q --ignore=tests/clients/test_lambda_like.py tests/clients || { \
 	  echo "FLAKY? re-running only the failed client tests once (the cargo-lambda emulator has been seen to fail a call about once in 20 runs under load); a second failure fails the build"; \
-	  $(VENV_PY) -m pytest -q --last-failed --last-failed-no-failures none tests/clients; }
+	  $(VENV_PY) -m pytest -q --ignore=tests/clients/test_lambda_like.py --last-failed --last-failed-no-failures none tests/clients; }
 	scripts/check-leftovers
 
 # The attack suite alone, with its summary line (attacks tried / blocked / not applicable).
@@ -56,7 +57,7 @@ attacks: $(TEST_DEPS)
 	  grep -h '^ATTACK ' target/attacks.log | awk '/: blocked/ {b++} /: not applicable/ {n++} END {printf "attacks: %d tried, %d blocked, %d not applicable\n", b + n, b, n}'; \
 	  exit $$rc
 
-# The attack suite again, each server in a Lambda-like sandbox (read-only root, writable /tmp,
+# The attack suite again, each server in the Lambda-like sandbox of tests/lambda-like (read-only root, writable /tmp,
 # uid 65534, no cgroup): defences that cannot apply there must be reported, not claimed.
 # Needs root and bwrap (Debian: apt-get install bubblewrap).
 attacks-lambda-like: $(TEST_DEPS)
@@ -64,6 +65,12 @@ attacks-lambda-like: $(TEST_DEPS)
 	  cat target/attacks-lambda-like.log; \
 	  grep -h '^ATTACK ' target/attacks-lambda-like.log | awk '/: blocked/ {b++} /: not applicable/ {n++} END {printf "attacks (lambda-like): %d tried, %d blocked, %d not applicable\n", b + n, b, n}'; \
 	  exit $$rc
+
+# The Lambda front door (`cargo lambda watch`) with the function inside the same sandbox
+# (tests/lambda-like as cargo's runner), the kernel Python laid out as a layer at /opt/python:
+# start-up, initialize, text and a plot, a notebook, installs, no credentials in kernels.
+lambda-like: $(TEST_DEPS) $(LAMBDA_DEPS)
+	$(VENV_PY) -m pytest -q tests/clients/test_lambda_like.py
 
 test-rust: $(TEST_DEPS)
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked

@@ -104,6 +104,14 @@ def cargo_lambda():
     return path
 
 
+def cargo_runner_variable():
+    """CARGO_TARGET_<HOST TRIPLE>_RUNNER: `cargo run` (and so `cargo lambda watch`) starts the
+    binary as `RUNNER BINARY ARGS`."""
+    rustc = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    triple = re.search(r"^host: (\S+)$", rustc, re.M).group(1)
+    return "CARGO_TARGET_" + re.sub(r"[-.]", "_", triple).upper() + "_RUNNER"
+
+
 def port_is_free(port):
     with socket.socket() as s:
         try:
@@ -160,7 +168,10 @@ def describe_pid(pid):
 class Emulator:
     """One `cargo lambda watch` and the function it runs."""
 
-    def __init__(self, mode, port):
+    def __init__(self, mode, port, function_env=None):
+        """FUNCTION_ENV: extra or overriding variables for the function. Set `runner` before
+        `start` to run the function through a command (cargo's target runner), e.g. a sandbox
+        around the function (test_lambda_like.py)."""
         self.mode = mode
         self.port = port
         self.tmp = Path(tempfile.mkdtemp(prefix="jmcp-lambda-test-"))
@@ -190,7 +201,9 @@ class Emulator:
             "JUPYTER_MCP_INSECURE_NO_AUTH": "true",
             "JMCP_LAMBDA_TEST_MARKER": self.marker,
             "RUST_LOG": "info",
+            **(function_env or {}),
         }
+        self.runner = None
         self.env_file = self.tmp / "function.env"
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.function_env.items()))
 
@@ -210,6 +223,8 @@ class Emulator:
         assert build.returncode == 0, f"cargo build failed:\n{build.stderr[-6000:]}"
         env = {**os.environ, "PATH": self.path, **FAKE_AWS,
                "JMCP_LAMBDA_TEST_MARKER": self.marker}
+        if self.runner:
+            env[cargo_runner_variable()] = " ".join(str(a) for a in self.runner)
         self.log = open(self.log_path, "a")
         # --wait: no function instance until the first invocation, so every invocation goes to
         # the one instance named FUNCTION (without it the emulator also boots one for `_`).

@@ -221,71 +221,28 @@ impl Drop for Server {
 /// Set to run every server of the test run in a Lambda-like sandbox: read-only root, only /tmp
 /// writable, an unprivileged uid, no cgroup (`make attacks-lambda-like`). Needs root and `bwrap`.
 pub const LAMBDA_LIKE_ENV: &str = "JUPYTER_MCP_TEST_LAMBDA_LIKE";
-/// The uid the Lambda-like sandbox runs the server as.
+/// The uid the Lambda-like sandbox runs the server as (tests/lambda-like's default).
 pub const LAMBDA_LIKE_UID: u32 = 65534;
 
-/// `bwrap ... setpriv ...` when `LAMBDA_LIKE_ENV` is set (and the working directory handed to
-/// the sandbox's uid); empty otherwise. An interpreter under /root (0700) is bound read-only
-/// into an otherwise empty /root, as a Lambda layer would be mounted.
+/// The Lambda-like sandbox's one definition, a script the Python Lambda tests use too.
+pub fn lambda_like_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lambda-like")
+}
+
+/// `tests/lambda-like --own WORKDIR --python PY --` when `LAMBDA_LIKE_ENV` is set; empty
+/// otherwise.
 fn lambda_like_wrapper(workdir: &Path) -> Vec<String> {
     if std::env::var_os(LAMBDA_LIKE_ENV).is_none() {
         return Vec::new();
     }
-    std::os::unix::fs::chown(workdir, Some(LAMBDA_LIKE_UID), Some(LAMBDA_LIKE_UID)).unwrap();
-    let uid = LAMBDA_LIKE_UID.to_string();
-    let mut w: Vec<String> = [
-        "bwrap",
-        "--ro-bind",
-        "/",
-        "/",
-        "--bind",
-        "/tmp",
-        "/tmp",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        // A pid namespace whose init dies with bwrap takes every process in it along: the server
-        // changes uid through setpriv, which clears a parent-death signal, so --die-with-parent
-        // alone would leave it running when the test stops bwrap.
-        "--unshare-pid",
-        "--die-with-parent",
+    vec![
+        lambda_like_script().display().to_string(),
+        "--own".into(),
+        workdir.display().to_string(),
+        "--python".into(),
+        python().display().to_string(),
+        "--".into(),
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Ok(real) = std::fs::canonicalize(python())
-        && let Some(prefix) = real.parent().and_then(Path::parent)
-        && prefix.starts_with("/root")
-    {
-        w.extend(["--tmpfs".into(), "/root".into()]);
-        // bwrap makes missing mount points 0700: open each level for the sandbox's uid.
-        let mut levels: Vec<&Path> = prefix
-            .ancestors()
-            .skip(1)
-            .take_while(|p| p.starts_with("/root") && *p != Path::new("/root"))
-            .collect();
-        levels.reverse();
-        for level in levels {
-            w.extend([
-                "--perms".into(),
-                "0755".into(),
-                "--dir".into(),
-                level.display().to_string(),
-            ]);
-        }
-        let prefix = prefix.display().to_string();
-        w.extend(["--ro-bind".into(), prefix.clone(), prefix]);
-    }
-    w.extend([
-        "setpriv".into(),
-        "--reuid".into(),
-        uid.clone(),
-        "--regid".into(),
-        uid,
-        "--clear-groups".into(),
-    ]);
-    w
 }
 
 /// A POST to an MCP endpoint with the headers every request here carries.
