@@ -131,27 +131,6 @@ async fn memory_used_by_batches_is_given_back() {
     assert_eq!(text(&result), "2");
 }
 
-/// The runtime root (`/tmp/jmcp-*`) of a server, read from its kernels' command lines.
-fn runtime_root_of(server_pid: u32) -> std::path::PathBuf {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        for kid in children_of(server_pid) {
-            let cmdline = std::fs::read(format!("/proc/{kid}/cmdline")).unwrap_or_default();
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if let Some(conn) = args.iter().find(|a| a.ends_with("connection.json")) {
-                // ROOT/<kernel id>/connection.json
-                let path = std::path::Path::new(conn);
-                return path.parent().unwrap().parent().unwrap().to_path_buf();
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no kernel started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Fault: a server killed with SIGKILL cannot clean up; the next server to start removes the
 /// runtime directory it left, and leaves a live server's alone.
 #[tokio::test]
