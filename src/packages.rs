@@ -850,3 +850,128 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+/// Property tests: nothing but a plain requirement passes the policy, and every plain
+/// requirement does, unchanged on its way to pip.
+#[cfg(test)]
+mod requirement_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name_ok(s: &str) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+    }
+
+    fn clause_ok(c: &str) -> bool {
+        let ops = ["===", "==", "!=", "<=", ">=", "~=", "<", ">"];
+        ops.iter().any(|op| {
+            c.strip_prefix(op).is_some_and(|v| {
+                v.chars().next().is_some_and(|f| f.is_ascii_alphanumeric())
+                    && v.chars()
+                        .all(|x| x.is_ascii_alphanumeric() || ".*+!".contains(x))
+            })
+        })
+    }
+
+    /// The plain grammar, written apart from the parser: NAME [ '[' NAME (',' NAME)* ']' ]
+    /// [ CLAUSE (',' CLAUSE)* ].
+    fn plain(s: &str) -> bool {
+        let end = s
+            .find(['[', '<', '>', '=', '!', '~', ','])
+            .unwrap_or(s.len());
+        let (name, mut rest) = s.split_at(end);
+        if !name_ok(name) {
+            return false;
+        }
+        if let Some(inner) = rest.strip_prefix('[') {
+            let Some((extras, after)) = inner.split_once(']') else {
+                return false;
+            };
+            if !extras.split(',').all(name_ok) {
+                return false;
+            }
+            rest = after;
+        }
+        rest.is_empty() || rest.split(',').all(clause_ok)
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9]{1,6}",
+            Just("-".to_string()),
+            Just(".".to_string()),
+            Just("_".to_string()),
+            Just("[".to_string()),
+            Just("]".to_string()),
+            Just(",".to_string()),
+            Just("==".to_string()),
+            Just(">=".to_string()),
+            Just("<".to_string()),
+            Just("~=".to_string()),
+            Just("===".to_string()),
+            Just("*".to_string()),
+            Just("+".to_string()),
+            Just("!".to_string()),
+            Just("@".to_string()),
+            Just(";".to_string()),
+            Just(" ".to_string()),
+            Just("/".to_string()),
+            Just("://".to_string()),
+            Just("$(".to_string()),
+            Just("`".to_string()),
+            Just("|".to_string()),
+            Just("\n".to_string()),
+            Just("git+".to_string()),
+            Just("file:".to_string()),
+            Just("..".to_string()),
+            Just("\\".to_string()),
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn only_plain_requirements_pass(parts in proptest::collection::vec(piece(), 1..8)) {
+            let spec = parts.concat();
+            if let Ok(r) = parse_requirement(&spec) {
+                prop_assert!(plain(&spec), "{spec:?} passed but is not a plain requirement");
+                prop_assert_eq!(r.to_pip_arg(), spec.clone());
+                prop_assert!(!spec.starts_with('-'));
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_passes_only_when_plain(spec in "\\PC{0,40}") {
+            if parse_requirement(&spec).is_ok() {
+                prop_assert!(plain(&spec), "{spec:?}");
+            }
+        }
+
+        #[test]
+        fn every_plain_requirement_passes_unchanged(
+            name in "[a-zA-Z0-9]([a-zA-Z0-9._-]{0,10}[a-zA-Z0-9])?",
+            extras in proptest::collection::vec("[a-z0-9]{1,5}", 0..3),
+            clauses in proptest::collection::vec(
+                ("(===|==|!=|<=|>=|~=|<|>)", "[0-9][0-9a-z.*+!]{0,6}"), 0..3),
+        ) {
+            let mut spec = name.clone();
+            if !extras.is_empty() {
+                spec.push_str(&format!("[{}]", extras.join(",")));
+            }
+            let clauses: Vec<String> = clauses.into_iter().map(|(op, v)| op + &v).collect();
+            spec.push_str(&clauses.join(","));
+            // A name that spells a VCS scheme or file: prefix is refused as a URL on purpose.
+            prop_assume!(!is_url(&spec));
+            let r = parse_requirement(&spec);
+            prop_assert!(r.is_ok(), "{spec:?} was refused: {r:?}");
+            prop_assert_eq!(r.map(|r| r.to_pip_arg()).unwrap_or_default(), spec);
+        }
+    }
+}

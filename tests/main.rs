@@ -9,6 +9,7 @@ mod auth;
 mod cancel;
 mod common;
 mod execute;
+mod faults;
 mod kernels;
 mod lifecycle;
 mod load;

@@ -1,6 +1,7 @@
 //! Holes under load, bad input and faults (issue 12): each test first shows the hole on the real
 //! server, then that the server still serves normally afterwards.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -128,27 +129,6 @@ async fn memory_used_by_batches_is_given_back() {
     );
     let result = server.exec("1+1").await;
     assert_eq!(text(&result), "2");
-}
-
-/// The runtime root (`/tmp/jmcp-*`) of a server, read from its kernels' command lines.
-fn runtime_root_of(server_pid: u32) -> std::path::PathBuf {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        for kid in children_of(server_pid) {
-            let cmdline = std::fs::read(format!("/proc/{kid}/cmdline")).unwrap_or_default();
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if let Some(conn) = args.iter().find(|a| a.ends_with("connection.json")) {
-                // ROOT/<kernel id>/connection.json
-                let path = std::path::Path::new(conn);
-                return path.parent().unwrap().parent().unwrap().to_path_buf();
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no kernel started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Fault: a server killed with SIGKILL cannot clean up; the next server to start removes the
@@ -421,4 +401,46 @@ async fn a_client_that_never_reads_its_progress_holds_neither_kernel_nor_memory(
     assert!(grown < 64 * 1024 * 1024, "the server grew by {grown} bytes");
     drop(unread);
     assert_eq!(text(&server.exec("1 + 1").await), "2");
+}
+
+/// Blocking under the pool lock: the kernel's TMPDIR is not inside its runtime directory (so
+/// removing the sockets and key never waits on what user code wrote there), it is private and
+/// writable, and it is removed, with its contents, once the kernel is shut down.
+#[tokio::test]
+async fn a_kernels_temp_dir_is_apart_from_its_runtime_dir_and_removed_with_it() {
+    let server = Server::start();
+    let code = "import os, tempfile\nrt = os.path.dirname(os.environ['IPYTHONDIR'])\ntmp = tempfile.gettempdir()\nfor i in range(2000):\n    open(os.path.join(tmp, f'f{i}'), 'w').write('x' * 100)\nprint(rt)\nprint(tmp)";
+    let r = server.exec_on("t", code).await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let out = text(&r);
+    let mut lines = out.lines();
+    let (runtime, tmp) = (lines.next().unwrap(), lines.next().unwrap());
+    assert!(
+        !std::path::Path::new(tmp).starts_with(runtime),
+        "TMPDIR {tmp} is inside the runtime directory {runtime}"
+    );
+    assert!(
+        std::path::Path::new(runtime)
+            .join("connection.json")
+            .exists()
+    );
+    assert_eq!(
+        std::fs::metadata(tmp).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let stopped = server.call("shutdown_kernel", json!({"kernel": "t"})).await;
+    assert!(!is_error(&stopped), "{stopped}");
+    // Removed on a blocking thread: wait for it (bounded), without timing anything.
+    for _ in 0..100 {
+        if !std::path::Path::new(tmp).exists() && !std::path::Path::new(runtime).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!std::path::Path::new(tmp).exists(), "{tmp} was left");
+    assert!(
+        !std::path::Path::new(runtime).exists(),
+        "{runtime} was left"
+    );
+    assert_eq!(text(&server.exec_on("t", "1 + 1").await), "2");
 }

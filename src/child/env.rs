@@ -42,12 +42,14 @@ fn base(python: &Path, home: &Path, tmp: &Path) -> Vec<(String, String)> {
     env
 }
 
-/// A kernel's environment. `runtime` is its private runtime directory: HOME, TMPDIR, IPython's
-/// and matplotlib's configuration all live there, so nothing a kernel writes into them reaches
-/// the next kernel. No `PYTHON*` variable is set: the interpreter runs isolated (`-I`) and the
-/// launcher adds the layer's path itself.
-pub(crate) fn for_kernel(python: &Path, runtime: &Path) -> Vec<(String, String)> {
-    let mut env = base(python, &runtime.join("home"), &runtime.join("tmp"));
+/// A kernel's environment. `runtime` is its private runtime directory: HOME, IPython's and
+/// matplotlib's configuration live there, so nothing a kernel writes into them reaches the next
+/// kernel. `tmp` is its private TMPDIR, kept apart from the runtime directory: user code may
+/// fill it with gigabytes, and removing it must not delay the removal of the kernel's sockets
+/// and key. No `PYTHON*` variable is set: the interpreter runs isolated (`-I`) and the launcher
+/// adds the layer's path itself.
+pub(crate) fn for_kernel(python: &Path, runtime: &Path, tmp: &Path) -> Vec<(String, String)> {
+    let mut env = base(python, &runtime.join("home"), tmp);
     env.extend([
         (
             "IPYTHONDIR".to_string(),
@@ -104,7 +106,11 @@ mod tests {
 
     #[test]
     fn kernel_env_holds_only_allowlisted_names_and_no_python_variables() {
-        let env = for_kernel(Path::new("/opt/venv/bin/python"), Path::new("/tmp/rt/k1"));
+        let env = for_kernel(
+            Path::new("/opt/venv/bin/python"),
+            Path::new("/tmp/rt/k1"),
+            Path::new("/tmp/rt/tmp/k1"),
+        );
         for (k, _) in &env {
             assert!(ALLOWED.contains(&k.as_str()), "unexpected variable {k}");
             assert!(!k.starts_with("PYTHON"), "{k} would be ignored under -I");
@@ -112,6 +118,7 @@ mod tests {
         let get = |name: &str| &env.iter().find(|(k, _)| k == name).unwrap().1;
         assert!(get("PATH").starts_with("/opt/venv/bin:"));
         assert_eq!(get("HOME"), "/tmp/rt/k1/home");
+        assert_eq!(get("TMPDIR"), "/tmp/rt/tmp/k1");
     }
 
     #[test]

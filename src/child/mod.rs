@@ -245,8 +245,8 @@ impl Policy {
     }
 
     /// A kernel's environment.
-    pub(crate) fn kernel_env(&self, runtime: &Path) -> Vec<(String, String)> {
-        env::for_kernel(&self.python, runtime)
+    pub(crate) fn kernel_env(&self, runtime: &Path, tmp: &Path) -> Vec<(String, String)> {
+        env::for_kernel(&self.python, runtime, tmp)
     }
 
     /// pip's environment.

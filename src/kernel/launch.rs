@@ -1,9 +1,9 @@
 //! Starting one ipykernel child process.
 //!
 //! The kernel gets a 0700 runtime directory holding its 0600 connection file and its IPC
-//! sockets (no TCP: nothing is reachable over the network), its HOME, temp, IPython and
-//! matplotlib directories (all removed with it, so nothing it plants there reaches the next
-//! kernel), and a log file for its stdout/stderr. How the process is confined (environment,
+//! sockets (no TCP: nothing is reachable over the network), its HOME, IPython and matplotlib
+//! directories, and a log file for its stdout/stderr; and a 0700 temp directory beside it (all
+//! removed with it, so nothing it plants there reaches the next kernel). How the process is confined (environment,
 //! uid, limits, seccomp, Landlock) is `crate::child`'s business.
 //!
 //! Start-up path: `python -I -B -c LAUNCHER`. `-I` means no current directory, no user
@@ -60,20 +60,50 @@ pub(super) struct Spawned {
     pub not_applied: Vec<crate::child::Layer>,
 }
 
-/// The per-kernel runtime directory; removed when dropped, so no socket or key outlives the
-/// kernel, whatever path ends it.
+/// Where the kernels' temp directories live, under the runtime root: apart from the runtime
+/// directories (see `RuntimeDir`).
+const TMP_DIRS: &str = "tmp";
+
+/// The per-kernel runtime directory and temp directory; removed when dropped, so no socket or
+/// key outlives the kernel, whatever path ends it.
+///
+/// A kernel is often dropped where blocking is wrong: on a runtime thread, even inside the
+/// pool's lock. So the drop removes only the connection file (the key) at once, and hands the
+/// directories (which user code may have filled with gigabytes, in TMPDIR or HOME) to a
+/// blocking thread. Without a runtime, or if the runtime is gone before that thread runs, the
+/// runtime root's own removal at exit (`RuntimeRoot`) takes them.
 #[derive(Debug)]
-pub(super) struct RuntimeDir(pub PathBuf);
+pub(super) struct RuntimeDir {
+    pub path: PathBuf,
+    /// The kernel's TMPDIR.
+    pub tmp: PathBuf,
+}
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(self.path.join(CONNECTION_FILE));
+        let dirs = [
+            std::mem::take(&mut self.path),
+            std::mem::take(&mut self.tmp),
+        ];
+        let remove = move || {
+            for dir in dirs.iter().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
     }
 }
 
+/// The connection file's name in a runtime directory.
+const CONNECTION_FILE: &str = "connection.json";
+
 impl RuntimeDir {
     pub fn log_path(&self) -> PathBuf {
-        self.0.join("kernel.log")
+        self.path.join("kernel.log")
     }
 
     /// The end of the kernel's log, for error messages.
@@ -142,13 +172,27 @@ pub(super) fn spawn(
         .mode(0o700)
         .create(&path)
         .map_err(dir_err)?;
-    let dir = RuntimeDir(path.clone());
-    for sub in ["tmp", "ipython", "mpl", "home"] {
+    let tmp = cfg.runtime_root.join(TMP_DIRS).join(id);
+    let dir = RuntimeDir {
+        path: path.clone(),
+        tmp: tmp.clone(),
+    };
+    for sub in ["ipython", "mpl", "home"] {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(path.join(sub))
             .map_err(dir_err)?;
     }
+    // 0711 like the root: a kernel passes through to its own temp directory only.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(cfg.runtime_root.join(TMP_DIRS))
+        .map_err(dir_err)?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(dir_err)?;
 
     let info = ConnectionInfo {
         ip: path.join("k").display().to_string(),
@@ -166,7 +210,7 @@ pub(super) fn spawn(
         signature_scheme: "hmac-sha256".into(),
         kernel_name: Some("python3".into()),
     };
-    let conn_path = path.join("connection.json");
+    let conn_path = path.join(CONNECTION_FILE);
     let json = serde_json::to_vec(&info).map_err(|e| Error::Unexpected(e.to_string()))?;
     std::fs::OpenOptions::new()
         .write(true)
@@ -187,17 +231,22 @@ pub(super) fn spawn(
         .recursive(true)
         .create(packages)
         .map_err(dir_err)?;
-    let subdirs: Vec<PathBuf> = ["tmp", "ipython", "mpl", "home"]
+    let subdirs: Vec<PathBuf> = ["ipython", "mpl", "home"]
         .iter()
         .map(|s| path.join(s))
         .collect();
-    let mut own: Vec<&Path> = vec![home, packages, &path, &conn_path];
+    let mut own: Vec<&Path> = vec![home, packages, &path, &conn_path, &tmp];
     own.extend(subdirs.iter().map(PathBuf::as_path));
     let prepared = cfg.sandbox.prepare(
         crate::child::Role::Kernel,
         id,
         &[],
-        &[home.to_path_buf(), packages.to_path_buf(), path.clone()],
+        &[
+            home.to_path_buf(),
+            packages.to_path_buf(),
+            path.clone(),
+            tmp.clone(),
+        ],
         &own,
     )?;
     let not_applied = prepared.report.clone();
@@ -209,7 +258,7 @@ pub(super) fn spawn(
         .arg("-f")
         .arg(&conn_path)
         .env_clear()
-        .envs(cfg.sandbox.kernel_env(&path))
+        .envs(cfg.sandbox.kernel_env(&path, &tmp))
         .current_dir(home)
         .stdin(Stdio::null())
         .stdout(log)

@@ -173,6 +173,9 @@ pub struct Kernel {
     execution_count: AtomicU64,
     /// Layers that could not apply to this kernel (spawn-time report, with reasons).
     not_applied: Vec<crate::child::Layer>,
+    /// Fired when the reader task ends (a socket failed, or the kernel is being dropped): the
+    /// kernel then counts as dead, and the pool replaces it on the next call.
+    reader_ended: CancellationToken,
     _reader: DropGuard,
     _dir: launch::RuntimeDir,
 }
@@ -295,12 +298,14 @@ impl Kernel {
         let routes = Arc::new(Routes::default());
         let busy = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let reader_ended = CancellationToken::new();
         tokio::spawn(reader::run(
             iopub,
             shell_recv,
             Arc::clone(&routes),
             Arc::clone(&busy),
             stop.clone(),
+            reader_ended.clone(),
         ));
 
         let mut kernel = Kernel {
@@ -316,6 +321,7 @@ impl Kernel {
             exit_status,
             execution_count: AtomicU64::new(0),
             not_applied,
+            reader_ended,
             _reader: stop.drop_guard(),
             _dir: dir,
         };
@@ -352,7 +358,9 @@ impl Kernel {
     }
 
     pub fn is_alive(&self) -> bool {
-        !self.group.exited.is_cancelled() && !self.group.killed.load(Ordering::Acquire)
+        !self.group.exited.is_cancelled()
+            && !self.group.killed.load(Ordering::Acquire)
+            && !self.reader_ended.is_cancelled()
     }
 
     /// Kills the kernel's process group at once. Pending calls see `KernelDied`.

@@ -94,14 +94,18 @@ impl Drop for RouteGuard {
     }
 }
 
-/// Runs until `stop` fires or a socket fails; then clears the routes so no caller hangs.
+/// Runs until `stop` fires or a socket fails; then clears the routes so no caller hangs, and
+/// fires `ended`: a kernel nobody reads is as good as dead (its next call would wait its whole
+/// timeout for replies that never come), so the pool replaces it.
 pub(crate) async fn run(
     mut iopub: ClientIoPubConnection,
     mut shell: DealerRecvConnection,
     routes: Arc<Routes>,
     busy: Arc<AtomicBool>,
     stop: CancellationToken,
+    ended: CancellationToken,
 ) {
+    let _ended = ended.drop_guard();
     loop {
         let (channel, result) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -124,7 +128,7 @@ pub(crate) async fn run(
             }
             // A message that fails to verify or decode is skipped; a dead socket ends the task.
             Err(jupyter_zmq_client::RuntimeError::ZmqError(e)) => {
-                tracing::debug!(error = %e, "kernel socket closed");
+                tracing::warn!(error = %e, "a kernel socket failed; the kernel counts as dead and is replaced on its next call");
                 break;
             }
             Err(e) => tracing::warn!(error = %e, "skipping an undecodable kernel message"),

@@ -1045,3 +1045,71 @@ mod tests {
         assert!(status.success());
     }
 }
+
+/// Property tests for path confinement: whatever path a caller sends, what `resolve_any` (the
+/// notebook and file tools' one door) returns stays under the principal's directory, also
+/// through symlinks planted inside it that point out of it.
+#[cfg(test)]
+mod confinement_props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::unix::fs::symlink;
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("".to_string()),
+            Just("sub".to_string()),
+            Just("out".to_string()),
+            Just("loop".to_string()),
+            Just("up".to_string()),
+            Just("dangling".to_string()),
+            Just("n.ipynb".to_string()),
+            Just(".hidden".to_string()),
+            Just("/".to_string()),
+            Just("//".to_string()),
+            Just("\0".to_string()),
+            Just("~".to_string()),
+            Just("%2e%2e".to_string()),
+            Just("..\\..".to_string()),
+            "[a-z]{1,4}",
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn no_generated_path_escapes_the_root(
+            parts in proptest::collection::vec(piece(), 1..7),
+            lead in prop_oneof![Just(""), Just("/"), Just("./"), Just("../")],
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = NotebookStore::new(dir.path().join("root")).unwrap();
+            let root = store.root().to_path_buf();
+            fs::create_dir(root.join("sub")).unwrap();
+            symlink(dir.path(), root.join("out")).unwrap();
+            symlink("..", root.join("sub").join("up")).unwrap();
+            symlink("../..", root.join("up")).unwrap();
+            symlink("sub", root.join("loop")).unwrap();
+            symlink("/nonexistent/x", root.join("dangling")).unwrap();
+            let rel = format!("{lead}{}", parts.join("/"));
+            if let Ok(path) = store.resolve_any(&rel) {
+                prop_assert!(path.starts_with(&root), "{rel:?} -> {}", path.display());
+                prop_assert!(
+                    !path.components().any(|c| matches!(c, std::path::Component::ParentDir)),
+                    "{rel:?} -> {}", path.display()
+                );
+                // The part that exists, resolved through every link, is inside too.
+                let mut existing = path.clone();
+                while !existing.exists() {
+                    existing = existing.parent().unwrap().to_path_buf();
+                }
+                let canonical = fs::canonicalize(&existing).unwrap();
+                prop_assert!(canonical.starts_with(&root), "{rel:?} -> {}", canonical.display());
+            }
+        }
+    }
+}

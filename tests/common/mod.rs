@@ -45,6 +45,45 @@ impl Server {
             .prefix("jmcp-test-")
             .tempdir()
             .unwrap();
+        Server::spawn(workdir, wrapper, args, env)
+    }
+
+    /// Starts the binary on an existing working directory (e.g. one a stopped server used).
+    pub fn start_in(workdir: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::spawn(workdir, &[], args, &[])
+    }
+
+    /// The working directory, kept, once the server has exited (by `stop` or a signal).
+    pub fn into_workdir(mut self) -> tempfile::TempDir {
+        assert!(
+            matches!(self.child.try_wait(), Ok(Some(_))),
+            "the server is still running"
+        );
+        let spare = tempfile::Builder::new()
+            .prefix("jmcp-test-")
+            .tempdir()
+            .unwrap();
+        std::mem::replace(&mut self.workdir, spare)
+    }
+
+    /// Waits (bounded) for the server process to exit by itself; true if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn spawn(
+        workdir: tempfile::TempDir,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let bin = env!("CARGO_BIN_EXE_jupyter-mcp-server");
         let lambda_like = lambda_like_wrapper(workdir.path());
         let wrapper: Vec<&str> = if wrapper.is_empty() {
@@ -377,5 +416,26 @@ impl Drop for ChildGuard {
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The runtime root (`/tmp/jmcp-*`) of a server, read from its kernels' command lines.
+pub fn runtime_root_of(server_pid: u32) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for kid in children_of(server_pid) {
+            let cmdline = std::fs::read(format!("/proc/{kid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if let Some(conn) = args.iter().find(|a| a.ends_with("connection.json")) {
+                // ROOT/<kernel id>/connection.json
+                let path = std::path::Path::new(conn);
+                return path.parent().unwrap().parent().unwrap().to_path_buf();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no kernel started");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
