@@ -300,6 +300,41 @@ async fn a_crash_mid_notebook_keeps_what_ran() {
     assert_eq!(nb["cells"][2]["outputs"], json!([]));
 }
 
+/// Issue 10: execute_notebook took the kernel per cell, so a call queued on the same kernel ran
+/// between two of its cells, in the state the notebook was building.
+#[tokio::test]
+async fn execute_notebook_holds_the_kernel_between_its_cells() {
+    let server = Server::start();
+    let cells = json!([
+        code("order = []"),
+        // Waits (at most 60 s) until the test has queued another call on this kernel.
+        code(
+            "import os, time\nopen('started', 'w').close()\nfor _ in range(1200):\n    if os.path.exists('go'):\n        break\n    time.sleep(0.05)\norder.append('nb1')"
+        ),
+        code("order.append('nb2')"),
+    ]);
+    notebook(&server, "held.ipynb", cells).await;
+    let dir = server.workdir.path().to_path_buf();
+    let run = server.call("execute_notebook", json!({"path": "held.ipynb"}));
+    let other = async {
+        while !dir.join("started").exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let call = server.call("execute_code", json!({"code": "order.append('other')"}));
+        let release = async {
+            // Setup, not an assertion: give the queued call time to reach the kernel's queue.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            std::fs::write(dir.join("go"), "").unwrap();
+        };
+        futures::join!(call, release).0
+    };
+    let (r, o) = futures::join!(run, other);
+    ok(&r);
+    ok(&o);
+    let r = server.exec("print(order)").await;
+    assert_eq!(text(&r).trim(), "['nb1', 'nb2', 'other']", "{r}");
+}
+
 #[tokio::test]
 async fn two_concurrent_editors_lose_nothing() {
     let server = Server::start();
