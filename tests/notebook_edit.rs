@@ -1028,3 +1028,53 @@ async fn a_dense_scatter_plot_is_sent_as_jpeg() {
     assert!(img["width"].as_u64().unwrap() <= 1568);
     assert_eq!(img["original"]["mime_type"], "image/png");
 }
+
+/// Issue 10: an SVG output (matplotlib with `set_matplotlib_formats('svg')`) came back as its
+/// `<Figure ...>` repr only: the picture was lost. A large SVG is saved and linked; a small one
+/// is sent as its text.
+#[tokio::test]
+async fn a_large_svg_is_linked_and_a_small_one_sent_as_text() {
+    let server = Server::start();
+    let code = "import matplotlib.pyplot as plt\n\
+                from matplotlib_inline.backend_inline import set_matplotlib_formats\n\
+                set_matplotlib_formats('svg')\n\
+                plt.plot(range(2000), [i * i % 97 for i in range(2000)])\nplt.show()";
+    let r = server.exec(code).await;
+    let s = ok(&r);
+    let svg = s["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "svg")
+        .unwrap_or_else(|| panic!("no svg output: {r}"));
+    let path = svg["path"].as_str().unwrap();
+    let saved = std::fs::read_to_string(server.workdir.path().join(path)).unwrap();
+    assert!(saved.contains("<svg"), "{saved:.200}");
+    assert_eq!(svg["bytes"].as_u64(), Some(saved.len() as u64));
+    assert!(
+        saved.len() > 8192,
+        "the plot's SVG is large: {}",
+        saved.len()
+    );
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap_or_else(|| panic!("no link: {r}"));
+    assert_eq!(link["uri"], svg["uri"]);
+    assert_eq!(link["mimeType"], "image/svg+xml");
+    assert!(
+        !text(&r).contains("<svg"),
+        "a large SVG is not sent as text: {r}"
+    );
+
+    let small = "from IPython.display import SVG, display\n\
+                 display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>'))";
+    let r = server.exec(small).await;
+    ok(&r);
+    assert!(
+        text(&r).contains("<rect"),
+        "a small SVG comes back as text: {r}"
+    );
+}

@@ -482,9 +482,9 @@ impl JupyterMcp {
         })
     }
 
-    /// Saves the full-size originals of downscaled images under `images/` in the caller's
-    /// directory and records where, so the result can link them. A failed save is logged and
-    /// the image is still sent (downscaled, unlinked).
+    /// Saves the full-size originals of downscaled images (and large SVGs) under `images/` in
+    /// the caller's directory and records where, so the result can link them. A failed save is
+    /// logged and the image is still sent (downscaled, unlinked).
     pub(super) async fn save_originals(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -492,21 +492,8 @@ impl JupyterMcp {
         outputs: Vec<&mut OutputItem>,
     ) {
         for (n, item) in outputs.into_iter().enumerate() {
-            let OutputItem::Image {
-                original: Some(original),
-                original_data,
-                ..
-            } = item
-            else {
+            let Some((raw, ext)) = item.take_unsaved() else {
                 continue;
-            };
-            let Some(raw) = original_data.take() else {
-                continue;
-            };
-            let ext = if original.mime_type == "image/jpeg" {
-                "jpg"
-            } else {
-                "png"
             };
             let (path, reuse) = match names {
                 OriginalNames::Run { kernel, count } => {
@@ -530,10 +517,7 @@ impl JupyterMcp {
                 })
                 .await;
             match saved {
-                Ok(path) => {
-                    original.uri = Some(crate::files::uri_for(&path));
-                    original.path = Some(path);
-                }
+                Ok(path) => item.set_saved(path),
                 Err(e) => tracing::warn!(error = %e.message, "could not save an original image"),
             }
         }

@@ -318,7 +318,10 @@ fn notebook_run_result(out: ExecuteNotebookOutput) -> Result<CallToolResult, Too
     let mut content = vec![ContentBlock::text(lines.join("\n"))];
     if let Some(i) = out.failed_cell {
         content.push(ContentBlock::text(format!("[outputs of cell {i}]")));
-        content.extend(out.failed_outputs.iter().map(OutputItem::to_content));
+        for item in &out.failed_outputs {
+            content.push(item.to_content());
+            content.extend(item.original_link());
+        }
     }
     let mut result = structured(content, &out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
