@@ -284,23 +284,23 @@ pub fn convert(output: KernelOutput) -> Option<OutputItem> {
             name: if stderr { "stderr" } else { "stdout" }.into(),
             text: strip_ansi(text),
         },
-        KernelOutput::ExecuteResult { data } => {
+        KernelOutput::ExecuteResult { data, .. } => {
             from_bundle(&data, |text| OutputItem::ExecuteResult { text })
         }
-        KernelOutput::DisplayData { data, display_id } => {
-            from_bundle(&data, |text| OutputItem::DisplayData {
-                text,
-                display_id: None,
-            })
-            .with_display_id(display_id)
-        }
-        KernelOutput::UpdateDisplay { data, display_id } => {
-            from_bundle(&data, |text| OutputItem::DisplayData {
-                text,
-                display_id: None,
-            })
-            .with_display_id(Some(display_id))
-        }
+        KernelOutput::DisplayData {
+            data, display_id, ..
+        } => from_bundle(&data, |text| OutputItem::DisplayData {
+            text,
+            display_id: None,
+        })
+        .with_display_id(display_id),
+        KernelOutput::UpdateDisplay {
+            data, display_id, ..
+        } => from_bundle(&data, |text| OutputItem::DisplayData {
+            text,
+            display_id: None,
+        })
+        .with_display_id(Some(display_id)),
         KernelOutput::ClearOutput { .. } => return None,
         KernelOutput::Error {
             ename,
@@ -330,8 +330,12 @@ pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
             stderr: output.get("name").and_then(|n| n.as_str()) == Some("stderr"),
             text: text_of(output.get("text")?),
         },
-        "execute_result" => KernelOutput::ExecuteResult { data: data() },
+        "execute_result" => KernelOutput::ExecuteResult {
+            data: data(),
+            metadata: Default::default(),
+        },
         "display_data" => KernelOutput::DisplayData {
+            metadata: Default::default(),
             data: data(),
             display_id: None,
         },
@@ -980,6 +984,7 @@ mod tests {
             let mut data = serde_json::Map::new();
             data.insert("image/png".into(), "A".repeat(n).into());
             KernelOutput::DisplayData {
+                metadata: Default::default(),
                 data,
                 display_id: None,
             }
@@ -1014,6 +1019,7 @@ mod tests {
         let mut c = Collector::new(4096, None);
         c.push(stream(&"before ".repeat(1_000)));
         c.push(KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: None,
         });
@@ -1051,7 +1057,11 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/html".into(), "<table></table>".into());
         data.insert("text/plain".into(), "   a\n0  1".into());
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         assert!(matches!(item, OutputItem::ExecuteResult { text } if text == "   a\n0  1"));
     }
 
@@ -1065,6 +1075,7 @@ mod tests {
                 "<Figure size 640x480 with 1 Axes>".into(),
             );
             convert(KernelOutput::DisplayData {
+                metadata: Default::default(),
                 data,
                 display_id: None,
             })
@@ -1097,6 +1108,7 @@ mod tests {
         data.insert("image/png".into(), "iVBORw0K\nGgo=".into());
         data.insert("text/plain".into(), "<Figure>".into());
         let item = convert(KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: None,
         })
@@ -1125,6 +1137,7 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert(mime.into(), value.into());
         KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: id.map(String::from),
         }
@@ -1171,12 +1184,14 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "100%".into());
         c.push(KernelOutput::UpdateDisplay {
+            metadata: Default::default(),
             data,
             display_id: "bar".into(),
         });
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "nobody".into());
         c.push(KernelOutput::UpdateDisplay {
+            metadata: Default::default(),
             data,
             display_id: "unknown".into(),
         });
@@ -1208,7 +1223,11 @@ mod tests {
             "text/plain".into(),
             "<pandas.io.formats.style.Styler object at 0x7f>".into(),
         );
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         let text = item.to_content().as_text().unwrap().text.clone();
         assert!(!text.contains("Styler object"), "{text}");
         assert!(!text.contains("<td>"), "{text}");
@@ -1234,6 +1253,7 @@ mod tests {
                 "<IPython.core.display.Markdown object>".into(),
             );
             let item = convert(KernelOutput::DisplayData {
+                metadata: Default::default(),
                 data,
                 display_id: None,
             })
@@ -1246,7 +1266,11 @@ mod tests {
             "<table><tr><td>1</td></tr></table>".into(),
         );
         data.insert("text/plain".into(), "   a\n0  1".into());
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         assert_eq!(item.to_content().as_text().unwrap().text, "   a\n0  1");
     }
 }
@@ -1283,6 +1307,7 @@ mod props {
                 let mut data = serde_json::Map::new();
                 data.insert("image/png".into(), "A".repeat(*n).into());
                 c.push(KernelOutput::DisplayData {
+                    metadata: Default::default(),
                     data,
                     display_id: None,
                 });

@@ -186,6 +186,37 @@ async fn execute_cell_saves_nbformat_outputs_visible_to_read_notebook() {
     assert_eq!(cells[1]["outputs"][0]["ename"], "ZeroDivisionError");
 }
 
+/// Issue 10: display_data and execute_result were saved with `metadata: {}`, losing what the
+/// kernel sent (an image's width and height, `isolated`), which Jupyter uses to show them.
+#[tokio::test]
+async fn saved_outputs_keep_the_kernels_metadata() {
+    let server = Server::start();
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let src = format!(
+        "import base64\nfrom IPython.display import Image, display\n\
+         display(Image(data=base64.b64decode('{png}'), width=300, height=200))\n\
+         Image(data=base64.b64decode('{png}'), width=50)"
+    );
+    notebook(&server, "meta.ipynb", json!([code(&src)])).await;
+    let r = server
+        .call("execute_cell", json!({"path": "meta.ipynb", "cell": 0}))
+        .await;
+    ok(&r);
+    let nb = on_disk(&server, "meta.ipynb");
+    let outputs = &nb["cells"][0]["outputs"];
+    assert_eq!(outputs[0]["output_type"], "display_data", "{outputs}");
+    assert_eq!(
+        outputs[0]["metadata"]["image/png"],
+        json!({"width": 300, "height": 200}),
+        "{outputs}"
+    );
+    assert_eq!(outputs[1]["output_type"], "execute_result", "{outputs}");
+    assert_eq!(
+        outputs[1]["metadata"]["image/png"]["width"], 50,
+        "{outputs}"
+    );
+}
+
 #[tokio::test]
 async fn execute_code_appends_to_a_notebook_created_if_missing() {
     let server = Server::start();
