@@ -73,6 +73,25 @@ pub enum OutputItem {
         #[schemars(skip)]
         original_data: Option<Arc<Vec<u8>>>,
     },
+    /// A vector image (SVG) too large to be worth sending as text: saved in the working
+    /// directory and linked (a `resource_link` follows it in the content). A small SVG comes
+    /// as text instead.
+    Svg {
+        /// Size of the SVG, in bytes.
+        bytes: usize,
+        /// Where it was saved (a `workspace:///` resource), when it was.
+        uri: Option<String>,
+        /// Its path, relative to the working directory, when it was saved.
+        path: Option<String>,
+        /// The SVG's bytes, until the tool saves them.
+        #[serde(skip)]
+        #[schemars(skip)]
+        data: Option<Arc<Vec<u8>>>,
+        /// The id `update_display_data` names it by.
+        #[serde(skip)]
+        #[schemars(skip)]
+        display_id: Option<String>,
+    },
     /// An exception raised by the code.
     Error {
         ename: String,
@@ -110,25 +129,62 @@ impl OutputItem {
                 evalue, traceback, ..
             } => evalue.len() + traceback.len(),
             OutputItem::Truncated { note, .. } => note.len(),
+            // Sent as a link: only the few words of its note reach the model.
+            OutputItem::Svg { .. } => 0,
         }
     }
 
     fn display_id(&self) -> Option<&str> {
         match self {
-            OutputItem::DisplayData { display_id, .. } | OutputItem::Image { display_id, .. } => {
-                display_id.as_deref()
-            }
+            OutputItem::DisplayData { display_id, .. }
+            | OutputItem::Image { display_id, .. }
+            | OutputItem::Svg { display_id, .. } => display_id.as_deref(),
             _ => None,
         }
     }
 
     fn with_display_id(mut self, id: Option<String>) -> Self {
-        if let OutputItem::DisplayData { display_id, .. } | OutputItem::Image { display_id, .. } =
-            &mut self
+        if let OutputItem::DisplayData { display_id, .. }
+        | OutputItem::Image { display_id, .. }
+        | OutputItem::Svg { display_id, .. } = &mut self
         {
             *display_id = id;
         }
         self
+    }
+
+    /// The bytes of a file this item stands for that the tool has yet to save in the working
+    /// directory (a downscaled image's original, a large SVG), and the file's extension.
+    pub(crate) fn take_unsaved(&mut self) -> Option<(Arc<Vec<u8>>, &'static str)> {
+        match self {
+            OutputItem::Image {
+                original: Some(original),
+                original_data,
+                ..
+            } => {
+                let ext = if original.mime_type == "image/jpeg" {
+                    "jpg"
+                } else {
+                    "png"
+                };
+                Some((original_data.take()?, ext))
+            }
+            OutputItem::Svg { data, .. } => Some((data.take()?, "svg")),
+            _ => None,
+        }
+    }
+
+    /// Records where the file `take_unsaved` gave was saved.
+    pub(crate) fn set_saved(&mut self, saved_path: String) {
+        let (uri, path) = match self {
+            OutputItem::Image {
+                original: Some(o), ..
+            } => (&mut o.uri, &mut o.path),
+            OutputItem::Svg { uri, path, .. } => (uri, path),
+            _ => return,
+        };
+        *uri = Some(crate::files::uri_for(&saved_path));
+        *path = Some(saved_path);
     }
 
     /// Bytes this item counts against the text cap; images have their own budget.
@@ -153,6 +209,20 @@ impl OutputItem {
     /// A `resource_link` to the saved full-size original of a downscaled image, sent right
     /// after the image so nothing is lost.
     pub fn original_link(&self) -> Option<ContentBlock> {
+        if let OutputItem::Svg {
+            bytes,
+            uri: Some(uri),
+            path: Some(path),
+            ..
+        } = self
+        {
+            return Some(ContentBlock::resource_link(
+                rmcp::model::Resource::new(uri.clone(), path.clone())
+                    .with_mime_type(SVG_MIME)
+                    .with_size(*bytes as u64)
+                    .with_description("SVG image output, too large to send as text"),
+            ));
+        }
         let OutputItem::Image {
             original: Some(o), ..
         } = self
@@ -192,6 +262,16 @@ impl OutputItem {
                 }
             }
             OutputItem::Truncated { note, .. } => ContentBlock::text(note.clone()),
+            OutputItem::Svg {
+                bytes,
+                path: Some(path),
+                ..
+            } => ContentBlock::text(format!(
+                "[SVG image of {bytes} bytes, too large to send as text: saved as {path} and linked]"
+            )),
+            OutputItem::Svg { bytes, .. } => ContentBlock::text(format!(
+                "[SVG image of {bytes} bytes, too large to send as text, and it could not be saved. hint: use PNG output (set_matplotlib_formats('png'))]"
+            )),
         }
     }
 }
@@ -204,23 +284,23 @@ pub fn convert(output: KernelOutput) -> Option<OutputItem> {
             name: if stderr { "stderr" } else { "stdout" }.into(),
             text: strip_ansi(text),
         },
-        KernelOutput::ExecuteResult { data } => {
+        KernelOutput::ExecuteResult { data, .. } => {
             from_bundle(&data, |text| OutputItem::ExecuteResult { text })
         }
-        KernelOutput::DisplayData { data, display_id } => {
-            from_bundle(&data, |text| OutputItem::DisplayData {
-                text,
-                display_id: None,
-            })
-            .with_display_id(display_id)
-        }
-        KernelOutput::UpdateDisplay { data, display_id } => {
-            from_bundle(&data, |text| OutputItem::DisplayData {
-                text,
-                display_id: None,
-            })
-            .with_display_id(Some(display_id))
-        }
+        KernelOutput::DisplayData {
+            data, display_id, ..
+        } => from_bundle(&data, |text| OutputItem::DisplayData {
+            text,
+            display_id: None,
+        })
+        .with_display_id(display_id),
+        KernelOutput::UpdateDisplay {
+            data, display_id, ..
+        } => from_bundle(&data, |text| OutputItem::DisplayData {
+            text,
+            display_id: None,
+        })
+        .with_display_id(Some(display_id)),
         KernelOutput::ClearOutput { .. } => return None,
         KernelOutput::Error {
             ename,
@@ -250,8 +330,12 @@ pub fn convert_nbformat(output: &serde_json::Value) -> Option<OutputItem> {
             stderr: output.get("name").and_then(|n| n.as_str()) == Some("stderr"),
             text: text_of(output.get("text")?),
         },
-        "execute_result" => KernelOutput::ExecuteResult { data: data() },
+        "execute_result" => KernelOutput::ExecuteResult {
+            data: data(),
+            metadata: Default::default(),
+        },
         "display_data" => KernelOutput::DisplayData {
+            metadata: Default::default(),
             data: data(),
             display_id: None,
         },
@@ -293,6 +377,18 @@ fn from_bundle(
         }
     }
     let text = |v: &serde_json::Value| joined_text(v).unwrap_or_else(|| v.to_string());
+    if let Some(svg) = data.get(SVG_MIME).map(text) {
+        if svg.len() <= SVG_TEXT_MAX_BYTES {
+            return text_item(svg);
+        }
+        return OutputItem::Svg {
+            bytes: svg.len(),
+            uri: None,
+            path: None,
+            data: Some(Arc::new(svg.into_bytes())),
+            display_id: None,
+        };
+    }
     let plain = data.get("text/plain").map(text);
     // A real text/plain (a DataFrame's table, a repr) is what an LLM reads best; Markdown and
     // LaTeX are text already. HTML goes through html2text, which keeps tables as tables, when
@@ -320,6 +416,14 @@ fn from_bundle(
         mimes.join(", ")
     ))
 }
+
+const SVG_MIME: &str = "image/svg+xml";
+/// Largest SVG sent as its text (a small diagram or icon reads fine as markup). A larger one,
+/// such as a matplotlib plot in SVG (tens of KB of paths), is saved and linked rather than
+/// rasterized: `resvg` would draw it, but brings a font and text-shaping stack (usvg, fontdb,
+/// rustybuzz, tiny-skia) into every build and into the Lambda function, for an output that
+/// appears only when asked for; the link loses nothing, and PNG output remains the default.
+const SVG_TEXT_MAX_BYTES: usize = 8 * 1024;
 
 /// Width HTML is laid out in, in columns: wide enough for a table of a dozen short columns.
 const HTML_TEXT_WIDTH: usize = 120;
@@ -541,7 +645,9 @@ impl Collector {
             let Some(i) = self.tail.iter().position(|item| {
                 !matches!(
                     item,
-                    OutputItem::Image { .. } | OutputItem::Truncated { .. }
+                    OutputItem::Image { .. }
+                        | OutputItem::Svg { .. }
+                        | OutputItem::Truncated { .. }
                 )
             }) else {
                 break;
@@ -878,6 +984,7 @@ mod tests {
             let mut data = serde_json::Map::new();
             data.insert("image/png".into(), "A".repeat(n).into());
             KernelOutput::DisplayData {
+                metadata: Default::default(),
                 data,
                 display_id: None,
             }
@@ -912,6 +1019,7 @@ mod tests {
         let mut c = Collector::new(4096, None);
         c.push(stream(&"before ".repeat(1_000)));
         c.push(KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: None,
         });
@@ -949,8 +1057,49 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/html".into(), "<table></table>".into());
         data.insert("text/plain".into(), "   a\n0  1".into());
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         assert!(matches!(item, OutputItem::ExecuteResult { text } if text == "   a\n0  1"));
+    }
+
+    #[test]
+    fn a_small_svg_is_text_and_a_large_one_a_file_to_link() {
+        let svg = |body: &str| {
+            let mut data = serde_json::Map::new();
+            data.insert(SVG_MIME.into(), format!("<svg>{body}</svg>").into());
+            data.insert(
+                "text/plain".into(),
+                "<Figure size 640x480 with 1 Axes>".into(),
+            );
+            convert(KernelOutput::DisplayData {
+                metadata: Default::default(),
+                data,
+                display_id: None,
+            })
+            .unwrap()
+        };
+        let small = svg("<rect/>");
+        assert_eq!(
+            small.to_content().as_text().unwrap().text,
+            "<svg><rect/></svg>"
+        );
+        let mut large = svg(&"<path d='M0 0'/>".repeat(1000));
+        assert!(matches!(large, OutputItem::Svg { bytes, .. } if bytes > SVG_TEXT_MAX_BYTES));
+        let (data, ext) = large.take_unsaved().unwrap();
+        assert!(data.starts_with(b"<svg>") && ext == "svg");
+        large.set_saved("images/p.svg".into());
+        assert!(
+            large
+                .to_content()
+                .as_text()
+                .unwrap()
+                .text
+                .contains("images/p.svg")
+        );
+        assert!(large.original_link().is_some());
     }
 
     #[test]
@@ -959,6 +1108,7 @@ mod tests {
         data.insert("image/png".into(), "iVBORw0K\nGgo=".into());
         data.insert("text/plain".into(), "<Figure>".into());
         let item = convert(KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: None,
         })
@@ -987,6 +1137,7 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert(mime.into(), value.into());
         KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: id.map(String::from),
         }
@@ -1033,12 +1184,14 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "100%".into());
         c.push(KernelOutput::UpdateDisplay {
+            metadata: Default::default(),
             data,
             display_id: "bar".into(),
         });
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "nobody".into());
         c.push(KernelOutput::UpdateDisplay {
+            metadata: Default::default(),
             data,
             display_id: "unknown".into(),
         });
@@ -1070,7 +1223,11 @@ mod tests {
             "text/plain".into(),
             "<pandas.io.formats.style.Styler object at 0x7f>".into(),
         );
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         let text = item.to_content().as_text().unwrap().text.clone();
         assert!(!text.contains("Styler object"), "{text}");
         assert!(!text.contains("<td>"), "{text}");
@@ -1096,6 +1253,7 @@ mod tests {
                 "<IPython.core.display.Markdown object>".into(),
             );
             let item = convert(KernelOutput::DisplayData {
+                metadata: Default::default(),
                 data,
                 display_id: None,
             })
@@ -1108,7 +1266,11 @@ mod tests {
             "<table><tr><td>1</td></tr></table>".into(),
         );
         data.insert("text/plain".into(), "   a\n0  1".into());
-        let item = convert(KernelOutput::ExecuteResult { data }).unwrap();
+        let item = convert(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        })
+        .unwrap();
         assert_eq!(item.to_content().as_text().unwrap().text, "   a\n0  1");
     }
 }
@@ -1145,6 +1307,7 @@ mod props {
                 let mut data = serde_json::Map::new();
                 data.insert("image/png".into(), "A".repeat(*n).into());
                 c.push(KernelOutput::DisplayData {
+                    metadata: Default::default(),
                     data,
                     display_id: None,
                 });

@@ -186,6 +186,37 @@ async fn execute_cell_saves_nbformat_outputs_visible_to_read_notebook() {
     assert_eq!(cells[1]["outputs"][0]["ename"], "ZeroDivisionError");
 }
 
+/// Issue 10: display_data and execute_result were saved with `metadata: {}`, losing what the
+/// kernel sent (an image's width and height, `isolated`), which Jupyter uses to show them.
+#[tokio::test]
+async fn saved_outputs_keep_the_kernels_metadata() {
+    let server = Server::start();
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let src = format!(
+        "import base64\nfrom IPython.display import Image, display\n\
+         display(Image(data=base64.b64decode('{png}'), width=300, height=200))\n\
+         Image(data=base64.b64decode('{png}'), width=50)"
+    );
+    notebook(&server, "meta.ipynb", json!([code(&src)])).await;
+    let r = server
+        .call("execute_cell", json!({"path": "meta.ipynb", "cell": 0}))
+        .await;
+    ok(&r);
+    let nb = on_disk(&server, "meta.ipynb");
+    let outputs = &nb["cells"][0]["outputs"];
+    assert_eq!(outputs[0]["output_type"], "display_data", "{outputs}");
+    assert_eq!(
+        outputs[0]["metadata"]["image/png"],
+        json!({"width": 300, "height": 200}),
+        "{outputs}"
+    );
+    assert_eq!(outputs[1]["output_type"], "execute_result", "{outputs}");
+    assert_eq!(
+        outputs[1]["metadata"]["image/png"]["width"], 50,
+        "{outputs}"
+    );
+}
+
 #[tokio::test]
 async fn execute_code_appends_to_a_notebook_created_if_missing() {
     let server = Server::start();
@@ -298,6 +329,41 @@ async fn a_crash_mid_notebook_keeps_what_ran() {
     assert_eq!(nb["cells"][0]["outputs"][0]["text"], "kept\n");
     assert!(nb["cells"][0]["execution_count"].is_u64());
     assert_eq!(nb["cells"][2]["outputs"], json!([]));
+}
+
+/// Issue 10: execute_notebook took the kernel per cell, so a call queued on the same kernel ran
+/// between two of its cells, in the state the notebook was building.
+#[tokio::test]
+async fn execute_notebook_holds_the_kernel_between_its_cells() {
+    let server = Server::start();
+    let cells = json!([
+        code("order = []"),
+        // Waits (at most 60 s) until the test has queued another call on this kernel.
+        code(
+            "import os, time\nopen('started', 'w').close()\nfor _ in range(1200):\n    if os.path.exists('go'):\n        break\n    time.sleep(0.05)\norder.append('nb1')"
+        ),
+        code("order.append('nb2')"),
+    ]);
+    notebook(&server, "held.ipynb", cells).await;
+    let dir = server.workdir.path().to_path_buf();
+    let run = server.call("execute_notebook", json!({"path": "held.ipynb"}));
+    let other = async {
+        while !dir.join("started").exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let call = server.call("execute_code", json!({"code": "order.append('other')"}));
+        let release = async {
+            // Setup, not an assertion: give the queued call time to reach the kernel's queue.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            std::fs::write(dir.join("go"), "").unwrap();
+        };
+        futures::join!(call, release).0
+    };
+    let (r, o) = futures::join!(run, other);
+    ok(&r);
+    ok(&o);
+    let r = server.exec("print(order)").await;
+    assert_eq!(text(&r).trim(), "['nb1', 'nb2', 'other']", "{r}");
 }
 
 #[tokio::test]
@@ -992,4 +1058,54 @@ async fn a_dense_scatter_plot_is_sent_as_jpeg() {
     assert_eq!(img["mime_type"], "image/jpeg", "{img}");
     assert!(img["width"].as_u64().unwrap() <= 1568);
     assert_eq!(img["original"]["mime_type"], "image/png");
+}
+
+/// Issue 10: an SVG output (matplotlib with `set_matplotlib_formats('svg')`) came back as its
+/// `<Figure ...>` repr only: the picture was lost. A large SVG is saved and linked; a small one
+/// is sent as its text.
+#[tokio::test]
+async fn a_large_svg_is_linked_and_a_small_one_sent_as_text() {
+    let server = Server::start();
+    let code = "import matplotlib.pyplot as plt\n\
+                from matplotlib_inline.backend_inline import set_matplotlib_formats\n\
+                set_matplotlib_formats('svg')\n\
+                plt.plot(range(2000), [i * i % 97 for i in range(2000)])\nplt.show()";
+    let r = server.exec(code).await;
+    let s = ok(&r);
+    let svg = s["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "svg")
+        .unwrap_or_else(|| panic!("no svg output: {r}"));
+    let path = svg["path"].as_str().unwrap();
+    let saved = std::fs::read_to_string(server.workdir.path().join(path)).unwrap();
+    assert!(saved.contains("<svg"), "{saved:.200}");
+    assert_eq!(svg["bytes"].as_u64(), Some(saved.len() as u64));
+    assert!(
+        saved.len() > 8192,
+        "the plot's SVG is large: {}",
+        saved.len()
+    );
+    let link = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link")
+        .unwrap_or_else(|| panic!("no link: {r}"));
+    assert_eq!(link["uri"], svg["uri"]);
+    assert_eq!(link["mimeType"], "image/svg+xml");
+    assert!(
+        !text(&r).contains("<svg"),
+        "a large SVG is not sent as text: {r}"
+    );
+
+    let small = "from IPython.display import SVG, display\n\
+                 display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>'))";
+    let r = server.exec(small).await;
+    ok(&r);
+    assert!(
+        text(&r).contains("<rect"),
+        "a small SVG comes back as text: {r}"
+    );
 }

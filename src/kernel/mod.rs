@@ -49,15 +49,19 @@ pub enum KernelOutput {
     /// The value of the cell's last expression; `data` is the MIME bundle.
     ExecuteResult {
         data: serde_json::Map<String, serde_json::Value>,
+        /// Per-MIME-type metadata (an image's width and height), kept in saved notebooks.
+        metadata: serde_json::Map<String, serde_json::Value>,
     },
     /// `display()` output, plots among them; `display_id` when it may be updated later.
     DisplayData {
         data: serde_json::Map<String, serde_json::Value>,
+        metadata: serde_json::Map<String, serde_json::Value>,
         display_id: Option<String>,
     },
     /// `update_display_data`: new content for the earlier display with this id.
     UpdateDisplay {
         data: serde_json::Map<String, serde_json::Value>,
+        metadata: serde_json::Map<String, serde_json::Value>,
         display_id: String,
     },
     /// `clear_output`: drop what the cell showed so far, now or (`wait`) at the next output.
@@ -662,15 +666,18 @@ fn handle_message(
             }),
             JupyterMessageContent::ExecuteResult(r) => sink.push(KernelOutput::ExecuteResult {
                 data: bundle(&r.data),
+                metadata: r.metadata,
             }),
             JupyterMessageContent::DisplayData(d) => sink.push(KernelOutput::DisplayData {
                 data: bundle(&d.data),
+                metadata: d.metadata,
                 display_id: d.transient.and_then(|t| t.display_id),
             }),
             JupyterMessageContent::UpdateDisplayData(d) => {
                 if let Some(display_id) = d.transient.display_id {
                     sink.push(KernelOutput::UpdateDisplay {
                         data: bundle(&d.data),
+                        metadata: d.metadata,
                         display_id,
                     })
                 }

@@ -20,16 +20,16 @@ fn to_nbformat(output: KernelOutput) -> Option<Value> {
             "text": text,
         }),
         // The execution count is known only when the reply arrives; `finish` fills it in.
-        KernelOutput::ExecuteResult { data } => json!({
+        KernelOutput::ExecuteResult { data, metadata } => json!({
             "output_type": "execute_result",
             "data": data,
-            "metadata": {},
+            "metadata": metadata,
             "execution_count": null,
         }),
-        KernelOutput::DisplayData { data, .. } => json!({
+        KernelOutput::DisplayData { data, metadata, .. } => json!({
             "output_type": "display_data",
             "data": data,
-            "metadata": {},
+            "metadata": metadata,
         }),
         KernelOutput::Error {
             ename,
@@ -108,8 +108,13 @@ impl<S: OutputSink> Recorder<S> {
         match output {
             KernelOutput::ClearOutput { wait: true } => self.clear_pending = true,
             KernelOutput::ClearOutput { wait: false } => self.clear(),
-            KernelOutput::UpdateDisplay { data, display_id } => {
+            KernelOutput::UpdateDisplay {
+                data,
+                display_id,
+                metadata,
+            } => {
                 let new = Value::Object(data);
+                let metadata = Value::Object(metadata);
                 for (o, id) in self.outputs.iter_mut().zip(&self.display_ids) {
                     if id.as_deref() != Some(display_id.as_str()) {
                         continue;
@@ -119,6 +124,7 @@ impl<S: OutputSink> Recorder<S> {
                     if self.bytes - old + size <= self.cap {
                         self.bytes = self.bytes - old + size;
                         o["data"] = new.clone();
+                        o["metadata"] = metadata.clone();
                     }
                 }
             }
@@ -202,6 +208,7 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), text.into());
         KernelOutput::DisplayData {
+            metadata: Default::default(),
             data,
             display_id: id.map(String::from),
         }
@@ -217,6 +224,7 @@ mod tests {
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "100%".into());
         r.push(KernelOutput::UpdateDisplay {
+            metadata: Default::default(),
             data,
             display_id: "bar".into(),
         });
@@ -246,7 +254,10 @@ mod tests {
         r.push(stream(true, "warn"));
         let mut data = serde_json::Map::new();
         data.insert("text/plain".into(), "42".into());
-        r.push(KernelOutput::ExecuteResult { data });
+        r.push(KernelOutput::ExecuteResult {
+            data,
+            metadata: Default::default(),
+        });
         r.push(KernelOutput::Error {
             ename: "E".into(),
             evalue: "v".into(),
@@ -263,6 +274,44 @@ mod tests {
         assert_eq!(outputs[2]["execution_count"], 7);
         assert_eq!(outputs[2]["data"]["text/plain"], "42");
         assert_eq!(outputs[3]["traceback"][0], "\x1b[31mE\x1b[0m: v");
+    }
+
+    #[test]
+    fn display_metadata_is_kept_and_follows_updates() {
+        let mut r = Recorder::new(Count::default(), 1 << 20);
+        let meta = |w: u64| {
+            let mut m = serde_json::Map::new();
+            m.insert("image/png".into(), json!({"width": w}));
+            m
+        };
+        let mut data = serde_json::Map::new();
+        data.insert("text/plain".into(), "img".into());
+        r.push(KernelOutput::DisplayData {
+            data: data.clone(),
+            metadata: meta(300),
+            display_id: Some("d".into()),
+        });
+        r.push(KernelOutput::ExecuteResult {
+            data: data.clone(),
+            metadata: meta(50),
+        });
+        let (_, saved) = r.finish(Some(1));
+        assert_eq!(saved[0]["metadata"]["image/png"]["width"], 300);
+        assert_eq!(saved[1]["metadata"]["image/png"]["width"], 50);
+
+        let mut r = Recorder::new(Count::default(), 1 << 20);
+        r.push(KernelOutput::DisplayData {
+            data: data.clone(),
+            metadata: meta(300),
+            display_id: Some("d".into()),
+        });
+        r.push(KernelOutput::UpdateDisplay {
+            data,
+            metadata: meta(10),
+            display_id: "d".into(),
+        });
+        let (_, saved) = r.finish(None);
+        assert_eq!(saved[0]["metadata"]["image/png"]["width"], 10);
     }
 
     #[test]

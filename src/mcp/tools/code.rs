@@ -289,7 +289,79 @@ pub(super) struct RunSpec<'a> {
     pub(super) max_image_px: Option<u32>,
 }
 
+/// One kernel's turn, taken by [`JupyterMcp::take_turn`]: held for one run (execute_code), or
+/// for all of a notebook's cells in a row, so no other call's code runs between them.
+pub(super) struct Turn {
+    key: pool::KernelKey,
+    lease: pool::Lease,
+    /// The previous kernel of this name had died: said once, in the first run's note.
+    replaced_dead: bool,
+}
+
+impl Turn {
+    /// The kernel's name.
+    pub(super) fn name(&self) -> &str {
+        &self.key.name
+    }
+}
+
+/// When a run started, the deadline it must end by (the timeout also covers the wait for the
+/// kernel's turn), and the timeout as asked, for the note.
+#[derive(Clone, Copy)]
+pub(super) struct Clock {
+    started: Instant,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
 impl JupyterMcp {
+    /// Starts the clock of one run: its timeout (default, requested, cut to what a Lambda
+    /// invocation has left) counts from now.
+    pub(super) fn start_clock(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        timeout: Option<f64>,
+    ) -> Result<Clock, ToolError> {
+        let timeout = self.exec_timeout(timeout, ctx)?;
+        Ok(Clock {
+            started: Instant::now(),
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// Waits for the kernel's turn (starting the kernel if needed) until the clock's deadline.
+    /// `Err` is the run that did not happen, and why: the wait timed out, the client cancelled,
+    /// or the kernel was stopped on purpose meanwhile.
+    pub(super) async fn take_turn(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kernel: Option<&str>,
+        clock: Clock,
+    ) -> Result<Result<Turn, (String, Execution)>, ToolError> {
+        let key = self.key(ctx, kernel)?;
+        let not_run = |key: pool::KernelKey, status, note: &str| {
+            Ok(Err((
+                key.name,
+                Execution::not_run(status, clock.started, note),
+            )))
+        };
+        let lease = tokio::select! {
+            lease = self.app.pool.lease(&key) => match lease {
+                Err(e @ pool::Error::StoppedWhileQueued(_)) => return not_run(key, ExecStatus::Cancelled, &e.to_string()),
+                lease => lease?,
+            },
+            _ = ctx.ct.cancelled() => return not_run(key, ExecStatus::Cancelled, NOT_RUN_CANCELLED),
+            _ = tokio::time::sleep_until(clock.deadline) => return not_run(key, ExecStatus::Timeout, NOT_RUN_BUSY),
+        };
+        let replaced_dead = lease.replaced_dead;
+        Ok(Ok(Turn {
+            key,
+            lease,
+            replaced_dead,
+        }))
+    }
+
     /// Runs `code` the way execute_code does: the timeout covers the wait for the kernel's
     /// turn, outputs are capped, progress is forwarded, a cancel interrupts. With `record`, the
     /// outputs are also kept in nbformat form (`Execution::nb_outputs`). Returns the kernel's
@@ -300,55 +372,64 @@ impl JupyterMcp {
         spec: RunSpec<'_>,
         progress: Option<ProgressFn>,
     ) -> Result<(String, Execution), ToolError> {
+        let clock = self.start_clock(ctx, spec.timeout)?;
+        let mut turn = match self.take_turn(ctx, spec.kernel, clock).await? {
+            Ok(turn) => turn,
+            Err(not_run) => return Ok(not_run),
+        };
+        let execution = self
+            .run_in_turn(ctx, &mut turn, spec, clock, progress)
+            .await?;
+        Ok((turn.key.name, execution))
+    }
+
+    /// Runs `spec.code` (its `kernel` and `timeout` are already in `turn` and `clock`) on the
+    /// kernel whose turn the caller holds, until the clock's deadline.
+    pub(super) async fn run_in_turn(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        turn: &mut Turn,
+        spec: RunSpec<'_>,
+        clock: Clock,
+        progress: Option<ProgressFn>,
+    ) -> Result<Execution, ToolError> {
         let RunSpec {
-            kernel,
             code,
-            timeout,
             record,
             max_image_px,
+            ..
         } = spec;
-        let key = self.key(ctx, kernel)?;
-        let timeout = self.exec_timeout(timeout, ctx)?;
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let quota = self.quota(&key.principal);
+        let quota = self.quota(&turn.key.principal);
         if let Some(q) = &quota {
             q.check().await?;
         }
-        // The timeout covers the wait for the kernel's turn too: a call never outlives it.
-        let lease = tokio::select! {
-            lease = self.app.pool.lease(&key) => match lease {
-                Err(e @ pool::Error::StoppedWhileQueued(_)) => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, &e.to_string()))),
-                lease => lease?,
-            },
-            _ = ctx.ct.cancelled() => return Ok((key.name, Execution::not_run(ExecStatus::Cancelled, started, NOT_RUN_CANCELLED))),
-            _ = tokio::time::sleep_until(deadline) => return Ok((key.name, Execution::not_run(ExecStatus::Timeout, started, NOT_RUN_BUSY))),
-        };
         let max_px = self.max_image_px(max_image_px);
         let collector =
             Collector::new(self.app.settings.max_output_bytes, progress).with_image_fit(max_px);
         let cap = if record { NOTEBOOK_OUTPUT_CAP_BYTES } else { 0 };
         let mut sink = Recorder::new(collector, cap);
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let lease_replaced_dead = lease.replaced_dead;
-        let run = lease.kernel.execute(code, true, left, &ctx.ct, &mut sink);
+        let left = clock
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let replaced_dead = std::mem::take(&mut turn.replaced_dead);
+        let kernel = &turn.lease.kernel;
+        let run = kernel.execute(code, true, left, &ctx.ct, &mut sink);
         let outcome = match &quota {
             Some(q) => tokio::select! {
                 outcome = run => outcome?,
-                _ = q.watch(&lease.kernel) => unreachable_watch()?,
+                _ = q.watch(kernel) => unreachable_watch()?,
             },
             None => run.await?,
         };
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
-        drop(lease);
         let (mut outputs, truncated) = collector.finish();
         let names = OriginalNames::Run {
-            kernel: &key.name,
+            kernel: &turn.key.name,
             count: outcome.execution_count,
         };
         self.save_originals(ctx, names, outputs.iter_mut().collect())
             .await;
-        let mut note = status_note(&outcome, timeout, lease_replaced_dead);
+        let mut note = status_note(&outcome, clock.timeout, replaced_dead);
         if let Some(q) = &quota
             && let Err(over) = q.check().await
         {
@@ -366,23 +447,20 @@ impl JupyterMcp {
                 None => NO_INPUT.to_string(),
             });
         }
-        Ok((
-            key.name,
-            Execution {
-                status: outcome.status,
-                execution_count: outcome.execution_count,
-                started,
-                outputs,
-                truncated,
-                note,
-                nb_outputs,
-            },
-        ))
+        Ok(Execution {
+            status: outcome.status,
+            execution_count: outcome.execution_count,
+            started: clock.started,
+            outputs,
+            truncated,
+            note,
+            nb_outputs,
+        })
     }
 
-    /// Saves the full-size originals of downscaled images under `images/` in the caller's
-    /// directory and records where, so the result can link them. A failed save is logged and
-    /// the image is still sent (downscaled, unlinked).
+    /// Saves the full-size originals of downscaled images (and large SVGs) under `images/` in
+    /// the caller's directory and records where, so the result can link them. A failed save is
+    /// logged and the image is still sent (downscaled, unlinked).
     pub(super) async fn save_originals(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -390,21 +468,8 @@ impl JupyterMcp {
         outputs: Vec<&mut OutputItem>,
     ) {
         for (n, item) in outputs.into_iter().enumerate() {
-            let OutputItem::Image {
-                original: Some(original),
-                original_data,
-                ..
-            } = item
-            else {
+            let Some((raw, ext)) = item.take_unsaved() else {
                 continue;
-            };
-            let Some(raw) = original_data.take() else {
-                continue;
-            };
-            let ext = if original.mime_type == "image/jpeg" {
-                "jpg"
-            } else {
-                "png"
             };
             let (path, reuse) = match names {
                 OriginalNames::Run { kernel, count } => {
@@ -428,10 +493,7 @@ impl JupyterMcp {
                 })
                 .await;
             match saved {
-                Ok(path) => {
-                    original.uri = Some(crate::files::uri_for(&path));
-                    original.path = Some(path);
-                }
+                Ok(path) => item.set_saved(path),
                 Err(e) => tracing::warn!(error = %e.message, "could not save an original image"),
             }
         }

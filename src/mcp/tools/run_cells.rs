@@ -204,26 +204,42 @@ impl JupyterMcp {
                 failed_outputs: Vec::new(),
                 not_run: Vec::new(),
             };
+            // The kernel's turn is taken at the first cell and held for every cell after it: no
+            // other call's code runs between two cells. The first cell's timeout covers the wait.
+            let mut turn = None;
             let mut stopped = false;
             for (n, cell) in cells.into_iter().enumerate() {
                 if stopped {
                     out.not_run.push(cell.pos.index);
                     continue;
                 }
-                let (kernel, mut execution) = self
-                    .run_code(
-                        &ctx,
-                        RunSpec {
+                let clock = self.start_clock(&ctx, a.timeout)?;
+                let held = match turn.take() {
+                    Some(held) => held,
+                    None => self.take_turn(&ctx, a.kernel.as_deref(), clock).await?,
+                };
+                let mut execution = match held {
+                    Ok(mut held) => {
+                        out.kernel = held.name().to_owned();
+                        let spec = RunSpec {
                             kernel: a.kernel.as_deref(),
                             code: &cell.source,
                             timeout: a.timeout,
                             record: true,
                             max_image_px: None,
-                        },
-                        None,
-                    )
-                    .await?;
-                out.kernel = kernel;
+                        };
+                        let execution =
+                            self.run_in_turn(&ctx, &mut held, spec, clock, None).await?;
+                        turn = Some(Ok(held));
+                        execution
+                    }
+                    // The wait for the kernel's turn ended first (timeout, cancel, a restart):
+                    // this cell did not run, and the run stops.
+                    Err((kernel, not_run)) => {
+                        out.kernel = kernel;
+                        not_run
+                    }
+                };
                 let index = cell.pos.index;
                 if let Some(saved) = self
                     .save_run(&ctx, &a.path, cell.clone(), &mut execution)
@@ -302,7 +318,10 @@ fn notebook_run_result(out: ExecuteNotebookOutput) -> Result<CallToolResult, Too
     let mut content = vec![ContentBlock::text(lines.join("\n"))];
     if let Some(i) = out.failed_cell {
         content.push(ContentBlock::text(format!("[outputs of cell {i}]")));
-        content.extend(out.failed_outputs.iter().map(OutputItem::to_content));
+        for item in &out.failed_outputs {
+            content.push(item.to_content());
+            content.extend(item.original_link());
+        }
     }
     let mut result = structured(content, &out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
