@@ -60,6 +60,8 @@ pub const ENV_PACKAGE_DENY: &str = "JUPYTER_MCP_PACKAGE_DENY";
 pub const ENV_PACKAGE_INDEX_URL: &str = "JUPYTER_MCP_PACKAGE_INDEX_URL";
 /// pip's network timeout per connection attempt, in seconds.
 pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIMEOUT";
+/// Largest download of one install, in MiB (0: no cap).
+pub const ENV_PACKAGE_MAX_DOWNLOAD_MB: &str = "JUPYTER_MCP_PACKAGE_MAX_DOWNLOAD_MB";
 /// Per-principal disk quota of the working directory, in MiB (0: none).
 pub const ENV_DISK_QUOTA_MB: &str = "JUPYTER_MCP_DISK_QUOTA_MB";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
@@ -274,6 +276,13 @@ pub struct Config {
     /// bounded by 300 s and the call's deadline).
     #[arg(long, env = ENV_PACKAGE_DOWNLOAD_TIMEOUT, default_value_t = 60)]
     pub package_download_timeout: u64,
+
+    /// Largest download of one install_package, in MiB. pip first downloads with RLIMIT_FSIZE
+    /// at this size (the kernel refuses any write past it, whatever the index says), the
+    /// downloads together must fit in it too, and only then installs from them offline. 0: no
+    /// cap.
+    #[arg(long, env = ENV_PACKAGE_MAX_DOWNLOAD_MB, default_value_t = 200)]
+    pub package_max_download_mb: u64,
 
     /// Disk quota of a principal's directory (notebooks, files, packages), in MiB. Checked
     /// before and after each execution and every 2 s while one runs; over it, executions are
@@ -508,6 +517,8 @@ pub struct PackageSettings {
     pub index_url: Option<String>,
     /// pip's `--timeout`.
     pub download_timeout: Duration,
+    /// Cap on one install's downloads, each file and all together; `None`: no cap.
+    pub max_download_bytes: Option<u64>,
 }
 
 /// What differs on Lambda.
@@ -655,6 +666,7 @@ impl Config {
             &self.package_deny,
             self.package_index_url.as_deref(),
             self.package_download_timeout,
+            self.package_max_download_mb,
         )?;
         let nonzero = |v: u64| (v > 0).then_some(v);
         let kernel_pythonpath = self.kernel_pythonpath.or_else(|| {
@@ -761,6 +773,7 @@ fn package_settings(
     deny: &[String],
     index_url: Option<&str>,
     timeout_secs: u64,
+    max_download_mb: u64,
 ) -> Result<PackageSettings, Error> {
     let names = |list: &[String]| -> Result<Vec<String>, Error> {
         list.iter()
@@ -796,6 +809,7 @@ fn package_settings(
         deny: names(deny)?,
         index_url: index_url.map(str::to_string),
         download_timeout: Duration::from_secs(timeout_secs),
+        max_download_bytes: (max_download_mb > 0).then(|| max_download_mb.saturating_mul(MIB)),
     })
 }
 
@@ -860,8 +874,14 @@ mod tests {
 
     #[test]
     fn package_names_are_normalized_per_pep503() {
-        let p =
-            package_settings(&["Foo_Bar".into(), " ".into()], &["A.B".into()], None, 60).unwrap();
+        let p = package_settings(
+            &["Foo_Bar".into(), " ".into()],
+            &["A.B".into()],
+            None,
+            60,
+            200,
+        )
+        .unwrap();
         assert_eq!(p.allow, vec!["foo-bar"]);
         assert_eq!(p.deny, vec!["a-b"]);
     }
@@ -869,7 +889,7 @@ mod tests {
     #[test]
     fn a_bad_package_name_is_refused() {
         assert!(matches!(
-            package_settings(&["x;y".into()], &[], None, 60),
+            package_settings(&["x;y".into()], &[], None, 60, 200),
             Err(Error::PackageName(_))
         ));
     }
@@ -879,21 +899,31 @@ mod tests {
         for bad in ["file:///etc", "ftp://x", "https://x y", "pypi.org"] {
             assert!(
                 matches!(
-                    package_settings(&[], &[], Some(bad), 60),
+                    package_settings(&[], &[], Some(bad), 60, 200),
                     Err(Error::IndexUrl(_))
                 ),
                 "{bad}"
             );
         }
-        assert!(package_settings(&[], &[], Some("https://pypi.org/simple"), 60).is_ok());
+        assert!(package_settings(&[], &[], Some("https://pypi.org/simple"), 60, 200).is_ok());
     }
 
     #[test]
     fn a_zero_download_timeout_is_refused() {
         assert!(matches!(
-            package_settings(&[], &[], None, 0),
+            package_settings(&[], &[], None, 0, 200),
             Err(Error::DownloadTimeout(0))
         ));
+    }
+
+    #[test]
+    fn the_download_cap_is_in_bytes_and_zero_lifts_it() {
+        let p = package_settings(&[], &[], None, 60, 3).unwrap();
+        assert_eq!(p.max_download_bytes, Some(3 * 1024 * 1024));
+        let p = package_settings(&[], &[], None, 60, 0).unwrap();
+        assert_eq!(p.max_download_bytes, None);
+        let config = Config::parse_from(["jupyter-mcp-server"]);
+        assert_eq!(config.package_max_download_mb, 200);
     }
 
     #[test]

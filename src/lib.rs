@@ -68,6 +68,7 @@ pub fn build_app(
     stop: CancellationToken,
 ) -> Result<(Arc<App>, RuntimeRoot), Error> {
     let runtime = RuntimeRoot::create().map_err(Error::RuntimeDir)?;
+    child::remove_abandoned_cgroups();
     let launch = LaunchConfig {
         python: settings.python.clone(),
         runtime_root: runtime.path.clone(),

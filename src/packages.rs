@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
+const MIB: u64 = 1024 * 1024;
 /// Longest requirement string accepted, in bytes.
 pub(crate) const MAX_REQUIREMENT_BYTES: usize = 200;
 /// How many trailing lines of pip output are kept for error reports.
@@ -124,6 +125,10 @@ pub(crate) enum InstallError {
         "pip reported success but no `{name}-*.dist-info` was found in the target; check the package name"
     )]
     VersionNotFound { name: String },
+    #[error(
+        "a download for this install is over this server's {cap_mb} MiB cap (--package-max-download-mb){detail}; nothing was installed. Pick a smaller package or another version, or ask the operator to raise the cap"
+    )]
+    DownloadTooLarge { cap_mb: u64, detail: String },
     #[error("could not read the package target directory ({source}); check its permissions")]
     ReadTarget {
         #[source]
@@ -361,6 +366,14 @@ impl Installer {
     }
 
     /// Installs `req` with pip and reports the version that landed in the target.
+    ///
+    /// Two pip runs within one deadline. `pip download` fetches the requirement and its
+    /// dependencies into a private directory with RLIMIT_FSIZE at `--package-max-download-mb`:
+    /// the kernel refuses the write that would pass the cap, so no index and no lying
+    /// Content-Length can make it bigger (a size hook in pip would trust pip; a directory
+    /// watcher would overshoot by its interval). The files together must fit the cap too. Then
+    /// `pip install --no-index --find-links` installs from those files only, under the kernel's
+    /// own file-size limit (an extracted library may be larger than its wheel).
     pub(crate) async fn install(&self, req: &Requirement) -> Result<Installed, InstallError> {
         let tmp = tempfile::Builder::new()
             .prefix("jmcp-pip-")
@@ -368,14 +381,78 @@ impl Installer {
             .map_err(|source| InstallError::TempDir { source })?;
         std::fs::create_dir_all(&self.target)
             .map_err(|source| InstallError::ReadTarget { source })?;
-        let prepared = self.policy.prepare(
-            crate::child::Role::Pip,
-            "pip",
-            &[],
+        let downloads = tmp.path().join("downloads");
+        std::fs::create_dir(&downloads).map_err(|source| InstallError::TempDir { source })?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let cap = self.source.max_download_bytes;
+
+        let mut capped = self.policy.clone();
+        if cap.is_some() {
+            capped.limits.file_size_bytes = cap;
+        }
+        let fetched = self
+            .run_pip(
+                &capped,
+                self.download_command(req, tmp.path(), &downloads),
+                &[tmp.path().to_path_buf()],
+                &[tmp.path(), &downloads],
+                deadline,
+            )
+            .await;
+        match (fetched, cap) {
+            (Err(InstallError::PipFailed { status, last_lines }), Some(cap))
+                if hit_file_size_limit(&status, &last_lines) =>
+            {
+                return Err(InstallError::DownloadTooLarge {
+                    cap_mb: cap / MIB,
+                    detail: last_lines
+                        .iter()
+                        .rev()
+                        .find(|l| l.trim_start().starts_with("Downloading "))
+                        .map(|l| format!(" ({})", l.trim()))
+                        .unwrap_or_default(),
+                });
+            }
+            (fetched, _) => fetched?,
+        }
+        if let Some(cap) = cap {
+            let total = dir_bytes(&downloads);
+            if total > cap {
+                return Err(InstallError::DownloadTooLarge {
+                    cap_mb: cap / MIB,
+                    detail: format!(
+                        " (the requirement and its dependencies are {} MiB in all)",
+                        total.div_ceil(MIB)
+                    ),
+                });
+            }
+        }
+
+        self.run_pip(
+            &self.policy,
+            self.install_command(req, tmp.path(), &downloads),
             &[self.target.clone(), tmp.path().to_path_buf()],
             &[&self.target, tmp.path()],
-        )?;
-        let mut cmd = self.command(req, tmp.path());
+            deadline,
+        )
+        .await?;
+        let version = find_installed_version(&self.target, &req.normalized)?;
+        Ok(Installed {
+            name: req.normalized.clone(),
+            version,
+        })
+    }
+
+    /// Runs one confined pip command to its end (or the deadline), keeping its last lines.
+    async fn run_pip(
+        &self,
+        policy: &crate::child::Policy,
+        mut cmd: Command,
+        write: &[PathBuf],
+        own: &[&Path],
+        deadline: tokio::time::Instant,
+    ) -> Result<(), InstallError> {
+        let prepared = policy.prepare(crate::child::Role::Pip, "pip", &[], write, own)?;
         let _confinement = prepared.apply(&mut cmd);
         let mut child = cmd
             .spawn()
@@ -391,7 +468,7 @@ impl Installer {
                 .take()
                 .map(|err| tokio::spawn(drain(err, Arc::clone(&tail)))),
         ];
-        let status = match tokio::time::timeout(self.timeout, child.wait()).await {
+        let status = match tokio::time::timeout_at(deadline, child.wait()).await {
             Ok(waited) => waited.map_err(|source| InstallError::Wait { source })?,
             Err(_) => {
                 crate::child::kill_group(&mut child).await;
@@ -407,34 +484,25 @@ impl Installer {
         if !status.success() {
             return Err(pip_failed(status, &tail));
         }
-        let version = find_installed_version(&self.target, &req.normalized)?;
-        Ok(Installed {
-            name: req.normalized.clone(),
-            version,
-        })
+        Ok(())
     }
 
-    fn command(&self, req: &Requirement, tmp: &Path) -> Command {
+    /// `python -m pip SUBCOMMAND` with what both runs share: no prompts, no cache, no version
+    /// check, wheels only (no sdist is built, so no package's setup.py or build backend runs on
+    /// this machine; packages without wheels fail instead), the allowlisted environment, and
+    /// the private temp directory as its working directory.
+    fn pip(&self, subcommand: &str, tmp: &Path) -> Command {
         let mut cmd = Command::new(&self.policy.python);
-        cmd.args(["-m", "pip", "install", "--target"])
-            .arg(&self.target)
+        cmd.args(["-m", "pip", subcommand])
             .args([
-                "--upgrade",
                 "--no-input",
                 "--disable-pip-version-check",
-                "--no-warn-script-location",
                 "--no-cache-dir",
+                "--progress-bar",
+                "off",
+                "--only-binary",
+                ":all:",
             ])
-            // Wheels only: no sdist is built, so no package's setup.py or build backend runs
-            // on this machine during the install. Packages without wheels fail instead.
-            .args(["--only-binary", ":all:"])
-            .arg("--timeout")
-            .arg(self.source.download_timeout.as_secs().max(1).to_string());
-        if let Some(index) = &self.source.index_url {
-            cmd.arg("--index-url").arg(index);
-        }
-        cmd.args(["--progress-bar", "off", "--"])
-            .arg(req.to_pip_arg())
             .env_clear()
             .envs(self.policy.pip_env(tmp))
             .current_dir(tmp)
@@ -444,6 +512,57 @@ impl Installer {
         // `child` gives it its own group, so a timeout kills pip and what it started at once.
         cmd
     }
+
+    /// Fetches the requirement and its dependencies from the configured index into `downloads`.
+    fn download_command(&self, req: &Requirement, tmp: &Path, downloads: &Path) -> Command {
+        let mut cmd = self.pip("download", tmp);
+        cmd.arg("--dest")
+            .arg(downloads)
+            .arg("--timeout")
+            .arg(self.source.download_timeout.as_secs().max(1).to_string());
+        if let Some(index) = &self.source.index_url {
+            cmd.arg("--index-url").arg(index);
+        }
+        cmd.arg("--").arg(req.to_pip_arg());
+        cmd
+    }
+
+    /// Installs from `downloads` only (no network) into the target.
+    fn install_command(&self, req: &Requirement, tmp: &Path, downloads: &Path) -> Command {
+        let mut cmd = self.pip("install", tmp);
+        cmd.arg("--target")
+            .arg(&self.target)
+            .args(["--upgrade", "--no-warn-script-location", "--no-index"])
+            .arg("--find-links")
+            .arg(downloads)
+            .arg("--")
+            .arg(req.to_pip_arg());
+        cmd
+    }
+}
+
+/// Bytes in a directory's regular files (one level: `pip download` writes flat).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether pip failed on RLIMIT_FSIZE: Python ignores SIGXFSZ, so the write fails with EFBIG
+/// ("[Errno 27] File too large"); a child that does not ignore it dies of the signal.
+fn hit_file_size_limit(status: &str, last_lines: &[String]) -> bool {
+    status.contains("SIGXFSZ")
+        || status.contains("signal: 25")
+        || last_lines
+            .iter()
+            .any(|l| l.contains("[Errno 27]") || l.contains("File too large"))
 }
 
 fn pip_failed(status: ExitStatus, tail: &Mutex<LineTail>) -> InstallError {
@@ -829,6 +948,20 @@ mod tests {
         );
         let err = installer.install(&ok("numpy")).await.unwrap_err();
         assert!(matches!(err, InstallError::PipFailed { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_size_limit_failure_is_recognized() {
+        let efbig = vec![
+            "  Downloading big-1.0-py3-none-any.whl (3.1 MB)".to_string(),
+            "OSError: [Errno 27] File too large".to_string(),
+        ];
+        assert!(hit_file_size_limit("exit status: 2", &efbig));
+        assert!(hit_file_size_limit("signal: 25 (SIGXFSZ)", &[]));
+        assert!(!hit_file_size_limit(
+            "exit status: 1",
+            &["ERROR: No matching distribution found for nope".to_string()]
+        ));
     }
 
     #[tokio::test]

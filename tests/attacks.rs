@@ -643,6 +643,48 @@ async fn kernel_code_runs_as_root() {
 }
 
 #[tokio::test]
+async fn install_a_package_over_the_download_cap() {
+    // A 3 MiB wheel (random, stored: it does not compress) against a 1 MiB cap, from an index on
+    // loopback; a small one from the same index must still install.
+    let index = LocalIndex::start(&["jmcp-big==1.0:3", "jmcp-small==1.0:0.1"]);
+    let server = Server::start_with(
+        &[
+            "--package-index-url",
+            &index.url,
+            "--package-max-download-mb",
+            "1",
+        ],
+        &[],
+    );
+    let r = server
+        .call("install_package", json!({"package": "jmcp-big"}))
+        .await;
+    assert!(is_error(&r), "an install over the cap succeeded: {r}");
+    assert_eq!(status_of(&r), "refused", "{r}");
+    assert!(
+        text(&r).contains("1 MiB cap (--package-max-download-mb)"),
+        "the refusal must name the cap: {r}"
+    );
+    let found = run(
+        &server,
+        "default",
+        "import importlib.util; print(importlib.util.find_spec('jmcp_big'))",
+    )
+    .await;
+    assert_eq!(found.trim(), "None", "the big package landed anyway");
+    let r = server
+        .call("install_package", json!({"package": "jmcp-small"}))
+        .await;
+    assert!(!is_error(&r), "an install under the cap failed: {r}");
+    still_works(&server).await;
+    verdict(
+        "install a package whose wheel is over the download cap",
+        true,
+        "pip downloads under RLIMIT_FSIZE = --package-max-download-mb, then installs offline",
+    );
+}
+
+#[tokio::test]
 async fn fill_the_disk_quota() {
     let server = Server::start_with(&["--disk-quota-mb", "5"], &[]);
     // Writes until stopped: only the quota watcher's interrupt ends it before the timeout.

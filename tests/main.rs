@@ -7,6 +7,7 @@
 mod attacks;
 mod auth;
 mod cancel;
+mod cgroups;
 mod common;
 mod execute;
 mod faults;

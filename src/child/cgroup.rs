@@ -8,6 +8,10 @@
 //! user), the report says "not applied" and the kill falls back to a process-tree sweep.
 //! The child joins by writing `0` ("the writer") to each `cgroup.procs` descriptor, opened here
 //! before `fork`.
+//!
+//! A server killed outright (SIGKILL, OOM) removes nothing, so each directory's name carries
+//! its server's pid (`jupyter-mcp-p<pid>-<kernel id>`) and a server starting removes those of
+//! servers that are gone (`remove_abandoned`), as it removes their runtime directories.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
@@ -15,6 +19,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const V1_ROOT: &str = "/sys/fs/cgroup";
+/// Start of every kernel cgroup's directory name; the server's pid and `-` follow.
+const NAME_PREFIX: &str = "jupyter-mcp-p";
+/// The v1 controllers a kernel cgroup is made under.
+const CONTROLLERS: [&str; 2] = ["pids", "memory"];
 
 /// One kernel's cgroup directories; killed and removed by `Cgroup::sweep` (also on drop).
 #[derive(Debug)]
@@ -37,8 +45,64 @@ fn own_path(controller: &str) -> Option<String> {
     })
 }
 
+/// The directory under which this server makes its kernels' cgroups for `controller`.
+fn parent_dir(controller: &str) -> Option<PathBuf> {
+    let own = own_path(controller)?;
+    Some(
+        PathBuf::from(V1_ROOT)
+            .join(controller)
+            .join(own.trim_start_matches('/')),
+    )
+}
+
+/// The server pid in a kernel cgroup's name; `None` for any other directory (including the
+/// `jupyter-mcp-<id>` names of older versions, whose owner cannot be told).
+fn server_pid(name: &str) -> Option<u32> {
+    let (pid, _) = name.strip_prefix(NAME_PREFIX)?.split_once('-')?;
+    pid.parse().ok()
+}
+
+/// Removes the kernel cgroups of servers that are gone: kills what is still in them (a `setsid`
+/// child of a kernel survives its server's SIGKILL there) and removes the directories. Those of
+/// a live server (its pid exists: a reused pid only keeps a directory longer) are left alone.
+/// Returns the directories removed.
+pub(crate) fn remove_abandoned() -> Vec<PathBuf> {
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for controller in CONTROLLERS {
+        let Some(parent) = parent_dir(controller) else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(server_pid) else {
+                continue;
+            };
+            if pid == me || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = entry.path();
+            Cgroup {
+                dirs: vec![dir.clone()],
+                procs: Vec::new(),
+            }
+            .sweep();
+            if !dir.exists() {
+                removed.push(dir);
+            }
+        }
+    }
+    removed
+}
+
 impl Cgroup {
-    /// Creates `jupyter-mcp-<id>` under the pids and memory hierarchies. `Err` says why not.
+    /// Creates `jupyter-mcp-p<server pid>-<id>` under the pids and memory hierarchies. `Err`
+    /// says why not.
     pub(crate) fn create(
         id: &str,
         pids_max: u64,
@@ -57,13 +121,10 @@ impl Cgroup {
             ),
         ];
         for (controller, file, value) in settings {
-            let Some(own) = own_path(controller) else {
+            let Some(parent) = parent_dir(controller) else {
                 return Err(format!("no cgroup v1 `{controller}` hierarchy"));
             };
-            let dir = PathBuf::from(V1_ROOT)
-                .join(controller)
-                .join(own.trim_start_matches('/'))
-                .join(format!("jupyter-mcp-{id}"));
+            let dir = parent.join(format!("{NAME_PREFIX}{}-{id}", std::process::id()));
             std::fs::create_dir(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             group.dirs.push(dir.clone());
@@ -133,5 +194,22 @@ impl Drop for Cgroup {
         if !self.dirs.is_empty() {
             self.sweep();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_with_a_server_pid_are_ours_to_judge() {
+        assert_eq!(server_pid("jupyter-mcp-p4242-0123abcd"), Some(4242));
+        assert_eq!(server_pid("jupyter-mcp-p4242-probe-4242"), Some(4242));
+        assert_eq!(
+            server_pid("jupyter-mcp-0275d7deb7284ccea80592a32f6fe561"),
+            None
+        );
+        assert_eq!(server_pid("jupyter-mcp-pxyz-1"), None);
+        assert_eq!(server_pid("other"), None);
     }
 }

@@ -95,6 +95,13 @@ pub enum Error {
     },
 }
 
+/// Removes the kernel cgroups of servers that are gone (killed before they could), logging each.
+pub fn remove_abandoned_cgroups() {
+    for dir in cgroup::remove_abandoned() {
+        tracing::info!(path = %dir.display(), "removed the cgroup of a kernel whose server is gone");
+    }
+}
+
 impl Policy {
     /// What this Linux and this server's privileges allow, for the start-up log and status.
     pub fn probe(&self) -> Vec<Layer> {

@@ -207,6 +207,7 @@ impl From<packages::InstallError> for ToolError {
     fn from(e: packages::InstallError) -> Self {
         let status = match &e {
             packages::InstallError::Timeout { .. } => "timeout",
+            packages::InstallError::DownloadTooLarge { .. } => "refused",
             _ => "install_failed",
         };
         ToolError {

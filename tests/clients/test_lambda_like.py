@@ -9,7 +9,8 @@ read-only at /opt/python, which the server puts on the kernels' path by default 
 
 A few focused checks, one response mode (streaming, the default): the function starts and
 answers initialize; execute_code gives text and a plot; a notebook round trip; install_package
-installs from an index on loopback (tests/fixtures/local_index.py) and refuses a denied package;
+installs from an index on loopback (tests/fixtures/local_index.py) and refuses a denied package
+and a wheel over the download cap;
 kernels see no AWS credentials and cannot read the function's environment; and the function
 really ran confined. Skipped, saying why, without bwrap or root.
 """
@@ -38,7 +39,9 @@ sys.path.pop(0)
 SANDBOX = ROOT / "tests" / "lambda-like"
 SANDBOX_UID = 65534
 PROBE = "jmcp-probe"  # served by the loopback index
+BIG = "jmcp-big"  # served too, but its wheel is over the function's download cap
 DENIED = "jmcp-denied"  # on the function's deny list
+CAP_MB = 1
 
 if shutil.which("bwrap") is None:
     pytest.skip("the Lambda-like sandbox needs bwrap (Debian: apt-get install bubblewrap)",
@@ -59,7 +62,7 @@ def interpreter_and_layer():
 
 @pytest.fixture(scope="module")
 def index():
-    idx = local_index.Index([f"{PROBE}==1.2:0.05"])
+    idx = local_index.Index([f"{PROBE}==1.2:0.05", f"{BIG}==1.0:3"])
     yield idx
     idx.close()
 
@@ -71,6 +74,7 @@ def sandboxed(index):
         "JUPYTER_MCP_PYTHON": python,
         "JUPYTER_MCP_PACKAGE_INDEX_URL": index.url,
         "JUPYTER_MCP_PACKAGE_DENY": DENIED,
+        "JUPYTER_MCP_PACKAGE_MAX_DOWNLOAD_MB": str(CAP_MB),
     })
     emu.runner = [SANDBOX, "--own", emu.tmp, "--own", emu.workdir, "--python", python,
                   "--layer", layer, "--"]
@@ -203,6 +207,15 @@ def test_install_refuses_a_denied_package(sandboxed):
             r = await client.call_tool("install_package", {"package": DENIED})
             assert r.is_error, describe(r)
             assert "deny list" in all_text(r), describe(r)
+    run(body)
+
+
+def test_install_refuses_a_wheel_over_the_download_cap(sandboxed):
+    async def body():
+        async with connect(sandboxed, "2026-07-28") as client:
+            r = await client.call_tool("install_package", {"package": BIG})
+            assert r.is_error, describe(r)
+            assert f"{CAP_MB} MiB cap (--package-max-download-mb)" in all_text(r), describe(r)
     run(body)
 
 

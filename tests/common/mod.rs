@@ -284,6 +284,47 @@ fn lambda_like_wrapper(workdir: &Path) -> Vec<String> {
     ]
 }
 
+/// A package index on loopback serving generated wheels (tests/fixtures/local_index.py, specs
+/// `name==version[:size_mib]`), so install tests need no internet. Stopped by PID when dropped.
+pub struct LocalIndex {
+    child: Child,
+    /// The index's `simple/` URL, for `--package-index-url`.
+    pub url: String,
+}
+
+impl LocalIndex {
+    pub fn start(specs: &[&str]) -> LocalIndex {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/local_index.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args(specs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = match line.strip_prefix("INDEX ") {
+            Some(url) => url.trim().to_string(),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("local index did not start: {line:?}");
+            }
+        };
+        LocalIndex { child, url }
+    }
+}
+
+impl Drop for LocalIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A POST to an MCP endpoint with the headers every request here carries.
 pub fn mcp_post(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
     client
