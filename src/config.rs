@@ -42,6 +42,10 @@ pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
 pub const ENV_KERNEL_NETWORK: &str = "JUPYTER_MCP_KERNEL_NETWORK";
 /// The user kernels and pip run as when the server is root: a name, a uid, or `server`.
 pub const ENV_KERNEL_USER: &str = "JUPYTER_MCP_KERNEL_USER";
+/// Run each principal's kernels and pip under its own uid (root only): `true` or `false`.
+pub const ENV_KERNEL_UID_PER_PRINCIPAL: &str = "JUPYTER_MCP_KERNEL_UID_PER_PRINCIPAL";
+/// The uids `--kernel-uid-per-principal` takes from: `FIRST-LAST`.
+pub const ENV_KERNEL_UID_RANGE: &str = "JUPYTER_MCP_KERNEL_UID_RANGE";
 /// RLIMIT_CPU of a kernel, in seconds of CPU time (0: unlimited).
 pub const ENV_KERNEL_CPU_SECS: &str = "JUPYTER_MCP_KERNEL_CPU_SECS";
 /// RLIMIT_FSIZE of a kernel, in MiB (0: unlimited).
@@ -203,6 +207,18 @@ pub struct Config {
     /// own uid otherwise]
     #[arg(long, env = ENV_KERNEL_USER)]
     pub kernel_user: Option<String>,
+
+    /// When the server runs as root: run each principal's kernels and pip under its own uid
+    /// from --kernel-uid-range, owner of its directory (mode 0700), so the OS itself keeps
+    /// principals from signalling each other's kernels or reading each other's files. Refuses
+    /// to start when not root or when those uids cannot run --python.
+    #[arg(long, env = ENV_KERNEL_UID_PER_PRINCIPAL, conflicts_with = "kernel_user")]
+    pub kernel_uid_per_principal: bool,
+
+    /// The uids (and equal gids) --kernel-uid-per-principal assigns, FIRST-LAST: a range no
+    /// account uses. A principal keeps its uid across restarts (it is its directory's owner).
+    #[arg(long, env = ENV_KERNEL_UID_RANGE, default_value = "200000-265535")]
+    pub kernel_uid_range: String,
 
     /// CPU seconds a kernel may use over its life (RLIMIT_CPU); past it the kernel is killed
     /// and the next call starts a fresh one. 0: unlimited.
@@ -477,9 +493,10 @@ impl Settings {
     }
 
     /// Whether the unauthenticated `local` principal keeps the working directory itself: only
-    /// where no other principal can exist (see `principal`).
+    /// where no other principal can exist (see `principal`), and not with a uid per principal
+    /// (the operator's directory is never handed to another uid).
     pub fn local_owns_working_dir(&self) -> bool {
-        !self.has_auth_source()
+        !self.has_auth_source() && self.sandbox.per_principal.is_none()
     }
 }
 
@@ -643,16 +660,26 @@ impl Config {
                 .as_ref()
                 .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
         });
-        let (ids, ids_note) =
-            match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
+        let uid_range: crate::child::user::Range = self.kernel_uid_range.parse()?;
+        let per_principal = if self.kernel_uid_per_principal {
+            crate::child::user::check_per_principal(uid_range, &python)?;
+            Some(uid_range)
+        } else {
+            None
+        };
+        let (ids, ids_note) = match per_principal {
+            Some(_) => (None, String::new()),
+            None => match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
                 crate::child::user::Choice::Drop(ids) => (Some(ids), String::new()),
                 crate::child::user::Choice::Keep(why) => (None, why),
-            };
+            },
+        };
         let sandbox = crate::child::Policy {
             python: python.clone(),
             pythonpath: kernel_pythonpath.clone(),
             network: self.kernel_network == KernelNetwork::Allow,
             ids,
+            per_principal,
             ids_note,
             limits: crate::child::Limits {
                 address_space_bytes: nonzero(self.kernel_memory_mb)

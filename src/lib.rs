@@ -114,6 +114,19 @@ pub fn build_app(
             tracing::warn!(layer = %layer.name, reason = %layer.detail, "kernel sandbox: not applied");
         }
     }
+    // The operator's directory is never handed to the kernels' uid (only directories the server
+    // creates are); say so when that leaves kernels unable to use it.
+    if settings.local_owns_working_dir()
+        && let Some(ids) = settings.sandbox.ids
+        && !child::user::may_use(&settings.working_dir, ids)
+    {
+        tracing::warn!(
+            working_dir = %settings.working_dir.display(),
+            uid = ids.uid,
+            "kernels run as uid {} and cannot read or write the working directory (the server does not change its owner); give that uid access (e.g. chown or chmod it), or pass --kernel-user",
+            ids.uid
+        );
+    }
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
@@ -124,6 +137,7 @@ pub fn build_app(
         audit,
         tenant: Default::default(),
         limits,
+        homes_ready: Default::default(),
     });
     Ok((app, runtime))
 }

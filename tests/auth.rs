@@ -1050,3 +1050,92 @@ async fn kernel_code_cannot_open_another_principals_directory() {
         .await;
     assert_eq!(text(&r).trim(), "bob-secret-value", "{r}");
 }
+
+/// A python stand-in in a 0700 directory of root's: no other uid can run it.
+fn python_only_root_can_run() -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let py = dir.path().join("python");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = py.display().to_string();
+    (dir, path)
+}
+
+#[test]
+fn uid_per_principal_refuses_an_interpreter_its_uids_cannot_run() {
+    let (dir, py) = python_only_root_can_run();
+    let out = Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+        .args(["--port", "0", "--kernel-uid-per-principal", "--python", &py])
+        .arg("--working-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    if nix::unistd::geteuid().is_root() {
+        assert!(
+            err.contains("--kernel-uid-per-principal: uid 200000") && err.contains("cannot run"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("needs the server to run as root"), "{err}");
+    }
+}
+
+#[test]
+fn uid_per_principal_refuses_a_bad_range() {
+    for range in ["0-10", "10-5", "abc", "5"] {
+        let (ok, _, err) = run_binary(
+            &["--kernel-uid-per-principal", "--kernel-uid-range", range],
+            &[],
+            "",
+        );
+        assert!(!ok, "{range}: started");
+        assert!(err.contains("--kernel-uid-range"), "{range}: {err}");
+    }
+}
+
+#[test]
+fn uid_per_principal_and_kernel_user_conflict() {
+    let (ok, _, err) = run_binary(
+        &["--kernel-uid-per-principal", "--kernel-user", "nobody"],
+        &[],
+        "",
+    );
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
+/// As root, kernels drop to uid 65534; the operator's working directory (the `local`
+/// principal's) keeps its owner and mode, and the server says kernels cannot use it. Only the
+/// directories the server creates (`.packages`) are the kernel uid's.
+#[tokio::test]
+async fn the_operators_working_dir_is_never_handed_to_the_kernel_uid() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(wrapper) = readable_python_wrapper(65534) else {
+        println!("not applicable: not root, or no interpreter uid 65534 can run here");
+        return;
+    };
+    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+        return;
+    }
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let server = Server::start_wrapped(&wrapper, &[], &[]);
+    let before = std::fs::metadata(server.workdir.path()).unwrap();
+    let r = server.exec("import os; print(os.getuid())").await;
+    assert_eq!(text(&r).trim(), "65534", "{r}");
+    let after = std::fs::metadata(server.workdir.path()).unwrap();
+    assert_eq!((after.uid(), after.mode()), (before.uid(), before.mode()));
+    assert_eq!(after.uid(), 0);
+    let packages = std::fs::metadata(server.workdir.path().join(".packages")).unwrap();
+    assert_eq!(packages.uid(), 65534);
+    assert!(
+        server
+            .log_text()
+            .contains("cannot read or write the working directory"),
+        "{}",
+        server.log_text()
+    );
+}

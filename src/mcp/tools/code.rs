@@ -601,6 +601,7 @@ impl JupyterMcp {
                 .map_or(PIP_TIMEOUT, |left| left.min(PIP_TIMEOUT));
             let installer = Installer::new(
                 self.app.settings.sandbox.clone(),
+                dirs.home,
                 dirs.packages,
                 timeout,
                 self.app.settings.packages.clone(),
