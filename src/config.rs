@@ -30,6 +30,8 @@ pub const ENV_IDLE_TIMEOUT: &str = "JUPYTER_MCP_IDLE_TIMEOUT";
 pub const ENV_MAX_OUTPUT_BYTES: &str = "JUPYTER_MCP_MAX_OUTPUT_BYTES";
 /// Longest side, in pixels, of an image sent to the model.
 pub const ENV_MAX_IMAGE_PX: &str = "JUPYTER_MCP_MAX_IMAGE_PX";
+/// The URL clients reach this server at, when a proxy or load balancer is in front of it.
+pub const ENV_PUBLIC_URL: &str = "JUPYTER_MCP_PUBLIC_URL";
 /// Extra Host header values accepted (comma separated), e.g. a public hostname.
 pub const ENV_ALLOWED_HOSTS: &str = "JUPYTER_MCP_ALLOWED_HOSTS";
 
@@ -290,6 +292,13 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_IMAGE_PX, default_value_t = 1568, value_parser = clap::value_parser!(u32).range(16..=16384))]
     pub max_image_px: u32,
 
+    /// The URL clients reach this server at (scheme, host, optional port and path prefix, e.g.
+    /// https://jupyter.example.com), when a proxy is in front of it: the OAuth metadata's
+    /// `resource` and the `resource_metadata` link of every 401 are built from it instead of the
+    /// request's Host header.
+    #[arg(long, env = ENV_PUBLIC_URL)]
+    pub public_url: Option<String>,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -443,6 +452,8 @@ pub struct AuthSettings {
     /// API keys kept in AWS Secrets Manager.
     pub api_keys_secret: Option<SecretSettings>,
     pub insecure_no_auth: bool,
+    /// `--public-url` without a trailing slash: the base of the links in 401s and the metadata.
+    pub public_url: Option<String>,
 }
 
 /// The Secrets Manager key source.
@@ -500,6 +511,22 @@ impl Settings {
     }
 }
 
+/// Checks `--public-url` and drops a trailing slash: an absolute http(s) URL with a host and
+/// no query or fragment, whose text is safe inside the quoted `WWW-Authenticate` parameter.
+fn public_url(raw: &str) -> Result<String, Error> {
+    let bad = || Error::PublicUrl(raw.to_string());
+    let uri: axum::http::Uri = raw.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    let clean = raw
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'?' | b'#'));
+    if !(scheme_ok && host_ok && clean) {
+        return Err(bad());
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
 /// install_package's policy and pip's source.
 #[derive(Debug, Clone, Default)]
 pub struct PackageSettings {
@@ -554,6 +581,10 @@ pub enum Error {
         "refusing to listen on {0} without authentication: anyone who reaches it could run code\nhint: configure --api-keys-file, JUPYTER_MCP_API_KEYS or --oidc-issuer, bind 127.0.0.1, or pass --insecure-no-auth if the network itself is trusted"
     )]
     NoAuth(IpAddr),
+    #[error(
+        "--public-url {0:?} is not an absolute http(s) URL without query or fragment\nhint: e.g. --public-url https://jupyter.example.com (the base the clients use, without /mcp)"
+    )]
+    PublicUrl(String),
     #[error(transparent)]
     Keys(#[from] crate::auth::KeysError),
     #[error("--oidc-issuer needs {0}")]
@@ -631,6 +662,7 @@ impl Config {
                 cache_for: Duration::from_secs(self.api_keys_cache_seconds),
             }),
             insecure_no_auth: self.insecure_no_auth,
+            public_url: self.public_url.as_deref().map(public_url).transpose()?,
         };
         let sources =
             !auth.api_keys.is_empty() || auth.oidc.is_some() || auth.api_keys_secret.is_some();
@@ -833,6 +865,30 @@ fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_urls_are_checked_and_lose_a_trailing_slash() {
+        assert_eq!(
+            public_url("https://jupyter.example.com/").unwrap(),
+            "https://jupyter.example.com"
+        );
+        assert_eq!(
+            public_url("http://10.0.0.5:8737/prod").unwrap(),
+            "http://10.0.0.5:8737/prod"
+        );
+        for bad in [
+            "jupyter.example.com",
+            "/mcp",
+            "ftp://example.com",
+            "https://example.com/?a=b",
+            "https://example.com/#x",
+            "https://exa\"mple.com",
+            "https://",
+            "",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn lambda_kernel_limit_follows_function_memory() {

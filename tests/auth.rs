@@ -63,6 +63,7 @@ async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jsonrpc"], "2.0");
     assert_eq!(body["error"]["code"], -32001, "{body}");
+    assert_eq!(body["id"], 7, "the request's id is answered: {body}");
     let message = body["error"]["message"].as_str().unwrap();
     for (_, v) in headers {
         if let Some(token) = v.strip_prefix("Bearer ").filter(|t| !t.is_empty()) {
@@ -153,6 +154,45 @@ async fn the_resource_metadata_is_served_without_credentials() {
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
         assert_eq!(doc["authorization_servers"], json!([]));
     }
+}
+
+/// Behind a proxy the Host header is the proxy's: `--public-url` names the server in the
+/// metadata and in every 401's challenge instead.
+#[tokio::test]
+async fn the_public_url_names_the_resource_behind_a_proxy() {
+    let public = "https://jupyter.example.com/team";
+    let (server, _keys) = keyed_server(&["--public-url", public]);
+    let base = server.url.trim_end_matches("/mcp");
+    let doc: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], format!("{public}/mcp"), "{doc}");
+    let resp = post_with(&server, &[]).await;
+    assert_eq!(resp.status().as_u16(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{public}/.well-known/oauth-protected-resource\"")
+    );
+}
+
+#[test]
+fn a_bad_public_url_stops_start_up() {
+    let (ok, _, err) = run_binary(&["--public-url", "jupyter.example.com"], &[], "");
+    assert!(!ok && err.contains("--public-url"), "{err}");
+}
+
+/// A refused batch or notification has no single id to answer: `id` is null.
+#[tokio::test]
+async fn a_refused_batch_is_answered_with_a_null_id() {
+    let (server, _keys) = keyed_server(&[]);
+    let body = json!([{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}]);
+    let (status, resp) = server.post_raw(body.to_string(), &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(resp["id"], Value::Null, "{resp}");
 }
 
 /// Two principals with their own keys: neither reaches the other's kernels, variables,
