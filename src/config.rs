@@ -99,6 +99,10 @@ pub const ENV_MAX_CALLS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_CALLS_PER_PRINCIP
 /// Requests one principal may send per minute.
 pub const ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL: &str =
     "JUPYTER_MCP_REQUESTS_PER_MINUTE_PER_PRINCIPAL";
+/// Requests without valid credentials one client address may send per minute before it gets
+/// 429 (0: no limit).
+pub const ENV_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS: &str =
+    "JUPYTER_MCP_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS";
 /// On Lambda: `single` (one principal per execution environment at a time) or `shared`.
 pub const ENV_LAMBDA_TENANCY: &str = "JUPYTER_MCP_LAMBDA_TENANCY";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -374,6 +378,14 @@ pub struct Config {
     #[arg(long, env = ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL)]
     pub requests_per_minute_per_principal: Option<u32>,
 
+    /// Requests without valid credentials one client address (the TCP peer, or the source IP
+    /// Lambda reports) may send per minute, as a burst refilled evenly over the minute. Past it
+    /// the address gets HTTP 429 with Retry-After, without its credentials being checked, until
+    /// then: guessing keys is slowed to this rate. 0: no limit. Behind a proxy every client
+    /// shares the proxy's address.
+    #[arg(long, env = ENV_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS, default_value_t = 30)]
+    pub unauthenticated_per_minute_per_address: u32,
+
     /// On Lambda: `single` stops the previous principal's kernels and removes its files before
     /// an execution environment serves another principal; `shared` keeps them side by side
     /// (they share one OS user).
@@ -441,6 +453,8 @@ pub struct Settings {
     pub max_calls_per_principal: Option<usize>,
     /// Requests per minute per principal (`None`: no limit).
     pub requests_per_minute_per_principal: Option<u32>,
+    /// Refused requests per client address per minute; `None`: no limit.
+    pub unauthenticated_per_minute_per_address: Option<u32>,
 }
 
 /// Who may call, validated.
@@ -757,6 +771,9 @@ impl Config {
                 }
                 n => n,
             },
+            unauthenticated_per_minute_per_address: (self.unauthenticated_per_minute_per_address
+                > 0)
+            .then_some(self.unauthenticated_per_minute_per_address),
         })
     }
 

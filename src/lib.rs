@@ -92,10 +92,13 @@ pub fn build_app(
     let server_hardening = child::harden_server();
     tracing::info!(layers = ?server_hardening, "process hardening");
     let audit = Arc::new(audit::Audit::open(&settings.audit)?);
-    let limits = Arc::new(limits::Limits::new(
-        settings.requests_per_minute_per_principal,
-        settings.max_calls_per_principal,
-    ));
+    let limits = Arc::new(
+        limits::Limits::new(
+            settings.requests_per_minute_per_principal,
+            settings.max_calls_per_principal,
+        )
+        .with_refusals(settings.unauthenticated_per_minute_per_address.unwrap_or(0)),
+    );
     let auth = Arc::new(auth::Authenticator::new(
         settings,
         Arc::clone(&audit),
@@ -174,10 +177,14 @@ pub async fn run(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(graceful)
-        .await
-        .map_err(Error::Serve);
+    // The peer address keys the limit on refused requests (`limits::Refusals`).
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await
+    .map_err(Error::Serve);
     stop.cancel();
     app.pool.shutdown().await;
     served

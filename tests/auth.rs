@@ -823,6 +823,64 @@ async fn the_per_principal_request_rate_is_refused_with_429() {
     assert_eq!(code, 200);
 }
 
+/// Past its budget of refused requests an address gets 429 with Retry-After, even with a right
+/// key (so a guess cannot be told right or wrong); every refusal keeps its audit record; another
+/// address is not affected.
+#[tokio::test]
+async fn refused_requests_are_limited_per_client_address() {
+    let (server, _keys) = keyed_server(&["--unauthenticated-per-minute-per-address", "3"]);
+    for _ in 0..3 {
+        let (code, _) = server.rpc_as("wrong-key", "tools/list", json!({})).await;
+        assert_eq!(code, 401);
+    }
+    let over = mcp_post(&reqwest::Client::new(), &server.url)
+        .header("authorization", "Bearer wrong-key")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status().as_u16(), 429);
+    let retry: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = over.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--unauthenticated-per-minute-per-address"),
+        "{body}"
+    );
+    let (code, _) = server.rpc_as(ALICE_KEY, "tools/list", json!({})).await;
+    assert_eq!(
+        code, 429,
+        "a blocked address is refused before its key is checked"
+    );
+    // Another loopback address still gets in.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let ok = mcp_post(&other, &server.url)
+        .header("authorization", format!("Bearer {ALICE_KEY}"))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let refused = server
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"refused\""))
+        .count();
+    assert_eq!(refused, 5, "3 wrong keys + 1 over the budget + 1 blocked");
+}
+
 /// While one call of a principal runs, a second is refused naming the limit; another principal
 /// is served, and the place comes back when the call ends.
 #[tokio::test(flavor = "multi_thread")]

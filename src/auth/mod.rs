@@ -261,6 +261,14 @@ pub async fn middleware(
         .extensions
         .get::<lambda_runtime::Context>()
         .map(|c| c.request_id.clone());
+    let addr = client_addr(&parts.extensions);
+    if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
+        && let Err(limit) = refusals.check(addr)
+    {
+        auth.audit
+            .refused(request_id.as_deref(), None, &limit.to_string());
+        return too_many_requests(&limit);
+    }
     match auth.authenticate(&parts).await {
         Ok(principal) => {
             if let Err(limit) = auth.limits.check_rate(principal.name()) {
@@ -277,10 +285,24 @@ pub async fn middleware(
             auth.audit
                 .refused(request_id.as_deref(), None, &refusal.to_string());
             tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
+            if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
+                && let Err(limit) = refusals.refused(addr)
+            {
+                tracing::warn!(%addr, "too many refused requests from one address");
+                return too_many_requests(&limit);
+            }
             let id = rpc_id(body).await;
             auth.unauthorized(&parts.headers, &refusal, id)
         }
     }
+}
+
+/// Where a request comes from: the TCP peer locally, the source IP Lambda reports there.
+fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| iam::source_ip(extensions))
 }
 
 /// 429 with a JSON-RPC error body and `Retry-After`.
@@ -291,7 +313,8 @@ fn too_many_requests(limit: &LimitError) -> axum::response::Response {
         "error": {"code": LIMITED_CODE, "message": limit.to_string()},
     });
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    if let LimitError::Rate { retry_secs, .. } = limit
+    if let LimitError::Rate { retry_secs, .. } | LimitError::Unauthenticated { retry_secs, .. } =
+        limit
         && let Ok(v) = HeaderValue::from_str(&retry_secs.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
