@@ -32,6 +32,8 @@ pub const ENV_IDLE_TIMEOUT: &str = "JUPYTER_MCP_IDLE_TIMEOUT";
 pub const ENV_MAX_OUTPUT_BYTES: &str = "JUPYTER_MCP_MAX_OUTPUT_BYTES";
 /// Longest side, in pixels, of an image sent to the model.
 pub const ENV_MAX_IMAGE_PX: &str = "JUPYTER_MCP_MAX_IMAGE_PX";
+/// The URL clients reach this server at, when a proxy or load balancer is in front of it.
+pub const ENV_PUBLIC_URL: &str = "JUPYTER_MCP_PUBLIC_URL";
 /// Extra Host header values accepted (comma separated), e.g. a public hostname.
 pub const ENV_ALLOWED_HOSTS: &str = "JUPYTER_MCP_ALLOWED_HOSTS";
 
@@ -44,6 +46,10 @@ pub const ENV_KERNEL_MEMORY_MB: &str = "JUPYTER_MCP_KERNEL_MEMORY_MB";
 pub const ENV_KERNEL_NETWORK: &str = "JUPYTER_MCP_KERNEL_NETWORK";
 /// The user kernels and pip run as when the server is root: a name, a uid, or `server`.
 pub const ENV_KERNEL_USER: &str = "JUPYTER_MCP_KERNEL_USER";
+/// Run each principal's kernels and pip under its own uid (root only): `true` or `false`.
+pub const ENV_KERNEL_UID_PER_PRINCIPAL: &str = "JUPYTER_MCP_KERNEL_UID_PER_PRINCIPAL";
+/// The uids `--kernel-uid-per-principal` takes from: `FIRST-LAST`.
+pub const ENV_KERNEL_UID_RANGE: &str = "JUPYTER_MCP_KERNEL_UID_RANGE";
 /// RLIMIT_CPU of a kernel, in seconds of CPU time (0: unlimited).
 pub const ENV_KERNEL_CPU_SECS: &str = "JUPYTER_MCP_KERNEL_CPU_SECS";
 /// RLIMIT_FSIZE of a kernel, in MiB (0: unlimited).
@@ -97,6 +103,10 @@ pub const ENV_MAX_CALLS_PER_PRINCIPAL: &str = "JUPYTER_MCP_MAX_CALLS_PER_PRINCIP
 /// Requests one principal may send per minute.
 pub const ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL: &str =
     "JUPYTER_MCP_REQUESTS_PER_MINUTE_PER_PRINCIPAL";
+/// Requests without valid credentials one client address may send per minute before it gets
+/// 429 (0: no limit).
+pub const ENV_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS: &str =
+    "JUPYTER_MCP_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS";
 /// On Lambda: `single` (one principal per execution environment at a time) or `shared`.
 pub const ENV_LAMBDA_TENANCY: &str = "JUPYTER_MCP_LAMBDA_TENANCY";
 /// Set by Lambda: the Runtime API address. Its presence selects the Lambda front door.
@@ -218,6 +228,18 @@ pub struct Config {
     #[arg(long, env = ENV_KERNEL_USER)]
     pub kernel_user: Option<String>,
 
+    /// When the server runs as root: run each principal's kernels and pip under its own uid
+    /// from --kernel-uid-range, owner of its directory (mode 0700), so the OS itself keeps
+    /// principals from signalling each other's kernels or reading each other's files. Refuses
+    /// to start when not root or when those uids cannot run --python.
+    #[arg(long, env = ENV_KERNEL_UID_PER_PRINCIPAL, conflicts_with = "kernel_user")]
+    pub kernel_uid_per_principal: bool,
+
+    /// The uids (and equal gids) --kernel-uid-per-principal assigns, FIRST-LAST: a range no
+    /// account uses. A principal keeps its uid across restarts (it is its directory's owner).
+    #[arg(long, env = ENV_KERNEL_UID_RANGE, default_value = "200000-265535")]
+    pub kernel_uid_range: String,
+
     /// CPU seconds a kernel may use over its life (RLIMIT_CPU); past it the kernel is killed
     /// and the next call starts a fresh one. 0: unlimited.
     #[arg(long, env = ENV_KERNEL_CPU_SECS, default_value_t = 7200)]
@@ -295,6 +317,13 @@ pub struct Config {
     #[arg(long, env = ENV_MAX_IMAGE_PX, default_value_t = 1568, value_parser = clap::value_parser!(u32).range(16..=16384))]
     pub max_image_px: u32,
 
+    /// The URL clients reach this server at (scheme, host, optional port and path prefix, e.g.
+    /// https://jupyter.example.com), when a proxy is in front of it: the OAuth metadata's
+    /// `resource` and the `resource_metadata` link of every 401 are built from it instead of the
+    /// request's Host header.
+    #[arg(long, env = ENV_PUBLIC_URL)]
+    pub public_url: Option<String>,
+
     /// Extra Host header values to accept, comma separated (loopback names are always accepted).
     #[arg(long, env = ENV_ALLOWED_HOSTS, value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -370,6 +399,14 @@ pub struct Config {
     #[arg(long, env = ENV_REQUESTS_PER_MINUTE_PER_PRINCIPAL)]
     pub requests_per_minute_per_principal: Option<u32>,
 
+    /// Requests without valid credentials one client address (the TCP peer, or the source IP
+    /// Lambda reports) may send per minute, as a burst refilled evenly over the minute. Past it
+    /// the address gets HTTP 429 with Retry-After, without its credentials being checked, until
+    /// then: guessing keys is slowed to this rate. 0: no limit. Behind a proxy every client
+    /// shares the proxy's address.
+    #[arg(long, env = ENV_UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS, default_value_t = 30)]
+    pub unauthenticated_per_minute_per_address: u32,
+
     /// On Lambda: `single` stops the previous principal's kernels and removes its files before
     /// an execution environment serves another principal; `shared` keeps them side by side
     /// (they share one OS user).
@@ -439,6 +476,8 @@ pub struct Settings {
     pub max_calls_per_principal: Option<usize>,
     /// Requests per minute per principal (`None`: no limit).
     pub requests_per_minute_per_principal: Option<u32>,
+    /// Refused requests per client address per minute; `None`: no limit.
+    pub unauthenticated_per_minute_per_address: Option<u32>,
 }
 
 /// Who may call, validated.
@@ -450,6 +489,8 @@ pub struct AuthSettings {
     /// API keys kept in AWS Secrets Manager.
     pub api_keys_secret: Option<SecretSettings>,
     pub insecure_no_auth: bool,
+    /// `--public-url` without a trailing slash: the base of the links in 401s and the metadata.
+    pub public_url: Option<String>,
 }
 
 /// The Secrets Manager key source.
@@ -500,10 +541,27 @@ impl Settings {
     }
 
     /// Whether the unauthenticated `local` principal keeps the working directory itself: only
-    /// where no other principal can exist (see `principal`).
+    /// where no other principal can exist (see `principal`), and not with a uid per principal
+    /// (the operator's directory is never handed to another uid).
     pub fn local_owns_working_dir(&self) -> bool {
-        !self.has_auth_source()
+        !self.has_auth_source() && self.sandbox.per_principal.is_none()
     }
+}
+
+/// Checks `--public-url` and drops a trailing slash: an absolute http(s) URL with a host and
+/// no query or fragment, whose text is safe inside the quoted `WWW-Authenticate` parameter.
+fn public_url(raw: &str) -> Result<String, Error> {
+    let bad = || Error::PublicUrl(raw.to_string());
+    let uri: axum::http::Uri = raw.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    let clean = raw
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'?' | b'#'));
+    if !(scheme_ok && host_ok && clean) {
+        return Err(bad());
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }
 
 /// install_package's policy and pip's source.
@@ -564,6 +622,10 @@ pub enum Error {
         "refusing to listen on {0} without authentication: anyone who reaches it could run code\nhint: configure --api-keys-file, JUPYTER_MCP_API_KEYS or --oidc-issuer, bind 127.0.0.1, or pass --insecure-no-auth if the network itself is trusted"
     )]
     NoAuth(IpAddr),
+    #[error(
+        "--public-url {0:?} is not an absolute http(s) URL without query or fragment\nhint: e.g. --public-url https://jupyter.example.com (the base the clients use, without /mcp)"
+    )]
+    PublicUrl(String),
     #[error(transparent)]
     Keys(#[from] crate::auth::KeysError),
     #[error("--oidc-issuer needs {0}")]
@@ -644,6 +706,7 @@ impl Config {
                 cache_for: Duration::from_secs(self.api_keys_cache_seconds),
             }),
             insecure_no_auth: self.insecure_no_auth,
+            public_url: self.public_url.as_deref().map(public_url).transpose()?,
         };
         let sources =
             !auth.api_keys.is_empty() || auth.oidc.is_some() || auth.api_keys_secret.is_some();
@@ -674,16 +737,26 @@ impl Config {
                 .as_ref()
                 .map(|_| DEFAULT_LAMBDA_PYTHONPATH.to_string())
         });
-        let (ids, ids_note) =
-            match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
+        let uid_range: crate::child::user::Range = self.kernel_uid_range.parse()?;
+        let per_principal = if self.kernel_uid_per_principal {
+            crate::child::user::check_per_principal(uid_range, &python)?;
+            Some(uid_range)
+        } else {
+            None
+        };
+        let (ids, ids_note) = match per_principal {
+            Some(_) => (None, String::new()),
+            None => match crate::child::user::resolve(self.kernel_user.as_deref(), &python)? {
                 crate::child::user::Choice::Drop(ids) => (Some(ids), String::new()),
                 crate::child::user::Choice::Keep(why) => (None, why),
-            };
+            },
+        };
         let sandbox = crate::child::Policy {
             python: python.clone(),
             pythonpath: kernel_pythonpath.clone(),
             network: self.kernel_network == KernelNetwork::Allow,
             ids,
+            per_principal,
             ids_note,
             limits: crate::child::Limits {
                 address_space_bytes: nonzero(self.kernel_memory_mb)
@@ -730,6 +803,9 @@ impl Config {
                 }
                 n => n,
             },
+            unauthenticated_per_minute_per_address: (self.unauthenticated_per_minute_per_address
+                > 0)
+            .then_some(self.unauthenticated_per_minute_per_address),
         })
     }
 
@@ -840,6 +916,30 @@ fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_urls_are_checked_and_lose_a_trailing_slash() {
+        assert_eq!(
+            public_url("https://jupyter.example.com/").unwrap(),
+            "https://jupyter.example.com"
+        );
+        assert_eq!(
+            public_url("http://10.0.0.5:8737/prod").unwrap(),
+            "http://10.0.0.5:8737/prod"
+        );
+        for bad in [
+            "jupyter.example.com",
+            "/mcp",
+            "ftp://example.com",
+            "https://example.com/?a=b",
+            "https://example.com/#x",
+            "https://exa\"mple.com",
+            "https://",
+            "",
+        ] {
+            assert!(public_url(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn lambda_kernel_limit_follows_function_memory() {

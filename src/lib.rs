@@ -93,10 +93,13 @@ pub fn build_app(
     let server_hardening = child::harden_server();
     tracing::info!(layers = ?server_hardening, "process hardening");
     let audit = Arc::new(audit::Audit::open(&settings.audit)?);
-    let limits = Arc::new(limits::Limits::new(
-        settings.requests_per_minute_per_principal,
-        settings.max_calls_per_principal,
-    ));
+    let limits = Arc::new(
+        limits::Limits::new(
+            settings.requests_per_minute_per_principal,
+            settings.max_calls_per_principal,
+        )
+        .with_refusals(settings.unauthenticated_per_minute_per_address.unwrap_or(0)),
+    );
     let auth = Arc::new(auth::Authenticator::new(
         settings,
         Arc::clone(&audit),
@@ -115,6 +118,19 @@ pub fn build_app(
             tracing::warn!(layer = %layer.name, reason = %layer.detail, "kernel sandbox: not applied");
         }
     }
+    // The operator's directory is never handed to the kernels' uid (only directories the server
+    // creates are); say so when that leaves kernels unable to use it.
+    if settings.local_owns_working_dir()
+        && let Some(ids) = settings.sandbox.ids
+        && !child::user::may_use(&settings.working_dir, ids)
+    {
+        tracing::warn!(
+            working_dir = %settings.working_dir.display(),
+            uid = ids.uid,
+            "kernels run as uid {} and cannot read or write the working directory (the server does not change its owner); give that uid access (e.g. chown or chmod it), or pass --kernel-user",
+            ids.uid
+        );
+    }
     let app = Arc::new(App {
         settings: settings.clone(),
         pool,
@@ -125,6 +141,7 @@ pub fn build_app(
         audit,
         tenant: Default::default(),
         limits,
+        homes_ready: Default::default(),
     });
     Ok((app, runtime))
 }
@@ -161,10 +178,14 @@ pub async fn run(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(graceful)
-        .await
-        .map_err(Error::Serve);
+    // The peer address keys the limit on refused requests (`limits::Refusals`).
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await
+    .map_err(Error::Serve);
     stop.cancel();
     app.pool.shutdown().await;
     served

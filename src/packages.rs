@@ -342,6 +342,8 @@ pub(crate) struct Installer {
     /// How pip is confined; its `python` is the interpreter whose pip does the install (the
     /// kernel's), its `pythonpath` where pip lives when not in that interpreter (a layer).
     policy: crate::child::Policy,
+    /// The principal's directory (whose owner is pip's uid under `--kernel-uid-per-principal`).
+    home: PathBuf,
     /// `--target` directory; the kernel must have it on `sys.path` to import what lands here.
     target: PathBuf,
     /// Wall-clock limit for one pip run; on expiry pip's whole process group is killed.
@@ -353,12 +355,14 @@ pub(crate) struct Installer {
 impl Installer {
     pub(crate) fn new(
         policy: crate::child::Policy,
+        home: PathBuf,
         target: PathBuf,
         timeout: Duration,
         source: crate::config::PackageSettings,
     ) -> Self {
         Self {
             policy,
+            home,
             target,
             timeout,
             source,
@@ -452,7 +456,8 @@ impl Installer {
         own: &[&Path],
         deadline: tokio::time::Instant,
     ) -> Result<(), InstallError> {
-        let prepared = policy.prepare(crate::child::Role::Pip, "pip", &[], write, own)?;
+        let prepared =
+            policy.prepare(crate::child::Role::Pip, "pip", &self.home, &[], write, own)?;
         let _confinement = prepared.apply(&mut cmd);
         let mut child = cmd
             .spawn()
@@ -930,6 +935,7 @@ mod tests {
             pythonpath: None,
             network: false,
             ids: None,
+            per_principal: None,
             ids_note: String::new(),
             limits: crate::child::Limits::default(),
             cgroup_pids_max: 64,
@@ -942,6 +948,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let installer = Installer::new(
             test_policy("/bin/sh".into()),
+            dir.path().into(),
             dir.path().into(),
             Duration::from_secs(10),
             crate::config::PackageSettings::default(),
@@ -973,6 +980,7 @@ mod tests {
             .unwrap();
         let installer = Installer::new(
             test_policy(script),
+            dir.path().into(),
             dir.path().into(),
             Duration::from_millis(300),
             crate::config::PackageSettings::default(),

@@ -10,7 +10,9 @@
 //! authentication source off Lambda: it is the only principal such a server can ever have, so it
 //! keeps the working directory itself, where notebooks were before principals existed.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -148,6 +150,34 @@ impl PrincipalDirs {
     }
 }
 
+/// The principals whose directory this process has made ready (created, and handed to the
+/// kernels' uid): once per principal, not on every call. The server forgets a principal when it
+/// removes its directory (Lambda's single tenancy), so the next call makes it again. Std mutex:
+/// set access only, the directory work happens outside it.
+#[derive(Debug, Default)]
+pub struct Ready(Mutex<HashSet<String>>);
+
+impl Ready {
+    /// Makes `name`'s directory ready with `make` unless this process already did.
+    pub fn ensure<E>(&self, name: &str, make: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        if self.0.lock().is_ok_and(|set| set.contains(name)) {
+            return Ok(());
+        }
+        make()?;
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// Forgets `name` (its directory was removed).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +209,28 @@ mod tests {
         let alice = PrincipalDirs::of(wd, "alice", true);
         assert_eq!(alice.home, wd.join(dir_name("alice")));
         assert_eq!(alice.packages, alice.home.join(".packages"));
+    }
+
+    #[test]
+    fn a_directory_is_made_once_until_forgotten() {
+        let ready = Ready::default();
+        let made = std::cell::Cell::new(0);
+        let make = || {
+            made.set(made.get() + 1);
+            Ok::<(), ()>(())
+        };
+        ready.ensure("alice", make).unwrap();
+        ready.ensure("alice", make).unwrap();
+        assert_eq!(made.get(), 1);
+        ready.ensure("bob", make).unwrap();
+        assert_eq!(made.get(), 2);
+        ready.forget("alice");
+        ready.ensure("alice", make).unwrap();
+        assert_eq!(made.get(), 3);
+        // A failure is not remembered as ready.
+        assert!(ready.ensure("carol", || Err(())).is_err());
+        ready.ensure("carol", make).unwrap();
+        assert_eq!(made.get(), 4);
     }
 
     #[test]

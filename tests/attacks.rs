@@ -602,7 +602,14 @@ print(p.pid, int(os.read(r, 32)))
 
 #[tokio::test]
 async fn kernel_code_runs_as_root() {
-    let server = Server::start();
+    // Where the interpreter is under /root (as here), bwrap makes it readable for uid 65534 while
+    // the server stays root, so the uid drop can apply and be checked.
+    let wrapper = match std::env::var_os(LAMBDA_LIKE_ENV) {
+        Some(_) => None,
+        None => readable_python_wrapper(NOBODY),
+    };
+    let wrapper: Vec<&str> = wrapper.iter().flatten().map(String::as_str).collect();
+    let server = Server::start_wrapped(&wrapper, &[], &[]);
     let out = run(
         &server,
         "default",
@@ -752,5 +759,227 @@ attempt("hardlink", lambda: os.link("/etc/passwd", "hard.ipynb"))
         "make the server read /etc through a planted link",
         true,
         "notebook paths refuse symlinks out of the directory; Landlock refuses hard links from /etc",
+    );
+}
+
+/// The uid kernels drop to by default when the server is root.
+const NOBODY: u32 = 65534;
+
+/// Keys of two principals for the attacks between them.
+const ALICE_KEY: &str = "jmcp_attack_alice_0123456789abcdef";
+const BOB_KEY: &str = "jmcp_attack_bob_fedcba9876543210";
+/// A sub-range of its own, so this test's uids are nobody else's on the machine.
+const UID_RANGE: &str = "231000-231999";
+const UID_FIRST: u32 = 231000;
+
+fn principal_keys() -> String {
+    use sha2::Digest;
+    let hex = |k: &str| -> String {
+        sha2::Sha256::digest(k.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    format!("alice:{},bob:{}", hex(ALICE_KEY), hex(BOB_KEY))
+}
+
+/// Runs `code` as a principal; returns the text output.
+async fn run_as(server: &Server, key: &str, code: &str) -> String {
+    text(
+        &server
+            .call_as(key, "execute_code", json!({"code": code}))
+            .await,
+    )
+}
+
+/// `sh -c script` as `uid` straight from the test: no Landlock, no seccomp, nothing but the
+/// uid. Returns (success, stderr).
+fn sh_as(uid: u32, script: &str) -> (bool, String) {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .env_clear()
+        .current_dir("/")
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The effective uid of a process, from /proc.
+fn proc_uid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Attack between principals under `--kernel-uid-per-principal`: alice's kernel signals bob's
+/// kernel, reads bob's files and lists bob's directory, and reads bob's connection file. Each is
+/// refused by the kernel's own layers; then the same reads and signals, made from the test as
+/// alice's uid with no Landlock or seccomp at all, are refused too: the OS keeps them apart by
+/// uid alone. Where the server cannot be root (the Lambda-like run) or no interpreter is
+/// readable by other uids, the test says so and checks the status reports it.
+#[tokio::test]
+async fn principals_kept_apart_by_uid() {
+    let keys = principal_keys();
+    let env = [("JUPYTER_MCP_API_KEYS", keys.as_str())];
+    let lambda_like = std::env::var_os(LAMBDA_LIKE_ENV).is_some();
+    let wrapper = if lambda_like {
+        None
+    } else {
+        readable_python_wrapper(UID_FIRST)
+    };
+    let Some(wrapper) = wrapper else {
+        let server = Server::start_with(&[], &env);
+        let st = server
+            .call_as(ALICE_KEY, "get_kernel_status", json!({}))
+            .await["structuredContent"]
+            .clone();
+        assert!(reported_not_applied(&st, "uid per principal"), "{st}");
+        let why = if nix::unistd::geteuid().is_root() && !lambda_like {
+            "no interpreter other uids can run here and no bwrap to make one readable (reported)"
+        } else {
+            "the server is not root (one OS user, as on Lambda): principals share a uid (reported)"
+        };
+        verdict(
+            "another principal's kernel, files and keys, by uid",
+            false,
+            why,
+        );
+        return;
+    };
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let server = Server::start_wrapped(
+        &wrapper,
+        &[
+            "--kernel-uid-per-principal",
+            "--kernel-uid-range",
+            UID_RANGE,
+        ],
+        &env,
+    );
+    let who = "import os; print(os.getpid(), os.getuid(), os.getgid(), os.getcwd())";
+    let bob = run_as(
+        &server,
+        BOB_KEY,
+        &format!("open('bob-secret.txt', 'w').write('bob-secret-value')\n{who}"),
+    )
+    .await;
+    let alice = run_as(&server, ALICE_KEY, who).await;
+    let fields = |s: &str| -> (u32, u32, u32, String) {
+        let v: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!(v.len(), 4, "{s}");
+        (
+            v[0].parse().unwrap(),
+            v[1].parse().unwrap(),
+            v[2].parse().unwrap(),
+            v[3].to_string(),
+        )
+    };
+    let (bob_pid, bob_uid, bob_gid, bob_home) = fields(&bob);
+    let (_alice_pid, alice_uid, alice_gid, alice_home) = fields(&alice);
+    let range = UID_FIRST..=UID_FIRST + 999;
+    assert!(
+        range.contains(&alice_uid) && range.contains(&bob_uid),
+        "{alice} / {bob}"
+    );
+    assert_ne!(alice_uid, bob_uid);
+    assert_eq!((alice_gid, bob_gid), (alice_uid, bob_uid));
+    assert_eq!(proc_uid(bob_pid), bob_uid, "as seen from outside");
+    for (home, uid) in [(&alice_home, alice_uid), (&bob_home, bob_uid)] {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(home).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o777),
+            (uid, uid, 0o700),
+            "{home}"
+        );
+    }
+    // The operator's working directory is not handed to anyone.
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(server.workdir.path()).unwrap().uid(), 0);
+    }
+    let args = std::fs::read(format!("/proc/{bob_pid}/cmdline")).unwrap();
+    let args: Vec<String> = args
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let conn = args[args.iter().position(|a| a == "-f").unwrap() + 1].clone();
+    let secret = format!("{bob_home}/bob-secret.txt");
+    let code = format!(
+        r#"{TRY}
+import os, signal
+attempt("signal-kernel", lambda: os.kill({bob_pid}, 0))
+attempt("kill-kernel", lambda: os.kill({bob_pid}, signal.SIGKILL))
+attempt("read-file", lambda: open({secret:?}).read())
+attempt("list-dir", lambda: os.listdir({bob_home:?}))
+attempt("read-connection-file", lambda: open({conn:?}).read())
+"#
+    );
+    let out = run_as(&server, ALICE_KEY, &code).await;
+    for what in [
+        "signal-kernel",
+        "kill-kernel",
+        "read-file",
+        "list-dir",
+        "read-connection-file",
+    ] {
+        assert!(
+            out.contains(&format!("{what}: PermissionError")),
+            "{what} got through: {out}"
+        );
+    }
+    // The uid alone: the same, from a plain process of alice's uid.
+    for script in [
+        format!("kill -0 {bob_pid}"),
+        format!("cat {secret}"),
+        format!("ls {bob_home}"),
+        format!("cat {conn}"),
+    ] {
+        let (ok, err) = sh_as(alice_uid, &script);
+        assert!(!ok, "as alice's uid, `{script}` worked");
+        assert!(
+            err.contains("not permitted") || err.contains("Permission denied"),
+            "`{script}`: {err}"
+        );
+    }
+    // Control: bob's uid reaches its own things, so the refusals above are about the uid.
+    let (ok, err) = sh_as(
+        bob_uid,
+        &format!("cat {secret} {conn} >/dev/null && kill -0 {bob_pid}"),
+    );
+    assert!(ok, "bob's own uid: {err}");
+    let st = server
+        .call_as(ALICE_KEY, "get_kernel_status", json!({}))
+        .await["structuredContent"]
+        .clone();
+    assert!(verified(&st, &format!("uid {alice_uid}")), "{st}");
+    assert!(!reported_not_applied(&st, "uid per principal"), "{st}");
+    assert!(!reported_not_applied(&st, "unprivileged uid"), "{st}");
+    let again = run_as(&server, BOB_KEY, "import os; print(os.getpid())").await;
+    assert_eq!(
+        again.trim(),
+        bob_pid.to_string(),
+        "bob's kernel was replaced"
+    );
+    assert!(
+        run_as(&server, BOB_KEY, "print(open('bob-secret.txt').read())")
+            .await
+            .contains("bob-secret-value")
+    );
+    verdict(
+        "another principal's kernel, files and keys, by uid",
+        true,
+        "each principal's kernels run as its own uid: the OS refuses signals and reads without Landlock or seccomp",
     );
 }

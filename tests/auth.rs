@@ -63,6 +63,7 @@ async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jsonrpc"], "2.0");
     assert_eq!(body["error"]["code"], -32001, "{body}");
+    assert_eq!(body["id"], 7, "the request's id is answered: {body}");
     let message = body["error"]["message"].as_str().unwrap();
     for (_, v) in headers {
         if let Some(token) = v.strip_prefix("Bearer ").filter(|t| !t.is_empty()) {
@@ -153,6 +154,45 @@ async fn the_resource_metadata_is_served_without_credentials() {
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
         assert_eq!(doc["authorization_servers"], json!([]));
     }
+}
+
+/// Behind a proxy the Host header is the proxy's: `--public-url` names the server in the
+/// metadata and in every 401's challenge instead.
+#[tokio::test]
+async fn the_public_url_names_the_resource_behind_a_proxy() {
+    let public = "https://jupyter.example.com/team";
+    let (server, _keys) = keyed_server(&["--public-url", public]);
+    let base = server.url.trim_end_matches("/mcp");
+    let doc: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], format!("{public}/mcp"), "{doc}");
+    let resp = post_with(&server, &[]).await;
+    assert_eq!(resp.status().as_u16(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{public}/.well-known/oauth-protected-resource\"")
+    );
+}
+
+#[test]
+fn a_bad_public_url_stops_start_up() {
+    let (ok, _, err) = run_binary(&["--public-url", "jupyter.example.com"], &[], "");
+    assert!(!ok && err.contains("--public-url"), "{err}");
+}
+
+/// A refused batch or notification has no single id to answer: `id` is null.
+#[tokio::test]
+async fn a_refused_batch_is_answered_with_a_null_id() {
+    let (server, _keys) = keyed_server(&[]);
+    let body = json!([{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}]);
+    let (status, resp) = server.post_raw(body.to_string(), &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(resp["id"], Value::Null, "{resp}");
 }
 
 /// Two principals with their own keys: neither reaches the other's kernels, variables,
@@ -783,6 +823,64 @@ async fn the_per_principal_request_rate_is_refused_with_429() {
     assert_eq!(code, 200);
 }
 
+/// Past its budget of refused requests an address gets 429 with Retry-After, even with a right
+/// key (so a guess cannot be told right or wrong); every refusal keeps its audit record; another
+/// address is not affected.
+#[tokio::test]
+async fn refused_requests_are_limited_per_client_address() {
+    let (server, _keys) = keyed_server(&["--unauthenticated-per-minute-per-address", "3"]);
+    for _ in 0..3 {
+        let (code, _) = server.rpc_as("wrong-key", "tools/list", json!({})).await;
+        assert_eq!(code, 401);
+    }
+    let over = mcp_post(&reqwest::Client::new(), &server.url)
+        .header("authorization", "Bearer wrong-key")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status().as_u16(), 429);
+    let retry: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = over.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--unauthenticated-per-minute-per-address"),
+        "{body}"
+    );
+    let (code, _) = server.rpc_as(ALICE_KEY, "tools/list", json!({})).await;
+    assert_eq!(
+        code, 429,
+        "a blocked address is refused before its key is checked"
+    );
+    // Another loopback address still gets in.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let ok = mcp_post(&other, &server.url)
+        .header("authorization", format!("Bearer {ALICE_KEY}"))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let refused = server
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"refused\""))
+        .count();
+    assert_eq!(refused, 5, "3 wrong keys + 1 over the budget + 1 blocked");
+}
+
 /// While one call of a principal runs, a second is refused naming the limit; another principal
 /// is served, and the place comes back when the call ends.
 #[tokio::test(flavor = "multi_thread")]
@@ -1049,4 +1147,93 @@ async fn kernel_code_cannot_open_another_principals_directory() {
         )
         .await;
     assert_eq!(text(&r).trim(), "bob-secret-value", "{r}");
+}
+
+/// A python stand-in in a 0700 directory of root's: no other uid can run it.
+fn python_only_root_can_run() -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let py = dir.path().join("python");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = py.display().to_string();
+    (dir, path)
+}
+
+#[test]
+fn uid_per_principal_refuses_an_interpreter_its_uids_cannot_run() {
+    let (dir, py) = python_only_root_can_run();
+    let out = Command::new(env!("CARGO_BIN_EXE_jupyter-mcp-server"))
+        .args(["--port", "0", "--kernel-uid-per-principal", "--python", &py])
+        .arg("--working-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    if nix::unistd::geteuid().is_root() {
+        assert!(
+            err.contains("--kernel-uid-per-principal: uid 200000") && err.contains("cannot run"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("needs the server to run as root"), "{err}");
+    }
+}
+
+#[test]
+fn uid_per_principal_refuses_a_bad_range() {
+    for range in ["0-10", "10-5", "abc", "5"] {
+        let (ok, _, err) = run_binary(
+            &["--kernel-uid-per-principal", "--kernel-uid-range", range],
+            &[],
+            "",
+        );
+        assert!(!ok, "{range}: started");
+        assert!(err.contains("--kernel-uid-range"), "{range}: {err}");
+    }
+}
+
+#[test]
+fn uid_per_principal_and_kernel_user_conflict() {
+    let (ok, _, err) = run_binary(
+        &["--kernel-uid-per-principal", "--kernel-user", "nobody"],
+        &[],
+        "",
+    );
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
+/// As root, kernels drop to uid 65534; the operator's working directory (the `local`
+/// principal's) keeps its owner and mode, and the server says kernels cannot use it. Only the
+/// directories the server creates (`.packages`) are the kernel uid's.
+#[tokio::test]
+async fn the_operators_working_dir_is_never_handed_to_the_kernel_uid() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(wrapper) = readable_python_wrapper(65534) else {
+        println!("not applicable: not root, or no interpreter uid 65534 can run here");
+        return;
+    };
+    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+        return;
+    }
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let server = Server::start_wrapped(&wrapper, &[], &[]);
+    let before = std::fs::metadata(server.workdir.path()).unwrap();
+    let r = server.exec("import os; print(os.getuid())").await;
+    assert_eq!(text(&r).trim(), "65534", "{r}");
+    let after = std::fs::metadata(server.workdir.path()).unwrap();
+    assert_eq!((after.uid(), after.mode()), (before.uid(), before.mode()));
+    assert_eq!(after.uid(), 0);
+    let packages = std::fs::metadata(server.workdir.path().join(".packages")).unwrap();
+    assert_eq!(packages.uid(), 65534);
+    assert!(
+        server
+            .log_text()
+            .contains("cannot read or write the working directory"),
+        "{}",
+        server.log_text()
+    );
 }

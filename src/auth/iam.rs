@@ -17,3 +17,13 @@ pub fn caller_arn(extensions: &axum::http::Extensions) -> Option<String> {
     };
     arn.filter(|a| !a.is_empty())
 }
+
+/// The caller's source IP as API Gateway or the Function URL saw it.
+pub(super) fn source_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    let ip = match extensions.get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
+        RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
+        _ => None,
+    }?;
+    ip.parse().ok()
+}

@@ -34,6 +34,11 @@ const UNAUTHORIZED_CODE: i32 = -32001;
 const LIMITED_CODE: i32 = -32002;
 /// Path of the protected-resource metadata (RFC 9728).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+/// Most of a refused request's body read to find its JSON-RPC id (a single request is small;
+/// past this the 401 says `id: null` rather than buffer an unauthenticated caller's upload).
+const REFUSED_BODY_BYTES: usize = 64 * 1024;
+/// How long a refused request's body may take to arrive before the 401 goes without its id.
+const REFUSED_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a request was refused. The text goes to the client and the audit log: never a token.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -73,6 +78,8 @@ pub struct Authenticator {
     /// On Lambda: the IAM identity of the event is a source, and URLs are https.
     lambda: bool,
     issuer: Option<String>,
+    /// `--public-url`: the base of the metadata links, instead of the Host header.
+    public_url: Option<String>,
     audit: Arc<Audit>,
     /// The request rate is checked here, right after authentication.
     limits: Arc<Limits>,
@@ -104,6 +111,7 @@ impl Authenticator {
             required: settings.requires_credentials(),
             lambda: settings.lambda.is_some(),
             issuer: settings.auth.oidc.as_ref().map(|o| o.issuer.clone()),
+            public_url: settings.auth.public_url.clone(),
             audit,
             limits,
         })
@@ -159,8 +167,12 @@ impl Authenticator {
         })
     }
 
-    /// This server's base URL as the client reached it (for links in 401s and the metadata).
+    /// This server's base URL: `--public-url`, else as the client reached it (for links in 401s
+    /// and the metadata).
     fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
         let scheme = if self.lambda { "https" } else { "http" };
         // The Host header is the caller's own; it is only echoed back to them, and only when
         // it looks like a host name, so it cannot break out of the header's quoted string.
@@ -177,7 +189,13 @@ impl Authenticator {
         format!("{scheme}://{host}")
     }
 
-    fn unauthorized(&self, headers: &HeaderMap, refusal: &Refusal) -> axum::response::Response {
+    /// 401 for `refusal`, answering the JSON-RPC request `id` when it had one.
+    fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        refusal: &Refusal,
+        id: serde_json::Value,
+    ) -> axum::response::Response {
         let base = self.base_url(headers);
         let mut challenge = format!("Bearer resource_metadata=\"{base}{RESOURCE_METADATA_PATH}\"");
         if let Some(code) = refusal.oauth_error() {
@@ -185,7 +203,7 @@ impl Authenticator {
         }
         let body = serde_json::json!({
             "jsonrpc": "2.0",
-            "id": null,
+            "id": id,
             "error": {"code": UNAUTHORIZED_CODE, "message": format!("Unauthorized: {refusal}")},
         });
         let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
@@ -206,6 +224,28 @@ fn bearer(value: &HeaderValue) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The id of a JSON-RPC request body (a string or a number), read up to `REFUSED_BODY_BYTES`
+/// for at most `REFUSED_BODY_WAIT`; `null` for anything else (a batch, a notification, not
+/// JSON, too big, too slow).
+async fn rpc_id(body: axum::body::Body) -> serde_json::Value {
+    use serde_json::Value;
+    let read = tokio::time::timeout(
+        REFUSED_BODY_WAIT,
+        axum::body::to_bytes(body, REFUSED_BODY_BYTES),
+    )
+    .await;
+    let Ok(Ok(bytes)) = read else {
+        return Value::Null;
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(mut request)) => match request.remove("id") {
+            Some(id @ (Value::String(_) | Value::Number(_))) => id,
+            _ => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
 /// The middleware: authenticates every request except the discovery document, and records each
 /// refusal.
 pub async fn middleware(
@@ -221,6 +261,14 @@ pub async fn middleware(
         .extensions
         .get::<lambda_runtime::Context>()
         .map(|c| c.request_id.clone());
+    let addr = client_addr(&parts.extensions);
+    if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
+        && let Err(limit) = refusals.check(addr)
+    {
+        auth.audit
+            .refused(request_id.as_deref(), None, &limit.to_string());
+        return too_many_requests(&limit);
+    }
     match auth.authenticate(&parts).await {
         Ok(principal) => {
             if let Err(limit) = auth.limits.check_rate(principal.name()) {
@@ -237,9 +285,24 @@ pub async fn middleware(
             auth.audit
                 .refused(request_id.as_deref(), None, &refusal.to_string());
             tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
-            auth.unauthorized(&parts.headers, &refusal)
+            if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
+                && let Err(limit) = refusals.refused(addr)
+            {
+                tracing::warn!(%addr, "too many refused requests from one address");
+                return too_many_requests(&limit);
+            }
+            let id = rpc_id(body).await;
+            auth.unauthorized(&parts.headers, &refusal, id)
         }
     }
+}
+
+/// Where a request comes from: the TCP peer locally, the source IP Lambda reports there.
+fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| iam::source_ip(extensions))
 }
 
 /// 429 with a JSON-RPC error body and `Retry-After`.
@@ -250,7 +313,8 @@ fn too_many_requests(limit: &LimitError) -> axum::response::Response {
         "error": {"code": LIMITED_CODE, "message": limit.to_string()},
     });
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    if let LimitError::Rate { retry_secs, .. } = limit
+    if let LimitError::Rate { retry_secs, .. } | LimitError::Unauthenticated { retry_secs, .. } =
+        limit
         && let Ok(v) = HeaderValue::from_str(&retry_secs.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -376,6 +440,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(p, Principal::local());
+    }
+
+    #[tokio::test]
+    async fn a_refused_requests_id_is_found_only_in_a_single_small_request() {
+        use serde_json::json;
+        let id = |body: String| rpc_id(axum::body::Body::from(body));
+        let req =
+            |id: serde_json::Value| json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+        assert_eq!(id(req(json!(7)).to_string()).await, json!(7));
+        assert_eq!(id(req(json!("abc")).to_string()).await, json!("abc"));
+        for not_an_id in [json!(null), json!({"a": 1}), json!([1]), json!(true)] {
+            assert_eq!(id(req(not_an_id).to_string()).await, json!(null));
+        }
+        assert_eq!(
+            id(json!([req(json!(1))]).to_string()).await,
+            json!(null),
+            "batch"
+        );
+        assert_eq!(id("not json".into()).await, json!(null));
+        let padded = json!({"jsonrpc": "2.0", "id": 9, "method": "x", "params": {"p": "x".repeat(REFUSED_BODY_BYTES)}});
+        assert_eq!(id(padded.to_string()).await, json!(null), "over the cap");
+    }
+
+    #[test]
+    fn the_public_url_replaces_the_host_header() {
+        let auth = authenticator(&["--public-url", "https://jupyter.example.com/"]);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("10.0.0.7:8737"));
+        assert_eq!(auth.base_url(&headers), "https://jupyter.example.com");
+        assert_eq!(
+            auth.metadata(&auth.base_url(&headers))["resource"],
+            "https://jupyter.example.com/mcp"
+        );
+        let auth = authenticator(&[]);
+        assert_eq!(auth.base_url(&headers), "http://10.0.0.7:8737");
     }
 
     #[test]

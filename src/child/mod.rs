@@ -40,8 +40,12 @@ pub struct Policy {
     pub pythonpath: Option<String>,
     /// Whether kernels may open network sockets (`--kernel-network allow`). pip always may.
     pub network: bool,
-    /// The uid/gid children run as; `None` keeps the server's.
+    /// The uid/gid children run as; `None` keeps the server's. Ignored for kernels and pip when
+    /// `per_principal` is set.
     pub ids: Option<Ids>,
+    /// `--kernel-uid-per-principal`: each principal's children run as its own uid from this
+    /// range, the owner of its directory (`user::assign`).
+    pub per_principal: Option<user::Range>,
     /// Why children keep the server's uid, when they do.
     pub ids_note: String,
     pub limits: Limits,
@@ -85,6 +89,14 @@ pub enum Error {
     #[error("{0}\nhint: check that the interpreter and working directories exist")]
     Landlock(#[from] filesystem::Error),
     #[error(
+        "cannot give {path} its own uid: {source}\nhint: check that the principal's directory exists and the server is root"
+    )]
+    Assign {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
         "cannot give {path} to uid {uid}: {source}\nhint: run the server as root, or pass --kernel-user server"
     )]
     Chown {
@@ -118,13 +130,35 @@ impl Policy {
             ),
             Layer::new("no_new_privs", true, "set before exec"),
         ];
-        out.push(match self.ids {
-            Some(ids) => Layer::new(
+        out.push(match (self.per_principal, self.ids) {
+            (Some(range), _) => Layer::new(
+                "unprivileged uid",
+                true,
+                format!("each principal's children run as its own uid (and gid) from {range}"),
+            ),
+            (None, Some(ids)) => Layer::new(
                 "unprivileged uid",
                 true,
                 format!("children run as uid {} gid {}", ids.uid, ids.gid),
             ),
-            None => Layer::new("unprivileged uid", false, self.ids_note.clone()),
+            (None, None) => Layer::new("unprivileged uid", false, self.ids_note.clone()),
+        });
+        out.push(match (self.per_principal, self.ids) {
+            (Some(range), _) => Layer::new(
+                "uid per principal",
+                true,
+                format!("--kernel-uid-per-principal: the OS keeps principals' kernels, files and signals apart (uids {range})"),
+            ),
+            (None, Some(_)) => Layer::new(
+                "uid per principal",
+                false,
+                "every principal's kernels share one uid (pass --kernel-uid-per-principal to separate them by uid); the file-system rules still keep their directories apart",
+            ),
+            (None, None) => Layer::new(
+                "uid per principal",
+                false,
+                "kernels keep the server's uid (see unprivileged uid); the file-system rules still keep principals' directories apart",
+            ),
         });
         out.push(Layer::new(
             "capabilities",
@@ -162,7 +196,8 @@ impl Policy {
                 "Landlock is not supported or not enabled by this Linux",
             ),
         });
-        for (name, applied, detail) in limits::describe(&self.limits, self.ids.is_some()) {
+        let own_uid = self.ids.is_some() || self.per_principal.is_some();
+        for (name, applied, detail) in limits::describe(&self.limits, own_uid) {
             out.push(Layer::new(&name, applied, detail));
         }
         out.push(match cgroup::Cgroup::create(&format!("probe-{}", std::process::id()), 1, None) {
@@ -180,18 +215,51 @@ impl Policy {
         out
     }
 
-    /// Prepares a child: `read` and `write` extend the Landlock ruleset, `own` are directories
-    /// to hand to the child's uid. `id` names the cgroup.
+    /// The ids children of the principal whose directory is `home` run as (assigned on first
+    /// use with `--kernel-uid-per-principal`); `None` keeps the server's.
+    pub(crate) fn ids_for(&self, home: &Path) -> Result<Option<Ids>, Error> {
+        match self.per_principal {
+            Some(range) => user::assign(range, home)
+                .map(Some)
+                .map_err(|source| Error::Assign {
+                    path: home.to_path_buf(),
+                    source,
+                }),
+            None => Ok(self.ids),
+        }
+    }
+
+    /// Hands a principal's directory, just created by the server, to the uid its children run
+    /// as. Never called for the operator's working directory itself.
+    pub fn own_home(&self, home: &Path) -> Result<(), Error> {
+        if self.per_principal.is_some() {
+            self.ids_for(home).map(|_| ())
+        } else if let Some(ids) = self.ids {
+            user::give(home, ids).map_err(|source| Error::Chown {
+                path: home.to_path_buf(),
+                uid: ids.uid,
+                source,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Prepares a child of the principal whose directory is `home`: `read` and `write` extend
+    /// the Landlock ruleset, `own` are directories to hand to the child's uid. `id` names the
+    /// cgroup.
     pub(crate) fn prepare(
         &self,
         role: Role,
         id: &str,
+        home: &Path,
         read: &[PathBuf],
         write: &[PathBuf],
         own: &[&Path],
     ) -> Result<Prepared, Error> {
         let mut report = Vec::new();
-        if let Some(ids) = self.ids {
+        let ids = self.ids_for(home)?;
+        if let Some(ids) = ids {
             for path in own {
                 user::give(path, ids).map_err(|source| Error::Chown {
                     path: path.to_path_buf(),
@@ -243,8 +311,8 @@ impl Policy {
         Ok(Prepared {
             seccomp,
             landlock,
-            rlimits: limits::pairs(&self.limits, self.ids.is_some()),
-            ids: self.ids,
+            rlimits: limits::pairs(&self.limits, ids.is_some()),
+            ids,
             setsid: role == Role::Kernel,
             cgroup,
             report,

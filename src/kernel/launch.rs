@@ -235,11 +235,14 @@ pub(super) fn spawn(
         .iter()
         .map(|s| path.join(s))
         .collect();
-    let mut own: Vec<&Path> = vec![home, packages, &path, &conn_path, &tmp];
+    // Not `home`: the principal's directory was handed over when the server created it, and
+    // the `local` principal's may be the operator's working directory, which stays theirs.
+    let mut own: Vec<&Path> = vec![packages, &path, &conn_path, &tmp];
     own.extend(subdirs.iter().map(PathBuf::as_path));
     let prepared = cfg.sandbox.prepare(
         crate::child::Role::Kernel,
         id,
+        home,
         &[],
         &[
             home.to_path_buf(),

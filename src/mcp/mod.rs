@@ -48,6 +48,8 @@ pub struct App {
     /// serves now. Std mutex, short sections.
     pub tenant: Mutex<Option<String>>,
     pub limits: Arc<crate::limits::Limits>,
+    /// Principals whose directory is made and owned as it should be (once per principal).
+    pub homes_ready: crate::principal::Ready,
 }
 
 /// The principal of every request on a server without authentication.
@@ -74,13 +76,28 @@ impl App {
             }
         };
         self.switch_tenant(principal.name());
-        principal_dirs(&self.settings, principal.name())
-            .create()
-            .map_err(|e| ToolError {
-                status: "io_error",
-                message: format!("cannot create your working directory: {e}"),
-            })?;
+        self.homes_ready
+            .ensure(principal.name(), || self.make_home(principal.name()))?;
         Ok(principal)
+    }
+
+    /// Creates a principal's directory (0700) and hands it to the uid its kernels run as. The
+    /// operator's working directory, which `local` may use as its own, is left as it is.
+    fn make_home(&self, principal: &str) -> Result<(), ToolError> {
+        let dirs = principal_dirs(&self.settings, principal);
+        let io_error = |message: String| ToolError {
+            status: "io_error",
+            message,
+        };
+        dirs.create()
+            .map_err(|e| io_error(format!("cannot create your working directory: {e}")))?;
+        if dirs.home != self.settings.working_dir {
+            self.settings
+                .sandbox
+                .own_home(&dirs.home)
+                .map_err(|e| io_error(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Single tenancy on Lambda (every process shares one OS user there): before the execution
@@ -109,6 +126,7 @@ impl App {
         let kernels = self.pool.shutdown_principal(&previous);
         let home = principal_dirs(&self.settings, &previous).home;
         let removed = home != self.settings.working_dir && std::fs::remove_dir_all(&home).is_ok();
+        self.homes_ready.forget(&previous);
         tracing::warn!(
             from = %previous,
             to = %principal,

@@ -325,6 +325,77 @@ impl Drop for LocalIndex {
     }
 }
 
+/// Whether `uid` can run the test interpreter and import ipykernel as the machine is.
+pub fn python_runs_as(uid: u32) -> bool {
+    use std::os::unix::process::CommandExt;
+    Command::new(python())
+        .args(["-I", "-c", "import ipykernel"])
+        .env_clear()
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .uid(uid)
+        .gid(uid)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A wrapper that keeps the server root but lets other uids run the test interpreter: where it
+/// lives under /root (0700, as with pyenv here), `bwrap` puts an empty /root over it and binds
+/// the interpreter's prefix back read-only, with the directories above it 0755. Everything else
+/// is the host as it is (`--dev-bind / /`), same pids (no pid namespace), so the test can look at
+/// the kernels. `Some(vec![])` when the interpreter is reachable as it is; `None` when there is no
+/// way (not root, or no bwrap).
+pub fn readable_python_wrapper(uid: u32) -> Option<Vec<String>> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    if python_runs_as(uid) {
+        return Some(Vec::new());
+    }
+    let real = std::fs::canonicalize(python()).ok()?;
+    let prefix = real.parent().and_then(Path::parent)?;
+    if !prefix.starts_with("/root") || Command::new("bwrap").arg("--version").output().is_err() {
+        return None;
+    }
+    let mut w: Vec<String> = [
+        "bwrap",
+        "--dev-bind",
+        "/",
+        "/",
+        "--perms",
+        "0755",
+        "--tmpfs",
+        "/root",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut levels: Vec<&Path> = prefix
+        .ancestors()
+        .skip(1)
+        .take_while(|p| p.starts_with("/root") && *p != Path::new("/root"))
+        .collect();
+    levels.reverse();
+    for level in levels {
+        w.extend([
+            "--perms".into(),
+            "0755".into(),
+            "--dir".into(),
+            level.display().to_string(),
+        ]);
+    }
+    let prefix = prefix.display().to_string();
+    // The server stays root (no setpriv), so bwrap's parent-death signal reaches it.
+    w.extend([
+        "--ro-bind".into(),
+        prefix.clone(),
+        prefix,
+        "--die-with-parent".into(),
+    ]);
+    Some(w)
+}
+
 /// A POST to an MCP endpoint with the headers every request here carries.
 pub fn mcp_post(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
     client

@@ -672,6 +672,7 @@ impl JupyterMcp {
             let _one_at_a_time = bounded(&ctx, wait, Waited::Install, lock.lock()).await?;
             let installer = Installer::new(
                 self.app.settings.sandbox.clone(),
+                dirs.home,
                 dirs.packages,
                 within_invocation(PIP_TIMEOUT, &ctx)?,
                 self.app.settings.packages.clone(),
