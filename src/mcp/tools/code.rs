@@ -15,11 +15,12 @@ use crate::config::{MAX_EXEC_TIMEOUT_SECS, PIP_TIMEOUT};
 use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::kernel::{ExecOutcome, ExecStatus};
 use crate::mcp::error::{ToolError, respond, structured};
-use crate::mcp::{JupyterMcp, invocation, principal_dirs};
+use crate::mcp::{JupyterMcp, continuity, invocation, principal_dirs};
 use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
 use crate::pool;
+use crate::workspace::history::Record;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -353,6 +354,7 @@ impl JupyterMcp {
         let mut sink = Recorder::new(collector, cap);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let lease_replaced_dead = lease.replaced_dead;
+        let generation = lease.kernel.id().to_string();
         let run = lease.kernel.execute(code, true, left, &ctx.ct, &mut sink);
         let outcome = match &quota {
             Some(q) => tokio::select! {
@@ -363,6 +365,10 @@ impl JupyterMcp {
         };
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
         drop(lease);
+        if outcome.status == ExecStatus::Ok {
+            let code = code.to_string();
+            continuity::record(ctx, &key.name, Record::Cell { generation, code });
+        }
         let (mut outputs, truncated) = collector.finish();
         self.save_originals(ctx, &key.name, outcome.execution_count, &mut outputs)
             .await;
@@ -625,6 +631,21 @@ impl JupyterMcp {
                 }
             }
             let installed = installed?;
+            let generation = self
+                .app
+                .pool
+                .status(&key)
+                .info
+                .filter(|i| i.alive)
+                .map(|i| i.id);
+            continuity::record(
+                &ctx,
+                &key.name,
+                Record::Install {
+                    generation,
+                    package,
+                },
+            );
             // Python notices new files by the directory's mtime; refreshing the import caches
             // now closes the same-tick gap, but never waits behind a running cell.
             if let Some(lease) = self.app.pool.try_lease_idle(&key) {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::mcp::JupyterMcp;
 use crate::mcp::error::{respond, structured};
 use crate::pool::{KernelState, Status};
+use crate::workspace::history::{Record, now_secs};
 
 /// Arguments of the tools that act on one kernel.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -50,6 +51,10 @@ pub struct KernelStatus {
     pub memory_rss_bytes: Option<u64>,
     pub limits: Limits,
     pub security: Security,
+    /// Present when this kernel has no live state here but its history (with
+    /// --workspace-bucket) shows cells or installs that ran in another execution environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_lost: Option<crate::mcp::continuity::StateLost>,
 }
 
 /// Which protections are in force, as verified, and which this version does not have.
@@ -115,6 +120,15 @@ impl JupyterMcp {
     }
 
     fn kernel_status(&self, status: Status, principal: &str) -> KernelStatus {
+        self.kernel_status_lost(status, principal, None)
+    }
+
+    fn kernel_status_lost(
+        &self,
+        status: Status,
+        principal: &str,
+        state_lost: Option<crate::mcp::continuity::StateLost>,
+    ) -> KernelStatus {
         let s = &self.app.settings;
         let info = status.info.as_ref();
         KernelStatus {
@@ -149,6 +163,7 @@ impl JupyterMcp {
                     )
                     .collect(),
             },
+            state_lost,
         }
     }
 }
@@ -192,9 +207,10 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         respond((|| {
             let key = self.key(&ctx, kernel.as_deref())?;
+            let lost = crate::mcp::continuity::state_lost(&ctx);
             structured(
                 vec![],
-                &self.kernel_status(self.app.pool.status(&key), &key.principal),
+                &self.kernel_status_lost(self.app.pool.status(&key), &key.principal, lost),
             )
         })())
     }
@@ -212,7 +228,14 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
-            drop(self.app.pool.restart(&key).await?);
+            let lease = self.app.pool.restart(&key).await?;
+            let generation = lease.kernel.id().to_string();
+            drop(lease);
+            let start = Record::Start {
+                generation,
+                at: now_secs(),
+            };
+            crate::mcp::continuity::record(&ctx, &key.name, start);
             structured(
                 vec![],
                 &self.kernel_status(self.app.pool.status(&key), &key.principal),
@@ -258,7 +281,9 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         respond((|| {
             let key = self.key(&ctx, kernel.as_deref())?;
+            let generation = self.app.pool.status(&key).info.map(|i| i.id);
             self.app.pool.shutdown_kernel(&key)?;
+            crate::mcp::continuity::record(&ctx, &key.name, Record::Shutdown { generation });
             structured(
                 vec![],
                 &KernelAction {
