@@ -70,6 +70,21 @@ pub const ENV_PACKAGE_DOWNLOAD_TIMEOUT: &str = "JUPYTER_MCP_PACKAGE_DOWNLOAD_TIM
 pub const ENV_PACKAGE_MAX_DOWNLOAD_MB: &str = "JUPYTER_MCP_PACKAGE_MAX_DOWNLOAD_MB";
 /// Per-principal disk quota of the working directory, in MiB (0: none).
 pub const ENV_DISK_QUOTA_MB: &str = "JUPYTER_MCP_DISK_QUOTA_MB";
+/// S3 bucket of the durable workspace (none: files live only on this machine).
+pub const ENV_WORKSPACE_BUCKET: &str = "JUPYTER_MCP_WORKSPACE_BUCKET";
+/// Key prefix of the workspaces in the bucket.
+pub const ENV_WORKSPACE_PREFIX: &str = "JUPYTER_MCP_WORKSPACE_PREFIX";
+/// Largest file mirrored to S3, in MiB.
+pub const ENV_WORKSPACE_MAX_FILE_MB: &str = "JUPYTER_MCP_WORKSPACE_MAX_FILE_MB";
+/// Bytes restored from S3 on a principal's first call, in MiB.
+pub const ENV_WORKSPACE_RESTORE_MAX_MB: &str = "JUPYTER_MCP_WORKSPACE_RESTORE_MAX_MB";
+/// Bytes one call writes through to S3, in MiB.
+pub const ENV_WORKSPACE_CALL_BUDGET_MB: &str = "JUPYTER_MCP_WORKSPACE_CALL_BUDGET_MB";
+/// The standard S3 endpoint override of the AWS SDKs (read here only to pick path-style
+/// addressing for S3-compatible endpoints; the SDK reads it itself).
+pub const ENV_AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+/// The standard endpoint override for every AWS service.
+pub const ENV_AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// On Lambda, stream responses (Function URL `InvokeMode: RESPONSE_STREAM`) or buffer them.
 pub const ENV_LAMBDA_STREAMING: &str = "JUPYTER_MCP_LAMBDA_STREAMING";
 /// Run without authentication even where it is required (a non-loopback address, Lambda).
@@ -312,6 +327,38 @@ pub struct Config {
     #[arg(long, env = ENV_DISK_QUOTA_MB, default_value_t = 0)]
     pub disk_quota_mb: u64,
 
+    /// Mirror each principal's directory (notebooks, files; not packages) to this S3 bucket and
+    /// record each kernel's history there, so another execution environment (Lambda) or a
+    /// restarted server finds the files and can restore the kernel. Uses the standard AWS
+    /// credential chain of the server; kernels never get credentials.
+    #[arg(long, env = ENV_WORKSPACE_BUCKET)]
+    pub workspace_bucket: Option<String>,
+
+    /// Key prefix of the workspaces in --workspace-bucket (each principal gets
+    /// PREFIX<principal dir>/).
+    #[arg(long, env = ENV_WORKSPACE_PREFIX, default_value = "workspaces/")]
+    pub workspace_prefix: String,
+
+    /// Files larger than this (MiB) are not mirrored to S3; the result says so.
+    #[arg(long, env = ENV_WORKSPACE_MAX_FILE_MB, default_value_t = 50)]
+    pub workspace_max_file_mb: u64,
+
+    /// At most this much (MiB) is restored from S3 on a principal's first call in a process;
+    /// the result says what stayed in S3.
+    #[arg(long, env = ENV_WORKSPACE_RESTORE_MAX_MB, default_value_t = 256)]
+    pub workspace_restore_max_mb: u64,
+
+    /// At most this much (MiB) is written to S3 after one call; the rest is saved by the next
+    /// calls, and the result says so.
+    #[arg(long, env = ENV_WORKSPACE_CALL_BUDGET_MB, default_value_t = 64)]
+    pub workspace_call_budget_mb: u64,
+
+    #[arg(long, env = ENV_AWS_ENDPOINT_URL_S3, hide = true)]
+    pub aws_endpoint_url_s3: Option<String>,
+
+    #[arg(long, env = ENV_AWS_ENDPOINT_URL, hide = true)]
+    pub aws_endpoint_url: Option<String>,
+
     /// Longest side, in pixels, of an image sent to the model (vision models scale larger ones
     /// down anyway); larger images are downscaled and the original is saved and linked.
     #[arg(long, env = ENV_MAX_IMAGE_PX, default_value_t = 1568, value_parser = clap::value_parser!(u32).range(16..=16384))]
@@ -468,6 +515,8 @@ pub struct Settings {
     pub packages: PackageSettings,
     /// Disk quota per principal directory; `None`: none.
     pub disk_quota_bytes: Option<u64>,
+    /// The S3 mirror of the workspaces; `None`: none.
+    pub workspace: Option<crate::workspace::WorkspaceSettings>,
     pub auth: AuthSettings,
     pub audit: AuditSettings,
     /// Kernels one principal may have (at most `max_kernels`).
@@ -636,6 +685,16 @@ pub enum Error {
     OidcWithoutIssuer(&'static str),
     #[error("--{0} must be at least 1")]
     PerPrincipalZero(&'static str),
+    #[error(
+        "--workspace-bucket {0:?} is not an S3 bucket name (3 to 63 lower-case letters, digits, `.` and `-`)"
+    )]
+    WorkspaceBucket(String),
+    #[error(
+        "--workspace-prefix {0:?} must be a relative key prefix without `..`, backslashes or control characters"
+    )]
+    WorkspacePrefix(String),
+    #[error("--{0} must be at least 1")]
+    WorkspaceZero(&'static str),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -645,8 +704,51 @@ pub enum Error {
 }
 
 impl Config {
+    /// The S3 mirror, when a bucket is given: a valid bucket name, a prefix ending in `/` (or
+    /// empty), and sizes of at least 1 MiB.
+    fn workspace_settings(&self) -> Result<Option<crate::workspace::WorkspaceSettings>, Error> {
+        let Some(bucket) = self.workspace_bucket.clone().filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok {
+            return Err(Error::WorkspaceBucket(bucket));
+        }
+        let mut prefix = self.workspace_prefix.trim_start_matches('/').to_string();
+        let prefix_ok = prefix.len() <= 512
+            && !prefix.chars().any(|c| c.is_control() || c == '\\')
+            && !prefix.split('/').any(|seg| seg == ".." || seg == ".");
+        if !prefix_ok {
+            return Err(Error::WorkspacePrefix(self.workspace_prefix.clone()));
+        }
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        for (name, value) in [
+            ("workspace-max-file-mb", self.workspace_max_file_mb),
+            ("workspace-restore-max-mb", self.workspace_restore_max_mb),
+            ("workspace-call-budget-mb", self.workspace_call_budget_mb),
+        ] {
+            if value == 0 {
+                return Err(Error::WorkspaceZero(name));
+            }
+        }
+        Ok(Some(crate::workspace::WorkspaceSettings {
+            bucket,
+            prefix,
+            max_file_bytes: self.workspace_max_file_mb * MIB,
+            restore_max_bytes: self.workspace_restore_max_mb * MIB,
+            call_budget_bytes: self.workspace_call_budget_mb * MIB,
+            path_style: self.aws_endpoint_url_s3.is_some() || self.aws_endpoint_url.is_some(),
+        }))
+    }
+
     /// Validates the options and creates the working directory.
     pub fn resolve(self) -> Result<Settings, Error> {
+        let workspace = self.workspace_settings()?;
         if self.exec_timeout == 0 || self.exec_timeout > MAX_EXEC_TIMEOUT_SECS {
             return Err(Error::ExecTimeout(self.exec_timeout));
         }
@@ -786,6 +888,7 @@ impl Config {
             sandbox,
             packages,
             disk_quota_bytes: (self.disk_quota_mb > 0).then(|| self.disk_quota_mb * MIB),
+            workspace,
             auth,
             audit: AuditSettings {
                 file: self.audit_log,

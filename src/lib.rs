@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+pub(crate) mod aws;
 pub mod child;
 pub mod config;
 pub(crate) mod files;
@@ -20,6 +21,7 @@ pub(crate) mod packages;
 pub mod pool;
 pub mod principal;
 pub(crate) mod quota;
+pub(crate) mod workspace;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -142,6 +144,10 @@ pub fn build_app(
         tenant: Default::default(),
         limits,
         homes_ready: Default::default(),
+        workspace: settings
+            .workspace
+            .clone()
+            .map(|w| Arc::new(workspace::Workspace::new(w))),
     });
     Ok((app, runtime))
 }

@@ -114,8 +114,7 @@ impl SecretKeys {
         let client = self
             .client
             .get_or_init(|| async {
-                let config = aws_config::load_from_env().await;
-                aws_sdk_secretsmanager::Client::new(&config)
+                aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await)
             })
             .await;
         let out = client

@@ -7,6 +7,7 @@
 mod args;
 mod audit;
 pub(crate) mod cancel;
+pub(crate) mod continuity;
 mod error;
 pub mod invocation;
 mod progress;
@@ -50,6 +51,8 @@ pub struct App {
     pub limits: Arc<crate::limits::Limits>,
     /// Principals whose directory is made and owned as it should be (once per principal).
     pub homes_ready: crate::principal::Ready,
+    /// The S3 mirror of the workspaces and kernel histories (`--workspace-bucket`).
+    pub workspace: Option<Arc<crate::workspace::Workspace>>,
 }
 
 /// The principal of every request on a server without authentication.
@@ -145,6 +148,18 @@ impl App {
         Ok(crate::files::Files::new(self.notebooks(principal)?))
     }
 
+    /// Resource requests see the workspace as tool calls do: restored or refreshed from S3
+    /// first (their notes have nowhere to go but the log).
+    async fn refresh_workspace(&self, principal: &str) {
+        if let Some(ws) = &self.workspace {
+            let home = principal_dirs(&self.settings, principal).home;
+            let report = ws.before_call(principal, &home).await;
+            if let Some(text) = report.text() {
+                tracing::info!(principal, report = %text, "workspace refreshed for a resource request");
+            }
+        }
+    }
+
     /// The pip lock of one principal.
     fn install_lock(&self, principal: &str) -> Arc<tokio::sync::Mutex<()>> {
         match self.install_locks.lock() {
@@ -227,11 +242,26 @@ impl ServerHandler for JupyterMcp {
         let rpc_id = context.id.to_string();
         let response = match self.app.limits.enter(principal.name()) {
             Ok(_running) => {
+                let route = self
+                    .tool_router
+                    .map
+                    .get(request.name.as_ref())
+                    .map(|r| &r.attr);
+                let hook = continuity::Hook::before(
+                    &self.app,
+                    principal.name(),
+                    &request,
+                    route,
+                    &mut context,
+                )
+                .instrument(span.clone())
+                .await;
                 let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
                 let mut response = self.tool_router.call(tcc).instrument(span.clone()).await;
                 if let Ok(rmcp::model::CallToolResponse::Complete(r)) = &mut response {
                     error::label_argument_error(r);
                 }
+                hook.after(&mut response).instrument(span.clone()).await;
                 response
             }
             Err(limit) => Ok(rmcp::model::CallToolResponse::Complete(
@@ -275,6 +305,7 @@ impl ServerHandler for JupyterMcp {
             .app
             .principal(&context)
             .map_err(ToolError::into_protocol_error)?;
+        self.app.refresh_workspace(principal.name()).await;
         resources::list(&self.app, principal.name(), cursor).await
     }
 
@@ -295,6 +326,7 @@ impl ServerHandler for JupyterMcp {
             .app
             .principal(&context)
             .map_err(ToolError::into_protocol_error)?;
+        self.app.refresh_workspace(principal.name()).await;
         resources::read(&self.app, principal.name(), request.uri)
             .await
             .map(Into::into)

@@ -16,11 +16,12 @@ use crate::kernel::introspect::{self, Inspection, Variables};
 use crate::kernel::{ExecOutcome, ExecStatus};
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::mcp::wait::{Waited, bounded, within_invocation};
-use crate::mcp::{JupyterMcp, principal_dirs};
+use crate::mcp::{JupyterMcp, continuity, principal_dirs};
 use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::packages::{Installed, Installer, parse_requirement};
 use crate::pool;
+use crate::workspace::history::Record;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -413,6 +414,7 @@ impl JupyterMcp {
             .saturating_duration_since(tokio::time::Instant::now());
         let replaced_dead = std::mem::take(&mut turn.replaced_dead);
         let kernel = &turn.lease.kernel;
+        let generation = kernel.id().to_string();
         let run = kernel.execute(code, true, left, &ctx.ct, &mut sink);
         let outcome = match &quota {
             Some(q) => tokio::select! {
@@ -422,6 +424,10 @@ impl JupyterMcp {
             None => run.await?,
         };
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
+        if outcome.status == ExecStatus::Ok {
+            let code = code.to_string();
+            continuity::record(ctx, &turn.key.name, Record::Cell { generation, code });
+        }
         let (mut outputs, truncated) = collector.finish();
         let names = OriginalNames::Run {
             kernel: &turn.key.name,
@@ -692,6 +698,21 @@ impl JupyterMcp {
                 }
             }
             let installed = installed?;
+            let generation = self
+                .app
+                .pool
+                .status(&key)
+                .info
+                .filter(|i| i.alive)
+                .map(|i| i.id);
+            continuity::record(
+                &ctx,
+                &key.name,
+                Record::Install {
+                    generation,
+                    package,
+                },
+            );
             // Python notices new files by the directory's mtime; refreshing the import caches
             // now closes the same-tick gap, but never waits behind a running cell.
             if let Some(lease) = self.app.pool.try_lease_idle(&key) {

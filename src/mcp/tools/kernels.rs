@@ -12,6 +12,7 @@ use crate::mcp::JupyterMcp;
 use crate::mcp::error::{respond, structured};
 use crate::mcp::wait::{Waited, bounded};
 use crate::pool::{KernelState, Status};
+use crate::workspace::history::{Record, now_secs};
 
 /// Arguments of the tools that act on one kernel.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -51,6 +52,10 @@ pub struct KernelStatus {
     pub memory_rss_bytes: Option<u64>,
     pub limits: Limits,
     pub security: Security,
+    /// Present when this kernel has no live state here but its history (with
+    /// --workspace-bucket) shows cells or installs that ran in another execution environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_lost: Option<crate::mcp::continuity::StateLost>,
 }
 
 /// Which protections are in force, as verified, and which this version does not have.
@@ -116,6 +121,15 @@ impl JupyterMcp {
     }
 
     fn kernel_status(&self, status: Status, principal: &str) -> KernelStatus {
+        self.kernel_status_lost(status, principal, None)
+    }
+
+    fn kernel_status_lost(
+        &self,
+        status: Status,
+        principal: &str,
+        state_lost: Option<crate::mcp::continuity::StateLost>,
+    ) -> KernelStatus {
         let s = &self.app.settings;
         let info = status.info.as_ref();
         KernelStatus {
@@ -150,6 +164,7 @@ impl JupyterMcp {
                     )
                     .collect(),
             },
+            state_lost,
         }
     }
 }
@@ -193,9 +208,10 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         respond((|| {
             let key = self.key(&ctx, kernel.as_deref())?;
+            let lost = crate::mcp::continuity::state_lost(&ctx);
             structured(
                 vec![],
-                &self.kernel_status(self.app.pool.status(&key), &key.principal),
+                &self.kernel_status_lost(self.app.pool.status(&key), &key.principal, lost),
             )
         })())
     }
@@ -220,7 +236,14 @@ impl JupyterMcp {
                 kernel: &key.name,
             };
             let restarted = self.app.pool.restart(&key);
-            drop(bounded(&ctx, self.app.settings.wait_timeout, waited, restarted).await??);
+            let lease = bounded(&ctx, self.app.settings.wait_timeout, waited, restarted).await??;
+            let generation = lease.kernel.id().to_string();
+            drop(lease);
+            let start = Record::Start {
+                generation,
+                at: now_secs(),
+            };
+            crate::mcp::continuity::record(&ctx, &key.name, start);
             structured(
                 vec![],
                 &self.kernel_status(self.app.pool.status(&key), &key.principal),
@@ -266,7 +289,9 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         respond((|| {
             let key = self.key(&ctx, kernel.as_deref())?;
+            let generation = self.app.pool.status(&key).info.map(|i| i.id);
             self.app.pool.shutdown_kernel(&key)?;
+            crate::mcp::continuity::record(&ctx, &key.name, Record::Shutdown { generation });
             structured(
                 vec![],
                 &KernelAction {

@@ -1,0 +1,246 @@
+"""The durable workspace (--workspace-bucket) against a real S3 API: the `moto` server on a free
+loopback port, reached through the standard AWS_ENDPOINT_URL_S3 with fake credentials. Two
+server processes with separate working directories sharing one bucket stand for two Lambda
+execution environments.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import anyio
+import boto3
+import pytest
+from mcp import Client
+from mcp_types import TextContent
+from sdk_helpers import run
+from conftest import PYTHON, Server
+
+BUCKET = "jmcp-workspace-test"
+CALL_TIMEOUT = 180
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(**env):
+    """A moto server on a free loopback port; the caller stops it by its process."""
+    port = free_port()
+    proc = subprocess.Popen([str(PYTHON), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **env})
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.time() < deadline, "moto did not start"
+            time.sleep(0.1)
+    s3 = boto3.client("s3", endpoint_url=endpoint, **{
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+        "region_name": "us-east-1"})
+    s3.create_bucket(Bucket=BUCKET)
+    return proc, endpoint, s3
+
+
+@pytest.fixture(scope="module")
+def moto():
+    proc, endpoint, s3 = start_moto()
+    yield endpoint, s3
+    proc.kill()
+    proc.wait()
+
+
+def env_for(endpoint, **extra):
+    env = os.environ.copy()
+    env.update(FAKE_AWS)
+    env["AWS_ENDPOINT_URL_S3"] = endpoint
+    env.update(extra)
+    return env
+
+
+def start(endpoint, bucket=BUCKET, prefix="t/", **extra):
+    args = ["--workspace-bucket", bucket, "--workspace-prefix", prefix]
+    return Server(extra_args=args, env=env_for(endpoint, **extra))
+
+
+def text(result):
+    return "".join(b.text for b in result.content if isinstance(b, TextContent))
+
+
+def meta(result, key):
+    return (result.meta or {}).get(f"jupyter-mcp-server/{key}")
+
+
+async def call(server, tool, args):
+    async with Client(server.url, mode="legacy", read_timeout_seconds=CALL_TIMEOUT) as c:
+        return await c.call_tool(tool, args)
+
+
+@pytest.fixture(scope="module")
+def envs(moto):
+    endpoint, _ = moto
+    a = start(endpoint, prefix="pair/")
+    b = start(endpoint, prefix="pair/")
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def test_a_notebook_created_in_one_environment_is_read_and_edited_in_the_other(envs):
+    a, b = envs
+
+    async def body():
+        r = await call(a, "create_notebook", {"path": "shared.ipynb"})
+        assert not r.is_error, text(r)
+        r = await call(a, "insert_cell", {"path": "shared.ipynb", "cell_type": "code", "source": "x = 41"})
+        assert not r.is_error, text(r)
+        r = await call(b, "read_notebook", {"path": "shared.ipynb"})
+        assert not r.is_error, text(r)
+        assert "x = 41" in json.dumps(r.structured_content), text(r)
+        r = await call(b, "edit_cell", {"path": "shared.ipynb", "cell": 0, "source": "x = 42"})
+        assert not r.is_error, text(r)
+        r = await call(a, "read_notebook", {"path": "shared.ipynb"})
+        assert "x = 42" in json.dumps(r.structured_content), text(r)
+    run(body)
+
+
+def test_a_file_written_by_a_cell_in_one_environment_appears_in_the_other(envs):
+    a, b = envs
+
+    async def body():
+        r = await call(a, "execute_code", {"code": "open('made_by_a.txt','w').write('hello from a')"})
+        assert not r.is_error, text(r)
+        r = await call(b, "read_file", {"path": "made_by_a.txt"})
+        assert not r.is_error, text(r)
+        assert "hello from a" in text(r)
+        # A deletion in one is mirrored in the other.
+        r = await call(a, "execute_code", {"code": "import os; os.remove('made_by_a.txt')"})
+        assert not r.is_error, text(r)
+        r = await call(b, "read_file", {"path": "made_by_a.txt"})
+        assert r.is_error, text(r)
+    run(body)
+
+
+def test_a_concurrent_edit_in_both_environments_keeps_both_versions(envs, moto):
+    a, b = envs
+    _, s3 = moto
+
+    async def body():
+        r = await call(a, "write_file", {"path": "both.txt", "content": "v0"})
+        assert not r.is_error, text(r)
+        r = await call(b, "read_file", {"path": "both.txt"})
+        assert "v0" in text(r)
+        # Both change it without seeing the other's change: a cell in `a` waits (for a file
+        # the test drops into a's directory) while `b` saves its version; then the cell writes.
+        wait_then_write = ("import os, time\nwhile not os.path.exists('go'): time.sleep(0.05)\n"
+                           "os.remove('go')\nopen('both.txt','w').write('from a')")
+        results = {}
+
+        async def in_a():
+            results["a"] = await call(a, "execute_code", {"code": wait_then_write})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(in_a)
+            r = await call(b, "write_file", {"path": "both.txt", "content": "from b", "overwrite": True})
+            assert not r.is_error, text(r)
+            with open(os.path.join(a.workdir, "go"), "w") as f:
+                f.write("")
+        r = results["a"]
+        conflict = meta(r, "workspace")
+        assert conflict and conflict.get("conflicts"), (text(r), r.meta)
+        assert "CONFLICT" in text(r) and "both.txt" in text(r)
+    run(body)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pair/")["Contents"]]
+    copies = [k for k in keys if "both.conflict-" in k]
+    assert copies, keys
+    body_theirs = s3.get_object(Bucket=BUCKET, Key=[k for k in keys if k.endswith("/both.txt")][0])["Body"].read()
+    body_ours = s3.get_object(Bucket=BUCKET, Key=copies[0])["Body"].read()
+    assert (body_theirs, body_ours) == (b"from b", b"from a")
+
+
+def test_state_lost_with_the_count_and_restore_kernel_brings_it_back(envs):
+    a, b = envs
+
+    async def body():
+        r = await call(a, "install_package", {"package": "termcolor==3.3.0", "kernel": "k1"})
+        assert not r.is_error, text(r)
+        for code in ["import termcolor", "answer = 42", "words = ['a', 'b']"]:
+            r = await call(a, "execute_code", {"code": code, "kernel": "k1"})
+            assert not r.is_error, text(r)
+        # A failing cell is not part of the state.
+        r = await call(a, "execute_code", {"code": "1/0", "kernel": "k1"})
+        assert r.is_error
+        r = await call(b, "get_kernel_status", {"kernel": "k1"})
+        lost = r.structured_content["state_lost"]
+        assert lost["state_lost"] is True and lost["cells_lost"] == 3, lost
+        assert lost["installs_lost"] == 1, lost
+        assert "restore_kernel" in text(r)
+        r = await call(b, "execute_code", {"code": "print(globals().get('answer'))", "kernel": "k1"})
+        assert meta(r, "state_lost")["cells_lost"] == 3, r.meta
+        assert "state_lost" in text(r)
+    run(body)
+
+
+def test_an_environment_restarted_restores_the_workspace(moto):
+    endpoint, _ = moto
+
+    async def body(s, code):
+        return await call(s, "execute_code", {"code": code})
+    first = start(endpoint, prefix="restart/")
+    try:
+        r = run(body, first, "open('kept.txt','w').write('survives')")
+        assert not r.is_error, text(r)
+    finally:
+        first.stop()
+    second = start(endpoint, prefix="restart/")
+    try:
+        r = run(body, second, "print(open('kept.txt').read())")
+        assert "survives" in text(r), text(r)
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("case", ["bucket_missing", "access_denied", "endpoint_down"])
+def test_s3_trouble_is_told_and_the_local_work_is_kept(moto, case):
+    endpoint, _ = moto
+    strict = None
+    if case == "bucket_missing":
+        s = start(endpoint, bucket="jmcp-no-such-bucket")
+    elif case == "access_denied":
+        # A moto that checks IAM after its first request (the bucket's creation): the server's
+        # key is unknown to it, so every S3 call is refused.
+        strict = start_moto(INITIAL_NO_AUTH_ACTION_COUNT="1")
+        s = start(strict[1], AWS_ACCESS_KEY_ID="AKIANOTAKEY00000000", AWS_SECRET_ACCESS_KEY="nope")
+    else:
+        s = start(f"http://127.0.0.1:{free_port()}")
+
+    async def body():
+        r = await call(s, "write_file", {"path": "local.txt", "content": "kept"})
+        assert not r.is_error, text(r)
+        assert "workspace" in text(r) and "S3" in text(r), text(r)
+        r = await call(s, "read_file", {"path": "local.txt"})
+        assert "kept" in text(r), text(r)
+        r = await call(s, "execute_code", {"code": "print(1 + 1)"})
+        assert "2" in text(r), text(r)
+    try:
+        run(body)
+    finally:
+        s.stop()
+        if strict:
+            strict[0].kill()
+            strict[0].wait()
