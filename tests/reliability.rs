@@ -444,3 +444,58 @@ async fn a_kernels_temp_dir_is_apart_from_its_runtime_dir_and_removed_with_it() 
     );
     assert_eq!(text(&server.exec_on("t", "1 + 1").await), "2");
 }
+
+/// read_notebook memory: a ~45 MB notebook of small JSON values (2,250 cells, each with an
+/// output of 10,000 small integers). Parsed whole into `serde_json::Value`s it cost the server
+/// ~16 bytes per input byte (~700 MB); read_notebook now builds only the window it returns.
+#[tokio::test]
+async fn reading_a_45_mb_notebook_of_small_values_keeps_the_server_small() {
+    let server = Server::start();
+    let ints = vec!["1"; 10_000].join(",");
+    let cell = format!(
+        r#"{{"cell_type":"code","id":"ID","metadata":{{}},"execution_count":1,"source":"x","outputs":[{{"output_type":"execute_result","execution_count":1,"metadata":{{}},"data":{{"application/json":[{ints}],"text/plain":"many"}}}}]}}"#
+    );
+    let cells: Vec<String> = (0..2_250)
+        .map(|i| cell.replace("\"ID\"", &format!("\"c{i}\"")))
+        .collect();
+    let doc = format!(
+        r#"{{"nbformat":4,"nbformat_minor":5,"metadata":{{}},"cells":[{}]}}"#,
+        cells.join(",")
+    );
+    assert!(doc.len() > 44_000_000, "{}", doc.len());
+    std::fs::write(server.workdir.path().join("big.ipynb"), &doc).unwrap();
+    drop((doc, cells));
+    server.exec("1").await;
+    let before = peak_rss_bytes(server.pid());
+    let r = server
+        .call(
+            "read_notebook",
+            json!({"path": "big.ipynb", "start": 100, "limit": 3}),
+        )
+        .await;
+    assert!(
+        !is_error(&r),
+        "{}",
+        &r.to_string()[..300.min(r.to_string().len())]
+    );
+    assert_eq!(r["structuredContent"]["total_cells"], 2_250);
+    assert_eq!(r["structuredContent"]["cells"][0]["id"], "c100");
+    let grown = peak_rss_bytes(server.pid()).saturating_sub(before);
+    println!(
+        "read_notebook of a 45 MB notebook: peak RSS grew by {} MiB",
+        grown >> 20
+    );
+    assert!(
+        grown < 200 * 1024 * 1024,
+        "peak RSS grew by {} MiB reading the notebook",
+        grown >> 20
+    );
+    // The whole-document path (an edit) still works on it, and reads agree.
+    let r = server
+        .call(
+            "read_notebook",
+            json!({"path": "big.ipynb", "start": 2_249, "include_outputs": false}),
+        )
+        .await;
+    assert_eq!(r["structuredContent"]["cells"][0]["id"], "c2249", "{r}");
+}

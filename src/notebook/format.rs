@@ -188,7 +188,7 @@ impl Doc {
 }
 
 /// The checks `Doc::parse` makes on one cell; the error is the reason.
-fn check_cell(index: usize, cell: &Value) -> Result<(), String> {
+pub(super) fn check_cell(index: usize, cell: &Value) -> Result<(), String> {
     let Some(obj) = cell.as_object() else {
         return Err(format!("cell {index} is not an object"));
     };
@@ -204,7 +204,7 @@ fn check_cell(index: usize, cell: &Value) -> Result<(), String> {
 }
 
 /// A cell as `read` shows it (the structure was checked by `Doc::parse`).
-fn cell_view(index: usize, cell: &Value, include_outputs: bool) -> CellView {
+pub(super) fn cell_view(index: usize, cell: &Value, include_outputs: bool) -> CellView {
     let outputs = match cell.get("outputs").and_then(Value::as_array) {
         Some(outputs) if include_outputs => outputs.clone(),
         _ => Vec::new(),

@@ -17,6 +17,7 @@ pub(crate) mod disk;
 pub(crate) mod edit;
 mod format;
 mod paths;
+mod window;
 
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder};
@@ -328,8 +329,29 @@ impl NotebookStore {
         let target = self.resolve(path)?;
         let display = display_path(path);
         let bytes = read_capped(&target, &display)?;
-        let doc = Doc::parse(&bytes, &display)?;
-        Ok(doc.view(&display, revision(&bytes), include_outputs, start, limit))
+        let window = window::Window {
+            start,
+            limit: limit.unwrap_or(usize::MAX),
+            include_outputs,
+        };
+        // Only the window is built; a file that does not parse that way is parsed whole, for
+        // its precise error.
+        let Some(parsed) = window::parse(&bytes, &window) else {
+            let doc = Doc::parse(&bytes, &display)?;
+            return Ok(doc.view(&display, revision(&bytes), include_outputs, start, limit));
+        };
+        Ok(NotebookView {
+            path: display,
+            revision: revision(&bytes),
+            nbformat: 4,
+            nbformat_minor: parsed.minor,
+            total_cells: parsed.total_cells,
+            cells: parsed
+                .cells
+                .iter()
+                .map(|(index, cell)| format::cell_view(*index, cell, include_outputs))
+                .collect(),
+        })
     }
 
     /// Applies `op` to a notebook as one read-modify-write under its writer lock, replacing the
