@@ -7,7 +7,9 @@
 //! read files. The runner is a separate child process owned by the server (not `!pip` in the
 //! kernel), built by `crate::child` like a kernel (environment allowlist, uid, limits, seccomp,
 //! Landlock: it may write only the package directory and a private temp directory) except that
-//! it keeps the network, with its own process group, a timeout and bounded output.
+//! it keeps the network, with its own process group, a timeout and bounded output. It runs
+//! twice: `pip download` under a file-size limit at the download cap, then an offline
+//! `pip install` from what was downloaded (see `Installer::install`).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
