@@ -1109,3 +1109,32 @@ async fn a_large_svg_is_linked_and_a_small_one_sent_as_text() {
         "a small SVG comes back as text: {r}"
     );
 }
+
+/// Issue 10: lock files were left beside notebooks. Changes leave none now, and a leftover
+/// from an older version (or any hidden file) shows neither in list_files nor in resources.
+#[tokio::test]
+async fn notebook_changes_leave_no_lock_files_and_leftovers_stay_hidden() {
+    let server = Server::start();
+    notebook(&server, "sub/n.ipynb", json!([code("1")])).await;
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "sub/n.ipynb", "cell_type": "markdown", "source": "x"}),
+        )
+        .await;
+    ok(&r);
+    let names: Vec<String> = std::fs::read_dir(server.workdir.path().join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["n.ipynb"]);
+    std::fs::write(server.workdir.path().join("sub/.old.ipynb.lock"), "").unwrap();
+    let r = server.call("list_files", json!({"recursive": true})).await;
+    assert!(!r.to_string().contains(".lock"), "{r}");
+    let r = server.rpc("resources/list", json!({})).await;
+    assert!(
+        r["result"]["resources"].as_array().unwrap().len() == 1,
+        "{r}"
+    );
+    assert!(!r.to_string().contains(".lock"), "{r}");
+}

@@ -334,6 +334,9 @@ impl ServerHandler for JupyterMcp {
 
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
+            // Resources without `listChanged`: over stateless HTTP (no sessions, so no standing
+            // stream) the server has no way to push `notifications/resources/list_changed`
+            // outside a request, and it sends none over stdio yet; clients re-list instead.
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()

@@ -31,36 +31,34 @@ pub(crate) fn revision(bytes: &[u8]) -> String {
     hex
 }
 
-/// An exclusive lock on one notebook, held for a read-modify-write; released on drop.
+/// An exclusive lock on the notebooks of one folder, held for a read-modify-write; released on
+/// drop.
 ///
-/// It is a `flock` on a hidden sidecar file beside the notebook (the notebook itself is
-/// replaced by rename, so a lock on its inode would not cover the next version). `flock`
-/// excludes other open file descriptions, so it serializes threads of this server and other
-/// processes alike.
+/// It is a `flock` on the notebook's folder, which leaves nothing on disk (the lock file it
+/// replaces, `.NAME.ipynb.lock`, showed up in users' folders). Not on the notebook itself: it
+/// is replaced by rename, so a lock on its inode would not cover the next version, and a
+/// notebook being created has no inode yet. `flock` excludes other open file descriptions, so
+/// it serializes threads of this server and other processes alike. Changes to two notebooks of
+/// one folder wait for each other; each is one short read-modify-write.
 pub(crate) struct WriteLock {
-    _file: File,
+    _dir: File,
 }
 
 impl WriteLock {
     pub(crate) fn acquire(target: &Path, display: &str) -> Result<WriteLock, Error> {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let lock_path = target.with_file_name(format!(".{name}.lock"));
-        let file = OpenOptions::new()
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = OpenOptions::new()
             .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&lock_path)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(parent)
             .map_err(|e| io_err("lock", display, e))?;
         let started = Instant::now();
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(WriteLock { _file: file }),
+            match dir.try_lock() {
+                Ok(()) => return Ok(WriteLock { _dir: dir }),
                 Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(LOCK_POLL);
                 }

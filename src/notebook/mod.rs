@@ -578,6 +578,8 @@ mod tests {
     use serde_json::json;
     use std::collections::HashSet;
     use std::os::unix::fs::symlink;
+    use std::os::unix::process::CommandExt;
+    use std::time::Duration;
 
     fn store() -> (tempfile::TempDir, NotebookStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -1026,6 +1028,46 @@ mod tests {
         assert_eq!(view.total_cells, 80);
         let sources: HashSet<_> = view.cells.iter().map(|c| c.source.clone()).collect();
         assert_eq!(sources.len(), 80);
+        // Issue 10: the lock left a `.nb.ipynb.lock` beside the notebook, in users' folders.
+        let names: Vec<String> = fs::read_dir(&store.root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["nb.ipynb"], "the lock leaves nothing behind");
+    }
+
+    /// The lock holds across processes: while another process (flock(1)) holds it, a change
+    /// waits and then gives up with `Busy`, changing nothing.
+    #[test]
+    fn another_process_holding_the_lock_makes_a_change_wait_and_give_up() {
+        let (_dir, store) = store();
+        store.create("sub/nb.ipynb", &[], false).unwrap();
+        let before = fs::read(store.root.join("sub/nb.ipynb")).unwrap();
+        let ready = tempfile::tempdir().unwrap();
+        let flag = ready.path().join("held");
+        let mut holder = std::process::Command::new("flock")
+            .process_group(0)
+            .arg("-x")
+            .arg(store.root.join("sub"))
+            .arg("-c")
+            .arg(format!("touch {}; sleep 60", flag.display()))
+            .spawn()
+            .unwrap();
+        while !flag.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let result = store.change("sub/nb.ipynb", None, false, |doc, p| {
+            edit::insert(doc, CellType::Code, "x", None, p)
+        });
+        // flock(1) runs `sh -c`; the lock dies with the whole group (sh and sleep).
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(holder.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(matches!(result, Err(Error::Busy { .. })), "{result:?}");
+        assert_eq!(fs::read(store.root.join("sub/nb.ipynb")).unwrap(), before);
     }
 
     #[test]
