@@ -86,6 +86,7 @@ check-leftovers:
 bench: $(TEST_DEPS) $(LAMBDA_DEPS)
 	cargo build --release --locked
 	$(VENV_PY) bench/bench.py
+	JUPYTER_MCP_BIN=target/release/jupyter-mcp-server $(VENV_PY) bench/workspace.py
 	$(VENV_PY) bench/lambda_emulator.py
 
 lint:

@@ -465,6 +465,20 @@ async fn every_tool_result_matches_its_output_schema() {
         ),
         ("restart_kernel", "ok", json!({}), false, ""),
         (
+            "restore_kernel",
+            "nothing recorded without a bucket",
+            json!({"kernel": "restored"}),
+            false,
+            "",
+        ),
+        (
+            "restore_kernel",
+            "bad kernel name",
+            json!({"kernel": "a b"}),
+            true,
+            "invalid_argument",
+        ),
+        (
             "restart_kernel",
             "bad kernel name",
             json!({"kernel": "a b"}),

@@ -195,7 +195,8 @@ impl JupyterMcp {
             + Self::notebook_tools()
             + Self::cell_tools()
             + Self::run_cell_tools()
-            + Self::file_tools();
+            + Self::file_tools()
+            + Self::restore_tools();
         for route in tool_router.map.values_mut() {
             schema::standardize_tool(&mut route.attr);
         }

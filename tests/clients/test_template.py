@@ -227,17 +227,40 @@ def test_role_has_no_managed_policies(template):
     assert others == []
 
 
-def test_role_only_writes_its_own_logs(template):
+def test_role_only_writes_its_own_logs_and_uses_its_workspace_prefix(template):
     role = template["Resources"][ROLE]["Properties"]
-    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
-    assert statements
-    for s in statements:
+    policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
+    assert set(policies) == {"write-own-logs", "workspace-prefix"}, set(policies)
+    for s in policies["write-own-logs"]:
         assert s["Effect"] == "Allow"
         actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
         assert set(actions) <= LOG_ACTIONS, actions
         assert not any("*" in a for a in actions), actions
         resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         assert resources == [{"Fn::GetAtt": [LOG_GROUP, "Arn"]}], resources
+    objects, listing = policies["workspace-prefix"]
+    assert set(objects["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    # Objects under the prefix only, never the whole bucket.
+    assert objects["Resource"]["Fn::Sub"][0].endswith(":s3:::${Bucket}/${WorkspacePrefix}*")
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${WorkspacePrefix}*"}}}
+
+
+def test_workspace_bucket_is_private_encrypted_and_expires_old_versions(template, env):
+    bucket = template["Resources"]["WorkspaceBucket"]
+    assert bucket["Condition"] == "CreateWorkspaceBucket"
+    props = bucket["Properties"]
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    (lifecycle,) = props["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+    # An existing bucket can be given instead; either way the function is told which.
+    assert template["Parameters"]["WorkspaceBucketName"]["Default"] == ""
+    assert env["JUPYTER_MCP_WORKSPACE_BUCKET"] == {
+        "Fn::If": ["CreateWorkspaceBucket", {"Ref": "WorkspaceBucket"}, {"Ref": "WorkspaceBucketName"}]}
+    assert env["JUPYTER_MCP_WORKSPACE_PREFIX"] == {"Ref": "WorkspacePrefix"}
 
 
 def test_role_is_assumed_by_lambda_only(template):

@@ -193,6 +193,41 @@ def test_state_lost_with_the_count_and_restore_kernel_brings_it_back(envs):
         r = await call(b, "execute_code", {"code": "print(globals().get('answer'))", "kernel": "k1"})
         assert meta(r, "state_lost")["cells_lost"] == 3, r.meta
         assert "state_lost" in text(r)
+        # restore_kernel re-runs the other environment's cells and install here, with progress.
+        seen = []
+
+        async def on_progress(progress, total, message):
+            seen.append((progress, total, message))
+        async with Client(b.url, mode="legacy", read_timeout_seconds=CALL_TIMEOUT) as c:
+            r = await c.call_tool("restore_kernel", {"kernel": "k1"}, progress_callback=on_progress)
+        assert not r.is_error, text(r)
+        out = r.structured_content
+        assert (out["cells_run"], out["installs_run"], out["failed"]) == (3, 1, None), out
+        assert len(seen) == 4 and seen[-1][1] == 4, seen
+        r = await call(b, "execute_code", {"code": "print(answer, words, termcolor.__name__)", "kernel": "k1"})
+        assert "42 ['a', 'b'] termcolor" in text(r), text(r)
+        # A third environment sees the restored generation, not a lost one to restore twice.
+        r = await call(b, "get_kernel_status", {"kernel": "k1"})
+        assert "state_lost" not in r.structured_content, r.structured_content
+    run(body)
+
+
+def test_restore_kernel_stops_at_the_first_failing_cell_and_honours_upto(envs):
+    a, b = envs
+    # The second cell holds only in `a` (its working directory), so its replay in `b` fails.
+    cells = ["n = 1", f"assert __import__('os').getcwd() == {a.workdir!r}", "n = 3"]
+
+    async def body():
+        for code in cells:
+            r = await call(a, "execute_code", {"code": code, "kernel": "k2"})
+            assert not r.is_error, text(r)
+        r = await call(b, "restore_kernel", {"kernel": "k2", "upto": 1})
+        assert r.structured_content["cells_run"] == 1, r.structured_content
+        r = await call(b, "restore_kernel", {"kernel": "k2"})
+        out = r.structured_content
+        assert out["cells_run"] == 1 and out["failed"]["step"] == 2, out
+        assert "AssertionError" in out["failed"]["error"], out
+        assert "step 2 failed" in text(r)
     run(body)
 
 

@@ -544,6 +544,73 @@ impl JupyterMcp {
     }
 }
 
+impl JupyterMcp {
+    /// Installs one requirement for the principal of `key` the way install_package does
+    /// (policy check, one pip at a time per principal, import caches refreshed) and records it
+    /// in the kernel's history.
+    pub(super) async fn install(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        key: &pool::KernelKey,
+        package: String,
+    ) -> Result<Installed, ToolError> {
+        let requirement = parse_requirement(&package)?;
+        crate::packages::check_lists(&requirement, &self.app.settings.packages)?;
+        let dirs = principal_dirs(&self.app.settings, &key.principal);
+        // One pip at a time per principal: two `--target --upgrade` runs into one directory
+        // can leave it half-written. The wait for the other install has a deadline.
+        let lock = self.app.install_lock(&key.principal);
+        let wait = self.app.settings.wait_timeout;
+        let _one_at_a_time = bounded(ctx, wait, Waited::Install, lock.lock()).await?;
+        let installer = Installer::new(
+            self.app.settings.sandbox.clone(),
+            dirs.home,
+            dirs.packages,
+            within_invocation(PIP_TIMEOUT, ctx)?,
+            self.app.settings.packages.clone(),
+        );
+        // A cancelled call drops pip (kill_on_drop).
+        let installed = tokio::select! {
+            installed = installer.install(&requirement) => installed,
+            _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
+        };
+        // One record per install that reached pip (the tool-call span names the principal).
+        match &installed {
+            Ok(i) => {
+                tracing::info!(principal = %key.principal, package = %i.name, version = %i.version, outcome = "installed", "package install")
+            }
+            Err(e) => {
+                tracing::info!(principal = %key.principal, package = %requirement.normalized, outcome = "failed", error = %e, "package install")
+            }
+        }
+        let installed = installed?;
+        let generation = self
+            .app
+            .pool
+            .status(key)
+            .info
+            .filter(|i| i.alive)
+            .map(|i| i.id);
+        continuity::record(
+            ctx,
+            &key.name,
+            Record::Install {
+                generation,
+                package,
+            },
+        );
+        // Python notices new files by the directory's mtime; refreshing the import caches
+        // now closes the same-tick gap, but never waits behind a running cell.
+        if let Some(lease) = self.app.pool.try_lease_idle(key) {
+            let _ = lease
+                .kernel
+                .run_internal("__import__('importlib').invalidate_caches()")
+                .await;
+        }
+        Ok(installed)
+    }
+}
+
 #[tool_router(router = code_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// Run Python code in a persistent Jupyter kernel (IPython). Variables, imports and
@@ -668,59 +735,7 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
             let key = self.key(&ctx, kernel.as_deref())?;
-            let requirement = parse_requirement(&package)?;
-            crate::packages::check_lists(&requirement, &self.app.settings.packages)?;
-            let dirs = principal_dirs(&self.app.settings, &key.principal);
-            // One pip at a time per principal: two `--target --upgrade` runs into one directory
-            // can leave it half-written. The wait for the other install has a deadline.
-            let lock = self.app.install_lock(&key.principal);
-            let wait = self.app.settings.wait_timeout;
-            let _one_at_a_time = bounded(&ctx, wait, Waited::Install, lock.lock()).await?;
-            let installer = Installer::new(
-                self.app.settings.sandbox.clone(),
-                dirs.home,
-                dirs.packages,
-                within_invocation(PIP_TIMEOUT, &ctx)?,
-                self.app.settings.packages.clone(),
-            );
-            // A cancelled call drops pip (kill_on_drop).
-            let installed = tokio::select! {
-                installed = installer.install(&requirement) => installed,
-                _ = ctx.ct.cancelled() => return Err(ToolError { status: "cancelled", message: "cancelled by the client; pip was stopped".into() }),
-            };
-            // One record per install that reached pip (the tool-call span names the principal).
-            match &installed {
-                Ok(i) => {
-                    tracing::info!(principal = %key.principal, package = %i.name, version = %i.version, outcome = "installed", "package install")
-                }
-                Err(e) => {
-                    tracing::info!(principal = %key.principal, package = %requirement.normalized, outcome = "failed", error = %e, "package install")
-                }
-            }
-            let installed = installed?;
-            let generation = self
-                .app
-                .pool
-                .status(&key)
-                .info
-                .filter(|i| i.alive)
-                .map(|i| i.id);
-            continuity::record(
-                &ctx,
-                &key.name,
-                Record::Install {
-                    generation,
-                    package,
-                },
-            );
-            // Python notices new files by the directory's mtime; refreshing the import caches
-            // now closes the same-tick gap, but never waits behind a running cell.
-            if let Some(lease) = self.app.pool.try_lease_idle(&key) {
-                let _ = lease
-                    .kernel
-                    .run_internal("__import__('importlib').invalidate_caches()")
-                    .await;
-            }
+            let installed = self.install(&ctx, &key, package).await?;
             let text = format!("installed {} {}", installed.name, installed.version);
             structured(vec![ContentBlock::text(text)], &installed)
         };

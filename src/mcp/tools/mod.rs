@@ -6,6 +6,7 @@ mod code;
 mod files;
 mod kernels;
 mod notebooks;
+mod restore;
 mod run_cells;
 
 use rmcp::RoleServer;

@@ -109,6 +109,8 @@ const CASES = [
   ['list_files', 'recursive', { recursive: true }, false, ''],
   ['list_files', 'missing directory', { path: 'nope' }, true, 'not_found'],
   ['restart_kernel', 'ok', {}, false, ''],
+  ['restore_kernel', 'nothing recorded without a bucket', { kernel: 'restored' }, false, ''],
+  ['restore_kernel', 'bad kernel name', { kernel: 'a b' }, true, 'invalid_argument'],
   ['restart_kernel', 'bad kernel name', { kernel: 'a b' }, true, 'invalid_argument'],
   ['shutdown_kernel', 'ok', {}, false, ''],
   ['shutdown_kernel', 'unknown kernel', { kernel: 'ghost' }, true, 'not_found'],
