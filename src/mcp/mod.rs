@@ -127,6 +127,9 @@ impl App {
             return;
         };
         let kernels = self.pool.shutdown_principal(&previous);
+        if let Some(ws) = &self.workspace {
+            ws.forget(&previous);
+        }
         let home = principal_dirs(&self.settings, &previous).home;
         let removed = home != self.settings.working_dir && std::fs::remove_dir_all(&home).is_ok();
         self.homes_ready.forget(&previous);

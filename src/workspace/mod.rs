@@ -481,6 +481,15 @@ impl Workspace {
         }
     }
 
+    /// Forgets what this process knew of a principal's mirror, when its local directory is
+    /// removed (Lambda single tenancy): its next call restores from S3 again, rather than taking
+    /// the missing files for deletions to mirror.
+    pub(crate) fn forget(&self, principal: &str) {
+        if let Ok(mut m) = self.mirrors.lock() {
+            m.remove(principal);
+        }
+    }
+
     /// Whether `key` no longer exists in S3.
     async fn gone(&self, key: &str) -> bool {
         matches!(self.store.get(key).await, Err(s3::Error::NotFound(_)))
