@@ -13,20 +13,29 @@ async fn sigterm_stops_the_server_and_every_kernel() {
     for name in ["a", "b", "c"] {
         assert_eq!(status(&server.exec_on(name, "1").await), "ok");
     }
-    // Three kernels and the warm spare.
-    let mut kernels = children_of(server.pid());
+    // Three kernels and the warm spare: the children started with a connection file (a child
+    // that is exiting, or not yet exec'd, has none and is not counted).
+    let kernel_cmdlines = || -> Vec<(u32, String)> {
+        children_of(server.pid())
+            .into_iter()
+            .filter_map(|pid| {
+                let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+                cmdline
+                    .contains("connection.json")
+                    .then_some((pid, cmdline))
+            })
+            .collect()
+    };
+    let mut found = kernel_cmdlines();
     for _ in 0..100 {
-        if kernels.len() >= 4 {
+        if found.len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        kernels = children_of(server.pid());
+        found = kernel_cmdlines();
     }
-    assert!(kernels.len() >= 4, "{kernels:?}");
-    let runtime_dirs: Vec<String> = kernels
-        .iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok())
-        .collect();
+    assert!(found.len() >= 4, "{found:?}");
+    let (kernels, runtime_dirs): (Vec<u32>, Vec<String>) = found.into_iter().unzip();
     assert!(server.stop(), "the server did not exit on SIGTERM");
     for _ in 0..100 {
         if kernels.iter().all(|pid| !alive(*pid)) {

@@ -140,24 +140,26 @@ impl Rng {
     }
 }
 
-/// The tools and the argument names each takes, to put wrong types in every field.
-const TOOL_FIELDS: &[(&str, &[&str])] = &[
-    ("execute_code", &["code", "kernel", "timeout"]),
-    ("get_kernel_status", &["kernel"]),
-    ("restart_kernel", &["kernel"]),
-    ("interrupt_kernel", &["kernel"]),
-    ("shutdown_kernel", &["kernel"]),
-    ("list_kernels", &[]),
-    ("get_variables", &["kernel"]),
-    ("inspect_variable", &["name", "kernel"]),
-    ("install_package", &["package", "kernel"]),
-    ("create_notebook", &["path", "cells", "overwrite"]),
-    (
-        "read_notebook",
-        &["path", "include_outputs", "start", "limit"],
-    ),
-    ("list_notebooks", &[]),
-];
+/// Every tool and the fields of its input schema, read from the golden `tools/list`
+/// (tests/fixtures/tools_list.json), so a new tool or field is covered without editing this.
+static TOOL_FIELDS: std::sync::LazyLock<Vec<(String, Vec<String>)>> =
+    std::sync::LazyLock::new(|| {
+        let text = std::fs::read_to_string("tests/fixtures/tools_list.json")
+            .expect("the golden tools list is readable");
+        let list: Value = serde_json::from_str(&text).expect("the golden tools list is JSON");
+        let tools = list["tools"].as_array().expect("a tools array");
+        tools
+            .iter()
+            .map(|tool| {
+                let name = tool["name"].as_str().expect("a tool name").to_string();
+                let fields = tool["inputSchema"]["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default();
+                (name, fields)
+            })
+            .collect()
+    });
 
 /// Values of the wrong type (or hostile values of the right type) for any field.
 fn hostile_value(rng: &mut Rng) -> Value {
@@ -208,11 +210,11 @@ fn hostile_body(rng: &mut Rng) -> (&'static str, Vec<u8>, &'static str) {
             ("deeply nested JSON", s.into_bytes(), version)
         }
         3 | 4 => {
-            let (tool, fields) = TOOL_FIELDS[rng.below(TOOL_FIELDS.len())];
+            let (tool, fields) = &TOOL_FIELDS[rng.below(TOOL_FIELDS.len())];
             let mut args = serde_json::Map::new();
             for field in fields.iter() {
                 if rng.below(2) == 0 {
-                    args.insert((*field).to_string(), hostile_value(rng));
+                    args.insert(field.clone(), hostile_value(rng));
                 }
             }
             let body = json!({"jsonrpc": "2.0", "id": rng.below(1000), "method": "tools/call",
