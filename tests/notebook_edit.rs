@@ -1042,6 +1042,28 @@ async fn a_big_figure_is_downscaled_and_its_original_linked() {
         )
         .await;
     assert_eq!(images(&r)[0]["width"], 400);
+
+    // So can execute_cell and execute_notebook.
+    notebook(
+        &server,
+        "fit.ipynb",
+        json!([{"cell_type": "code", "source": "display(Image(filename='big_tmp.png'))"}]),
+    )
+    .await;
+    let r = server
+        .call(
+            "execute_cell",
+            json!({"path": "fit.ipynb", "cell": 0, "max_image_px": 300}),
+        )
+        .await;
+    assert_eq!(images(&r)[0]["width"], 300, "{r}");
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "fit.ipynb", "max_image_px": 200}),
+        )
+        .await;
+    assert_eq!(ok(&r)["status"], "ok", "{r}");
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct ExecuteCellArgs {
     pub kernel: Option<String>,
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600).
     pub timeout: Option<f64>,
+    /// Longest side, in pixels, of images sent back (default and maximum: the server's
+    /// --max-image-px). Larger images are downscaled; the original is saved and linked.
+    pub max_image_px: Option<u32>,
     /// Revision from read_notebook or an earlier change: refuse if the notebook changed since.
     pub revision: Option<String>,
 }
@@ -51,6 +54,9 @@ pub struct ExecuteNotebookArgs {
     pub stop_on_error: Option<bool>,
     /// Time limit for each cell, in seconds (default: the server's --exec-timeout).
     pub timeout: Option<f64>,
+    /// Longest side, in pixels, of images sent back (default and maximum: the server's
+    /// --max-image-px). Larger images are downscaled; the original is saved and linked.
+    pub max_image_px: Option<u32>,
     /// Revision from read_notebook or an earlier change: refuse if the notebook changed since.
     pub revision: Option<String>,
 }
@@ -156,7 +162,7 @@ impl JupyterMcp {
                         code: &cell.source,
                         timeout: a.timeout,
                         record: true,
-                        max_image_px: None,
+                        max_image_px: a.max_image_px,
                     },
                     progress,
                 )
@@ -226,7 +232,7 @@ impl JupyterMcp {
                             code: &cell.source,
                             timeout: a.timeout,
                             record: true,
-                            max_image_px: None,
+                            max_image_px: a.max_image_px,
                         };
                         let execution =
                             self.run_in_turn(&ctx, &mut held, spec, clock, None).await?;
