@@ -1042,10 +1042,21 @@ async fn api_keys_from_secrets_manager_work_and_rotation_is_picked_up() {
     );
     let (code, _) = server.rpc_as(old, "tools/list", json!({})).await;
     assert_eq!(code, 401, "the rotated-out key still works");
-    let reads = server
-        .log_text()
-        .matches("read the API keys secret")
-        .count();
+    // The server logs before it answers, but the test reads its stderr on another thread:
+    // give that thread a moment to catch up before counting.
+    let count_reads = || {
+        server
+            .log_text()
+            .matches("read the API keys secret")
+            .count()
+    };
+    for _ in 0..50 {
+        if count_reads() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reads = count_reads();
     assert_eq!(
         reads,
         3,
