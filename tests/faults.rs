@@ -64,20 +64,7 @@ fn sigkill(pid: u32) {
 fn assert_valid_notebook(path: &Path) -> Value {
     let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
-    let out = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import sys, nbformat; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nbformat rejects {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_nbformat_valid(path);
     doc
 }
 

@@ -29,19 +29,7 @@ fn ok(r: &Value) -> &Value {
 /// The notebook file as JSON, after checking that nbformat validates it.
 fn on_disk(server: &Server, path: &str) -> Value {
     let file = server.workdir.path().join(path);
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import nbformat, sys; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); nbformat.validate(nb); print('valid')",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nbformat rejects {path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_nbformat_valid(&file);
     serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
 }
 

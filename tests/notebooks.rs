@@ -1,27 +1,8 @@
 //! Notebook tools: nbformat-valid files, paging, outputs, overwrite and path confinement.
 
-use std::process::Command;
-
 use serde_json::json;
 
 use crate::common::*;
-
-fn nbformat_validate(path: &std::path::Path) {
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import nbformat, sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4)); print('valid')",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nbformat rejects {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test]
 async fn create_read_and_list_round_trip_with_valid_nbformat() {
@@ -40,7 +21,7 @@ async fn create_read_and_list_round_trip_with_valid_nbformat() {
     assert!(!is_error(&r), "{r}");
     assert_eq!(r["structuredContent"]["cell_count"], 3);
     let file = server.workdir.path().join("sub/dir/a.ipynb");
-    nbformat_validate(&file);
+    assert_nbformat_valid(&file);
     let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(nb["nbformat"], 4);
     assert_eq!(nb["nbformat_minor"], 5);

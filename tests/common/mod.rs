@@ -325,6 +325,25 @@ impl Drop for LocalIndex {
     }
 }
 
+/// Fails unless nbformat itself reads the file as written (no conversion), finds it nbformat 4
+/// and validates it: what Jupyter would say on opening it.
+pub fn assert_nbformat_valid(path: &Path) {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import nbformat, sys; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); assert nb.nbformat == 4, nb.nbformat; nbformat.validate(nb)",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nbformat rejects {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether `uid` can run the test interpreter and import ipykernel as the machine is.
 pub fn python_runs_as(uid: u32) -> bool {
     use std::os::unix::process::CommandExt;
