@@ -11,9 +11,7 @@ Every process it starts is stopped by PID.
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,12 +20,6 @@ import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "clients"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def measure(url, n):
@@ -59,32 +51,20 @@ def main():
     ap.add_argument("--n", type=int, default=50)
     args = ap.parse_args()
     try:
-        import boto3
+        import boto3  # noqa: F401
         import moto  # noqa: F401
     except ImportError:
         print("workspace bench skipped: moto is not installed (pip install -r requirements-test.txt)")
         return
     from conftest import Server
-    port = free_port()
-    moto_proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    # The moto server and bucket exactly as tests/clients/test_workspace.py makes them.
+    from test_workspace import BUCKET, start_moto
+    moto_proc, endpoint, _ = start_moto()
     fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_S3": endpoint}
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket="jmcp-bench")
         results = {}
-        for label, extra in [("no bucket", []), ("bucket", ["--workspace-bucket", "jmcp-bench"])]:
+        for label, extra in [("no bucket", []), ("bucket", ["--workspace-bucket", BUCKET])]:
             s = Server(extra_args=extra, env={**os.environ, **fake})
             try:
                 results[label] = anyio.run(measure, s.url, args.n)
