@@ -13,7 +13,6 @@ the streamed/buffered ratio. Every process it starts is stopped by its process g
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -43,17 +42,15 @@ def measure(mode, n):
     port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     emu = Emulator(mode, port)
     try:
-        emu.start()
-        emu.wait_function_ready()
-        with httpx2.Client() as client:
-            for i in range(5):
-                call(client, emu.url, i)
-            samples = [call(client, emu.url, 100 + i) for i in range(n)]
+        with emu.running():
+            emu.wait_function_ready()
+            with httpx2.Client() as client:
+                for i in range(5):
+                    call(client, emu.url, i)
+                samples = [call(client, emu.url, 100 + i) for i in range(n)]
     finally:
-        left = emu.stop()
-        shutil.rmtree(emu.tmp, ignore_errors=True)
-        if left:
-            print(f"[{mode}] left running: {left}", file=sys.stderr)
+        if getattr(emu, "left", None):
+            print(f"[{mode}] left running: {emu.left}", file=sys.stderr)
     xs = sorted(samples)
     return {"p50_ms": statistics.median(xs) * 1e3, "p99_ms": xs[int(0.99 * (len(xs) - 1))] * 1e3}
 

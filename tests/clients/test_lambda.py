@@ -26,6 +26,7 @@ warm execute_code) are printed; run with `-s` to see them.
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -327,6 +328,20 @@ class Emulator:
             self.log.close()
         return described
 
+    @contextlib.contextmanager
+    def running(self):
+        """Starts the emulator and yields it; on the way out (or when the start fails) stops it
+        and removes its directory. What was left running is kept in `self.left` for the
+        caller's leftover check."""
+        try:
+            self.start()
+            yield self
+        finally:
+            try:
+                self.left = self.stop()
+            finally:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
     def restart(self):
         left = self.stop()
         assert not left, "left running after the emulator stopped:\n" + "\n".join(left)
@@ -417,18 +432,10 @@ def emulator(request):
     mode = request.param
     port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     emu = Emulator(mode, port)
-    try:
-        emu.start()
-    except BaseException:
-        shutil.rmtree(emu.tmp, ignore_errors=True)
-        raise
-    yield emu
-    try:
-        left = emu.stop()
-    finally:
-        shutil.rmtree(emu.tmp, ignore_errors=True)
-    assert not left, (f"[{mode}] left running after the emulator stopped "
-                      "(function or kernel processes):\n" + "\n".join(left))
+    with emu.running():
+        yield emu
+    assert not emu.left, (f"[{mode}] left running after the emulator stopped "
+                          "(function or kernel processes):\n" + "\n".join(emu.left))
     # The check above means something only if the function and its kernels were found.
     assert emu.seen_functions_stopped and emu.seen_kernels_stopped, (
         f"[{mode}] never saw the function ({emu.seen_functions_stopped}) or its kernels "

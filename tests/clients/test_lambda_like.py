@@ -78,17 +78,9 @@ def sandboxed(index):
     })
     emu.runner = [SANDBOX, "--own", emu.tmp, "--own", emu.workdir, "--python", python,
                   "--layer", layer, "--"]
-    try:
-        emu.start()
-    except BaseException:
-        shutil.rmtree(emu.tmp, ignore_errors=True)
-        raise
-    yield emu
-    try:
-        left = emu.stop()
-    finally:
-        shutil.rmtree(emu.tmp, ignore_errors=True)
-    assert not left, "left running after the emulator stopped:\n" + "\n".join(left)
+    with emu.running():
+        yield emu
+    assert not emu.left, "left running after the emulator stopped:\n" + "\n".join(emu.left)
     assert emu.seen_functions_stopped and emu.seen_kernels_stopped, (
         "never saw the function or its kernels in /proc: the leftover check found nothing")
 
