@@ -769,6 +769,8 @@ mod tests {
     #[test]
     fn refuses_bare_archive_name() {
         assert_eq!(refused("x.tar.gz"), PolicyError::Path);
+        // Any case: pip treats `A.zIP` as a local archive too.
+        assert_eq!(refused("A.zIP"), PolicyError::Path);
         assert_eq!(refused("."), PolicyError::Path);
     }
 
@@ -1110,8 +1112,9 @@ mod requirement_props {
             }
             let clauses: Vec<String> = clauses.into_iter().map(|(op, v)| op + &v).collect();
             spec.push_str(&clauses.join(","));
-            // A name that spells a VCS scheme or file: prefix is refused as a URL on purpose.
-            prop_assume!(!is_url(&spec));
+            // A name that spells a VCS scheme or file: prefix is refused as a URL on purpose,
+            // and one ending in an archive suffix (`A.zIP`) as a path to a local archive.
+            prop_assume!(!is_url(&spec) && !is_path(&spec));
             let r = parse_requirement(&spec);
             prop_assert!(r.is_ok(), "{spec:?} was refused: {r:?}");
             prop_assert_eq!(r.map(|r| r.to_pip_arg()).unwrap_or_default(), spec);
