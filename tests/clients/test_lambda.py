@@ -718,6 +718,24 @@ def test_state_persists_between_warm_invocations(emulator):
     run(body)
 
 
+def test_streamed_responses_do_not_wait_for_a_delayed_ack(emulator):
+    """lambda_runtime's connection to the Runtime API keeps Nagle's algorithm on, so a streamed
+    response's body waited ~40 ms for the Runtime API's delayed ACK of the frame before it. The
+    function gives that connection TCP_NODELAY (read back) and logs it; buffered responses are
+    one frame and are left alone, so that mode logs nothing about it."""
+    async def body():
+        async with connect(emulator, "2026-07-28") as client:
+            r = await execute(client, "1+1", "default")
+            assert not r.is_error, describe(r)
+    run(body)
+    log = emulator.log_path.read_text(errors="replace")
+    if emulator.mode == "streaming":
+        assert "Runtime API connection: TCP_NODELAY set (read back)" in log, emulator.log_tail(40)
+        assert "Runtime API connection not found" not in log, emulator.log_tail(40)
+    else:
+        assert "TCP_NODELAY" not in log, emulator.log_tail(40)
+
+
 def test_user_code_sees_no_lambda_secrets(emulator):
     async def body():
         async with connect(emulator, "2026-07-28") as client:

@@ -16,6 +16,9 @@ use tower::Service;
 use crate::config::{LambdaSettings, Settings};
 use crate::{Error, build_app, http};
 
+mod runtime_socket;
+use runtime_socket::{NoDelay, RuntimeSocket};
+
 /// How long init waits for the warm spare (Lambda allows 10 s of init).
 const SPARE_WAIT: Duration = Duration::from_secs(8);
 
@@ -67,8 +70,15 @@ pub async fn run(
     let buffered = lambda_http::Adapter::from(router.clone());
     let streamed = lambda_http::StreamAdapter::from(router);
     let streaming = lambda.streaming;
+    // Read by lambda_runtime too; the connection it names carries each response.
+    let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
+    let runtime_socket = Arc::new(RuntimeSocket::new(&runtime_api));
+    let last_nodelay = Arc::new(std::sync::Mutex::new(None));
     let handler = lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| {
         let stream = streaming && can_stream(&event.payload);
+        if stream {
+            log_nodelay_change(&last_nodelay, &runtime_socket);
+        }
         let (mut buffered, mut streamed) = (buffered.clone(), streamed.clone());
         async move {
             if stream {
@@ -88,6 +98,30 @@ pub async fn run(
     stop.cancel();
     app.pool.shutdown().await;
     served.map_err(|e| Error::Lambda(e.to_string()))
+}
+
+/// Logs the Runtime API connection's `TCP_NODELAY` state when it changes (the first streamed
+/// invocation, and a connection that came or went), not on every call.
+fn log_nodelay_change(last: &std::sync::Mutex<Option<NoDelay>>, socket: &RuntimeSocket) {
+    let now = socket.ensure_nodelay();
+    let Ok(mut last) = last.lock() else { return };
+    if *last == Some(now) {
+        return;
+    }
+    *last = Some(now);
+    match now {
+        NoDelay::Set(connections) => {
+            tracing::info!(
+                connections,
+                "Runtime API connection: TCP_NODELAY set (read back)"
+            )
+        }
+        NoDelay::NotFound => tracing::warn!(
+            runtime_api = ?socket.peers(),
+            "Runtime API connection not found: TCP_NODELAY not set, streamed responses may wait \
+             ~40 ms for a delayed ACK"
+        ),
+    }
 }
 
 /// API Gateway puts a named stage in front of the path (`/Prod/mcp`); the router serves `/mcp`
