@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 from sdk_helpers import run
-from conftest import PYTHON, Server
+from conftest import BIN, PYTHON, Server
 from test_lambda import Emulator
 
 BUCKET = "jmcp-workspace-test"
@@ -38,11 +38,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_moto(**env):
-    """A moto server on a free loopback port; the caller stops it by its process."""
+def start_moto(log=None, **env):
+    """A moto server on a free loopback port; the caller stops it by its process. LOG: an open
+    file that gets its request log (one line per S3 request), for counting requests."""
     port = free_port()
     proc = subprocess.Popen([str(PYTHON), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
                             env={**os.environ, **env})
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -232,6 +233,85 @@ def test_restore_kernel_stops_at_the_first_failing_cell_and_honours_upto(envs):
         assert "AssertionError" in out["failed"]["error"], out
         assert "step 2 failed" in text(r)
     run(body)
+
+
+def test_histories_cached_by_etag_still_see_and_keep_another_environments_records(envs, moto):
+    """Each environment keeps the history it last read or wrote: reads are conditional GETs and
+    appends write on the cached ETag without reading first. Another environment's records are
+    still seen at once, and an append on a stale ETag is refused by S3 and retried, so none is
+    lost or written over."""
+    a, b = envs
+    _, s3 = moto
+
+    async def body():
+        async def status_in_b():
+            r = await call(b, "get_kernel_status", {"kernel": "k3"})
+            return r.structured_content["state_lost"]["cells_lost"]
+        r = await call(a, "execute_code", {"code": "h1 = 1", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        assert await status_in_b() == 1
+        r = await call(a, "execute_code", {"code": "h2 = 2", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        # b read the history before: its conditional GET gets a's new version, not its copy.
+        assert await status_in_b() == 2
+        assert await status_in_b() == 2
+        # b appends on the ETag it read; then a appends on the ETag of its own last write,
+        # which b's append made stale: S3 refuses it, a reads again and appends after b.
+        r = await call(b, "execute_code", {"code": "h3 = 3", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        r = await call(a, "execute_code", {"code": "h4 = 4", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        assert "history" not in text(r), text(r)
+    run(body)
+    key = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pair/")["Contents"]
+           if o["Key"].endswith("/history/k3.jsonl")]
+    assert len(key) == 1, key
+    records = [json.loads(line) for line in
+               s3.get_object(Bucket=BUCKET, Key=key[0])["Body"].read().decode().splitlines()]
+    cells = [(r["generation"], r["code"]) for r in records if r["event"] == "cell"]
+    assert [c for _, c in cells] == ["h1 = 1", "h2 = 2", "h3 = 3", "h4 = 4"], records
+    gen_a, gen_b = cells[0][0], cells[2][0]
+    assert gen_a != gen_b and [g for g, _ in cells] == [gen_a, gen_a, gen_b, gen_a], records
+
+
+def test_a_list_cache_hides_another_environments_change_no_longer_than_its_bound(moto):
+    """--workspace-list-cache-ms: a call within the bound of this environment's last LIST
+    reuses it (so it may read a file another environment changed meanwhile in its older
+    version); a call that starts the bound after the other environment saved reads the new one."""
+    endpoint, _ = moto
+    bound = 3.0
+    cached = start(endpoint, prefix="listcache/", JUPYTER_MCP_WORKSPACE_LIST_CACHE_MS=str(int(bound * 1000)))
+    other = start(endpoint, prefix="listcache/")
+
+    async def body():
+        before = time.monotonic()
+        r = await call(cached, "write_file", {"path": "f.txt", "content": "v1"})
+        assert not r.is_error, text(r)
+        r = await call(other, "write_file", {"path": "f.txt", "content": "v2", "overwrite": True})
+        assert not r.is_error, text(r)
+        saved = time.monotonic()
+        r = await call(cached, "read_file", {"path": "f.txt"})
+        # The cached LIST was made after `before`: if this read ended within the bound of it,
+        # it started within the bound of the LIST, so the LIST was reused (the cache is real).
+        if time.monotonic() - before < bound:
+            assert "v1" in text(r) and "v2" not in text(r), text(r)
+        await anyio.sleep(max(0.0, saved + bound + 0.2 - time.monotonic()))
+        r = await call(cached, "read_file", {"path": "f.txt"})
+        assert "v2" in text(r), text(r)
+    try:
+        run(body)
+    finally:
+        cached.stop()
+        other.stop()
+
+
+def test_a_list_cache_over_a_minute_is_refused(moto):
+    endpoint, _ = moto
+    env = env_for(endpoint, JUPYTER_MCP_WORKSPACE_LIST_CACHE_MS="60001")
+    out = subprocess.run([str(BIN), "--port", "0", "--workspace-bucket", BUCKET], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out
+    assert "--workspace-list-cache-ms 60001 is over 60000" in out.stderr, out.stderr
 
 
 def test_an_environment_restarted_restores_the_workspace(moto):
