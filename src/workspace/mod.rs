@@ -10,6 +10,10 @@
 //! `If-None-Match: *` for new objects); when another environment changed a file meanwhile, both
 //! versions are kept (theirs keeps the name, ours is saved beside it) and the result says so.
 //!
+//! Round trips are what a call pays for this, so only what can be checked cheaply is cached:
+//! the histories by ETag (`cache.rs`: conditional reads, appends without a read), and, only when
+//! `--workspace-list-cache-ms` asks for it, the LIST of a principal's files for that long.
+//!
 //! S3 trouble (bucket missing, access denied, endpoint down) never fails a call: the local work
 //! is kept, the result carries a note, and the next call tries again. The S3 client lives in the
 //! server; kernels never get credentials.
