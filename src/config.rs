@@ -80,6 +80,8 @@ pub const ENV_WORKSPACE_MAX_FILE_MB: &str = "JUPYTER_MCP_WORKSPACE_MAX_FILE_MB";
 pub const ENV_WORKSPACE_RESTORE_MAX_MB: &str = "JUPYTER_MCP_WORKSPACE_RESTORE_MAX_MB";
 /// Bytes one call writes through to S3, in MiB.
 pub const ENV_WORKSPACE_CALL_BUDGET_MB: &str = "JUPYTER_MCP_WORKSPACE_CALL_BUDGET_MB";
+/// How long a LIST of a principal's files in S3 stands in for the next calls', in ms (0: never).
+pub const ENV_WORKSPACE_LIST_CACHE_MS: &str = "JUPYTER_MCP_WORKSPACE_LIST_CACHE_MS";
 /// The standard S3 endpoint override of the AWS SDKs (read here only to pick path-style
 /// addressing for S3-compatible endpoints; the SDK reads it itself).
 pub const ENV_AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
@@ -159,6 +161,8 @@ const MIB: u64 = 1024 * 1024;
 pub const MAX_EXEC_TIMEOUT_SECS: u64 = 3600;
 /// How long pip may run for one `install_package`.
 pub const PIP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest --workspace-list-cache-ms: how late another environment's change may be seen.
+pub const MAX_WORKSPACE_LIST_CACHE_MS: u64 = 60_000;
 
 /// How MCP clients reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -352,6 +356,14 @@ pub struct Config {
     /// calls, and the result says so.
     #[arg(long, env = ENV_WORKSPACE_CALL_BUDGET_MB, default_value_t = 64)]
     pub workspace_call_budget_mb: u64,
+
+    /// A call that starts less than this long (ms) after this process last listed the
+    /// principal's files in S3 skips the LIST: a file another execution environment changed
+    /// meanwhile is seen here up to this much later (a write here is still conditional, so both
+    /// versions are kept, never overwritten). 0 (the default): every call that uses files lists
+    /// first, and a change saved elsewhere is seen by the next call here.
+    #[arg(long, env = ENV_WORKSPACE_LIST_CACHE_MS, default_value_t = 0)]
+    pub workspace_list_cache_ms: u64,
 
     #[arg(long, env = ENV_AWS_ENDPOINT_URL_S3, hide = true)]
     pub aws_endpoint_url_s3: Option<String>,
@@ -695,6 +707,10 @@ pub enum Error {
     WorkspacePrefix(String),
     #[error("--{0} must be at least 1")]
     WorkspaceZero(&'static str),
+    #[error(
+        "--workspace-list-cache-ms {0} is over {MAX_WORKSPACE_LIST_CACHE_MS} (a minute)\nhint: it bounds how late a change saved in another environment is seen; keep it short, or 0"
+    )]
+    WorkspaceListCache(u64),
     #[error("cannot create or open the working directory {path}: {source}")]
     WorkingDir {
         path: PathBuf,
@@ -736,12 +752,16 @@ impl Config {
                 return Err(Error::WorkspaceZero(name));
             }
         }
+        if self.workspace_list_cache_ms > MAX_WORKSPACE_LIST_CACHE_MS {
+            return Err(Error::WorkspaceListCache(self.workspace_list_cache_ms));
+        }
         Ok(Some(crate::workspace::WorkspaceSettings {
             bucket,
             prefix,
             max_file_bytes: self.workspace_max_file_mb * MIB,
             restore_max_bytes: self.workspace_restore_max_mb * MIB,
             call_budget_bytes: self.workspace_call_budget_mb * MIB,
+            list_cache: Duration::from_millis(self.workspace_list_cache_ms),
             path_style: self.aws_endpoint_url_s3.is_some() || self.aws_endpoint_url.is_some(),
         }))
     }

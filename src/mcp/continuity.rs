@@ -30,6 +30,19 @@ const META_STATE_LOST: &str = "jupyter-mcp-server/state_lost";
 /// Tools that name a kernel but never see its earlier state (they end or rebuild it).
 const NO_STATE_CHECK: &[&str] = &["restart_kernel", "shutdown_kernel", "restore_kernel"];
 
+/// Tools that neither read nor write the principal's files (they only talk to kernels): no
+/// refresh from S3 before them (one LIST saved) and no write-through after. A tool missing here
+/// is refreshed and written through, which is always correct.
+const NO_FILES: &[&str] = &[
+    "get_kernel_status",
+    "get_variables",
+    "inspect_variable",
+    "interrupt_kernel",
+    "list_kernels",
+    "restart_kernel",
+    "shutdown_kernel",
+];
+
 /// A kernel with no live process here whose history has state (cells, installs) from elsewhere.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct StateLost {
@@ -91,7 +104,7 @@ pub(crate) struct Hook {
     principal: String,
     journal: Arc<Journal>,
     report: Report,
-    /// Whether the call may change files (not read-only).
+    /// Whether the call may change files (not read-only, and not in `NO_FILES`).
     writes: bool,
     /// The principal's directory.
     home: std::path::PathBuf,
@@ -108,22 +121,26 @@ impl Hook {
         ctx: &mut RequestContext<RoleServer>,
     ) -> Hook {
         let journal = Arc::new(Journal::default());
+        let files = !NO_FILES.contains(&request.name.as_ref());
         let mut hook = Hook {
             workspace: app.workspace.clone(),
             principal: principal.to_string(),
             journal: Arc::clone(&journal),
             report: Report::default(),
-            writes: !route
-                .and_then(|t| t.annotations.as_ref())
-                .and_then(|a| a.read_only_hint)
-                .unwrap_or(false),
+            writes: files
+                && !route
+                    .and_then(|t| t.annotations.as_ref())
+                    .and_then(|a| a.read_only_hint)
+                    .unwrap_or(false),
             home: super::principal_dirs(&app.settings, principal).home,
         };
         let Some(ws) = hook.workspace.clone() else {
             return hook;
         };
         ctx.extensions.insert(journal);
-        hook.report = ws.before_call(principal, &hook.home).await;
+        if files {
+            hook.report = ws.before_call(principal, &hook.home).await;
+        }
         let takes_kernel = route.is_some_and(|t| {
             t.input_schema
                 .get("properties")

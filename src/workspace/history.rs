@@ -6,9 +6,13 @@
 //!
 //! S3 has no append: a record is added by read, append, and write with `If-Match` on the ETag
 //! read (`If-None-Match: *` for the first), retried when another environment wrote in between,
-//! so no record is lost and none is written twice over another's.
+//! so no record is lost and none is written twice over another's. The first attempt starts from
+//! what this process last read or wrote (`cache.rs`) without reading again: S3's precondition
+//! tells whether that is still the history, and only when it is not does the append read.
 
 use serde::{Deserialize, Serialize};
+
+use super::cache::{Cached, ObjectCache};
 
 /// Read-append-write attempts before giving up on a busy history.
 const APPEND_ATTEMPTS: usize = 5;
@@ -137,15 +141,23 @@ fn find<'a>(generations: &'a mut [Latest], id: &str) -> Option<&'a mut Latest> {
 /// seen is preceded by that generation's `Start`.
 pub(crate) async fn append(
     store: &super::s3::Store,
+    cache: &ObjectCache,
     key: &str,
     records: &[Record],
 ) -> Result<(), super::Error> {
     use super::s3::Error as S3;
-    for _ in 0..APPEND_ATTEMPTS {
-        let (mut text, etag) = match store.get(key).await {
-            Ok((bytes, etag)) => (String::from_utf8_lossy(&bytes).into_owned(), Some(etag)),
-            Err(S3::NotFound(_)) => (String::new(), None),
-            Err(e) => return Err(e.into()),
+    for attempt in 0..APPEND_ATTEMPTS {
+        // First from the cache, unchecked (the write's precondition checks it); after a refused
+        // write, from S3.
+        let current = match cache.get(key) {
+            Some(cached) if attempt == 0 => cached,
+            _ => cache.read(store, key).await?,
+        };
+        let (mut text, etag) = match current {
+            Cached::Object { etag, body } => {
+                (String::from_utf8_lossy(&body).into_owned(), Some(etag))
+            }
+            Cached::Absent => (String::new(), None),
         };
         if text.len() > MAX_HISTORY_BYTES {
             return Err(super::Error::HistoryFull);
@@ -189,8 +201,12 @@ pub(crate) async fn append(
             }
             push(&mut text, r);
         }
-        match store.put(key, text.into_bytes(), etag.as_deref()).await {
-            Ok(_) => return Ok(()),
+        let body = text.into_bytes();
+        match store.put(key, body.clone(), etag.as_deref()).await {
+            Ok(etag) => {
+                cache.set(key, Cached::object(etag, body));
+                return Ok(());
+            }
             Err(S3::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -10,10 +10,15 @@
 //! `If-None-Match: *` for new objects); when another environment changed a file meanwhile, both
 //! versions are kept (theirs keeps the name, ours is saved beside it) and the result says so.
 //!
+//! Round trips are what a call pays for this, so only what can be checked cheaply is cached:
+//! the histories by ETag (`cache.rs`: conditional reads, appends without a read), and, only when
+//! `--workspace-list-cache-ms` asks for it, the LIST of a principal's files for that long.
+//!
 //! S3 trouble (bucket missing, access denied, endpoint down) never fails a call: the local work
 //! is kept, the result carries a note, and the next call tries again. The S3 client lives in the
 //! server; kernels never get credentials.
 
+pub(crate) mod cache;
 pub(crate) mod history;
 pub(crate) mod s3;
 pub(crate) mod sync;
@@ -21,6 +26,7 @@ pub(crate) mod sync;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -53,6 +59,9 @@ pub struct WorkspaceSettings {
     pub call_budget_bytes: u64,
     /// Path-style addressing, when an endpoint override points at an S3-compatible server.
     pub path_style: bool,
+    /// A LIST of a principal's files younger than this stands in for the next call's (zero:
+    /// every call lists). Bounds how late another environment's change is seen here.
+    pub list_cache: Duration,
 }
 
 /// What the mirror did for one call, for the result's text and `_meta`.
@@ -126,6 +135,33 @@ struct Mirror {
     synced: BTreeMap<String, Synced>,
     /// Files skipped for their size, at the stamp they were skipped (told once per version).
     too_large: BTreeMap<String, Stamp>,
+    /// When the last successful LIST was asked for (`--workspace-list-cache-ms`).
+    listed_at: Option<ListedAt>,
+}
+
+/// A moment on both clocks. Why both: the monotonic clock is immune to the wall clock being set,
+/// but a frozen execution environment (Lambda between invocations) may not advance it; the wall
+/// clock keeps running there. A cached LIST counts as fresh only while both agree it is.
+#[derive(Debug, Clone, Copy)]
+struct ListedAt {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl ListedAt {
+    fn now() -> ListedAt {
+        ListedAt {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// Whether a LIST asked for at `self` may stand in for one at `now`: less than `max` later
+    /// on both clocks (a wall clock set back counts as expired; `max` zero: never).
+    fn fresh(&self, now: ListedAt, max: Duration) -> bool {
+        now.at.saturating_duration_since(self.at) < max
+            && now.wall.duration_since(self.wall).is_ok_and(|d| d < max)
+    }
 }
 
 /// The mirror of every principal's directory.
@@ -134,6 +170,8 @@ pub struct Workspace {
     store: s3::Store,
     /// Distinguishes this environment in the names of conflict copies.
     env_tag: String,
+    /// The kernel histories as last read or written here (validated by ETag; `cache.rs`).
+    histories: cache::ObjectCache,
     /// Per principal; each mirror's async mutex serializes its restore and write-throughs.
     /// Std mutex: map access only.
     mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Mirror>>>>,
@@ -147,6 +185,7 @@ impl Workspace {
             settings,
             store,
             env_tag: id[..6].to_string(),
+            histories: cache::ObjectCache::default(),
             mirrors: Mutex::default(),
         }
     }
@@ -183,13 +222,25 @@ impl Workspace {
     /// this process restores the workspace; later calls pull what other environments changed
     /// since (one LIST, then only the objects whose ETag moved), so a file saved elsewhere is
     /// read here. A file changed on both sides is left for the write-through, which keeps both.
+    /// With `list_cache`, a call that starts within it of the last LIST skips this (our own
+    /// writes are in `synced` already; another environment's are seen at most that late).
     pub(crate) async fn before_call(&self, principal: &str, home: &Path) -> Report {
         let mirror = self.mirror(principal);
         let mut m = mirror.lock().await;
         let mut report = Report::default();
         let first = !m.restored;
+        let now = ListedAt::now();
+        if !first
+            && m.listed_at
+                .is_some_and(|t| t.fresh(now, self.settings.list_cache))
+        {
+            return report;
+        }
         match self.pull(principal, home, &mut m, &mut report, first).await {
-            Ok(()) => m.restored = true,
+            Ok(()) => {
+                m.restored = true;
+                m.listed_at = Some(now);
+            }
             Err(e) => {
                 tracing::warn!(principal, error = %e, "workspace restore failed");
                 report.notes.push(format!(
@@ -488,6 +539,7 @@ impl Workspace {
         if let Ok(mut m) = self.mirrors.lock() {
             m.remove(principal);
         }
+        self.histories.forget_under(&self.base(principal));
     }
 
     /// Whether `key` no longer exists in S3.
@@ -495,16 +547,19 @@ impl Workspace {
         matches!(self.store.get(key).await, Err(s3::Error::NotFound(_)))
     }
 
-    /// The records of a kernel's history (empty if it has none).
+    /// The records of a kernel's history (empty if it has none), as S3 holds it now (a
+    /// conditional GET when this process has seen it before: 304 costs no body).
     pub(crate) async fn history(
         &self,
         principal: &str,
         kernel: &str,
     ) -> Result<Vec<history::Record>, Error> {
-        match self.store.get(&self.history_key(principal, kernel)).await {
-            Ok((bytes, _)) => Ok(history::parse(&String::from_utf8_lossy(&bytes))),
-            Err(s3::Error::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+        let key = self.history_key(principal, kernel);
+        match self.histories.read(&self.store, &key).await? {
+            cache::Cached::Object { body, .. } => {
+                Ok(history::parse(&String::from_utf8_lossy(&body)))
+            }
+            cache::Cached::Absent => Ok(Vec::new()),
         }
     }
 
@@ -515,7 +570,8 @@ impl Workspace {
         kernel: &str,
         records: &[history::Record],
     ) -> Result<(), Error> {
-        history::append(&self.store, &self.history_key(principal, kernel), records).await
+        let key = self.history_key(principal, kernel);
+        history::append(&self.store, &self.histories, &key, records).await
     }
 }
 
@@ -637,6 +693,32 @@ fn read_regular(path: &Path) -> std::io::Result<(Vec<u8>, Stamp)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_list_is_fresh_only_within_its_bound_on_both_clocks() {
+        let then = ListedAt::now();
+        let max = Duration::from_millis(500);
+        let later = |d: Duration| ListedAt {
+            at: then.at + d,
+            wall: then.wall + d,
+        };
+        assert!(then.fresh(later(Duration::from_millis(499)), max));
+        assert!(!then.fresh(later(max), max));
+        // Zero: never fresh, not even at once.
+        assert!(!then.fresh(then, Duration::ZERO));
+        // The monotonic clock stood still (a frozen environment) but the wall clock ran.
+        let frozen = ListedAt {
+            at: then.at,
+            wall: then.wall + Duration::from_secs(5),
+        };
+        assert!(!then.fresh(frozen, max));
+        // The wall clock was set back: expired.
+        let set_back = ListedAt {
+            at: then.at + Duration::from_millis(1),
+            wall: then.wall - Duration::from_secs(1),
+        };
+        assert!(!then.fresh(set_back, max));
+    }
 
     #[test]
     fn a_restored_file_that_differs_locally_keeps_both() {

@@ -127,6 +127,37 @@ impl Store {
         Ok((body.into_bytes().to_vec(), etag))
     }
 
+    /// The object's bytes and ETag if its ETag is no longer `etag` (`If-None-Match`); `None`
+    /// when it is unchanged (S3 answers 304 Not Modified, without a body).
+    pub async fn get_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, Error> {
+        let sent = self
+            .client()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match(etag)
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) if e.raw_response().map(HttpStatus::status_code) == Some(304) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.error(key, e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out.body.collect().await.map_err(|e| Error::Unavailable {
+            bucket: self.bucket.clone(),
+            reason: format!("reading {key}: {e}"),
+        })?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
+
     /// Writes `key` only if its ETag is still `if_match`, or (`None`) only if it does not exist.
     /// Returns the new ETag.
     pub async fn put(

@@ -206,6 +206,12 @@ class Emulator:
         }
         self.runner = None
         self.env_file = self.tmp / "function.env"
+        self.set_function_env()
+
+    def set_function_env(self, **changes):
+        """Updates the function's environment (`--env-file`); it takes effect at the next
+        start, as a new deployment's configuration reaches new execution environments only."""
+        self.function_env.update(changes)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.function_env.items()))
 
     @property
@@ -342,9 +348,14 @@ class Emulator:
             finally:
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def restart(self):
+    def restart(self, fresh_tmp=False):
+        """Stops and starts the emulator: the next invocation is a cold start. FRESH_TMP: the
+        function's working directory is removed in between, as a new execution environment
+        has an empty /tmp (the function creates the directory again)."""
         left = self.stop()
         assert not left, "left running after the emulator stopped:\n" + "\n".join(left)
+        if fresh_tmp:
+            shutil.rmtree(self.workdir)
         self.start()
 
     # ----------------------------------------------------------------------------------------

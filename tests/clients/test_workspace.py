@@ -1,7 +1,9 @@
 """The durable workspace (--workspace-bucket) against a real S3 API: the `moto` server on a free
 loopback port, reached through the standard AWS_ENDPOINT_URL_S3 with fake credentials. Two
 server processes with separate working directories sharing one bucket stand for two Lambda
-execution environments.
+execution environments. The last tests run the real function under the Lambda emulator
+(`cargo lambda watch`, test_lambda.Emulator) with the bucket on moto: a cold start in a fresh
+/tmp finds the workspace and the kernel's history there.
 """
 
 import json
@@ -16,7 +18,8 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 from sdk_helpers import run
-from conftest import PYTHON, Server
+from conftest import BIN, PYTHON, Server
+from test_lambda import Emulator
 
 BUCKET = "jmcp-workspace-test"
 CALL_TIMEOUT = 180
@@ -35,11 +38,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_moto(**env):
-    """A moto server on a free loopback port; the caller stops it by its process."""
+def start_moto(log=None, **env):
+    """A moto server on a free loopback port; the caller stops it by its process. LOG: an open
+    file that gets its request log (one line per S3 request), for counting requests."""
     port = free_port()
     proc = subprocess.Popen([str(PYTHON), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
                             env={**os.environ, **env})
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -231,6 +235,85 @@ def test_restore_kernel_stops_at_the_first_failing_cell_and_honours_upto(envs):
     run(body)
 
 
+def test_histories_cached_by_etag_still_see_and_keep_another_environments_records(envs, moto):
+    """Each environment keeps the history it last read or wrote: reads are conditional GETs and
+    appends write on the cached ETag without reading first. Another environment's records are
+    still seen at once, and an append on a stale ETag is refused by S3 and retried, so none is
+    lost or written over."""
+    a, b = envs
+    _, s3 = moto
+
+    async def body():
+        async def status_in_b():
+            r = await call(b, "get_kernel_status", {"kernel": "k3"})
+            return r.structured_content["state_lost"]["cells_lost"]
+        r = await call(a, "execute_code", {"code": "h1 = 1", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        assert await status_in_b() == 1
+        r = await call(a, "execute_code", {"code": "h2 = 2", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        # b read the history before: its conditional GET gets a's new version, not its copy.
+        assert await status_in_b() == 2
+        assert await status_in_b() == 2
+        # b appends on the ETag it read; then a appends on the ETag of its own last write,
+        # which b's append made stale: S3 refuses it, a reads again and appends after b.
+        r = await call(b, "execute_code", {"code": "h3 = 3", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        r = await call(a, "execute_code", {"code": "h4 = 4", "kernel": "k3"})
+        assert not r.is_error, text(r)
+        assert "history" not in text(r), text(r)
+    run(body)
+    key = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="pair/")["Contents"]
+           if o["Key"].endswith("/history/k3.jsonl")]
+    assert len(key) == 1, key
+    records = [json.loads(line) for line in
+               s3.get_object(Bucket=BUCKET, Key=key[0])["Body"].read().decode().splitlines()]
+    cells = [(r["generation"], r["code"]) for r in records if r["event"] == "cell"]
+    assert [c for _, c in cells] == ["h1 = 1", "h2 = 2", "h3 = 3", "h4 = 4"], records
+    gen_a, gen_b = cells[0][0], cells[2][0]
+    assert gen_a != gen_b and [g for g, _ in cells] == [gen_a, gen_a, gen_b, gen_a], records
+
+
+def test_a_list_cache_hides_another_environments_change_no_longer_than_its_bound(moto):
+    """--workspace-list-cache-ms: a call within the bound of this environment's last LIST
+    reuses it (so it may read a file another environment changed meanwhile in its older
+    version); a call that starts the bound after the other environment saved reads the new one."""
+    endpoint, _ = moto
+    bound = 3.0
+    cached = start(endpoint, prefix="listcache/", JUPYTER_MCP_WORKSPACE_LIST_CACHE_MS=str(int(bound * 1000)))
+    other = start(endpoint, prefix="listcache/")
+
+    async def body():
+        before = time.monotonic()
+        r = await call(cached, "write_file", {"path": "f.txt", "content": "v1"})
+        assert not r.is_error, text(r)
+        r = await call(other, "write_file", {"path": "f.txt", "content": "v2", "overwrite": True})
+        assert not r.is_error, text(r)
+        saved = time.monotonic()
+        r = await call(cached, "read_file", {"path": "f.txt"})
+        # The cached LIST was made after `before`: if this read ended within the bound of it,
+        # it started within the bound of the LIST, so the LIST was reused (the cache is real).
+        if time.monotonic() - before < bound:
+            assert "v1" in text(r) and "v2" not in text(r), text(r)
+        await anyio.sleep(max(0.0, saved + bound + 0.2 - time.monotonic()))
+        r = await call(cached, "read_file", {"path": "f.txt"})
+        assert "v2" in text(r), text(r)
+    try:
+        run(body)
+    finally:
+        cached.stop()
+        other.stop()
+
+
+def test_a_list_cache_over_a_minute_is_refused(moto):
+    endpoint, _ = moto
+    env = env_for(endpoint, JUPYTER_MCP_WORKSPACE_LIST_CACHE_MS="60001")
+    out = subprocess.run([str(BIN), "--port", "0", "--workspace-bucket", BUCKET], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out
+    assert "--workspace-list-cache-ms 60001 is over 60000" in out.stderr, out.stderr
+
+
 def test_an_environment_restarted_restores_the_workspace(moto):
     endpoint, _ = moto
 
@@ -279,3 +362,164 @@ def test_s3_trouble_is_told_and_the_local_work_is_kept(moto, case):
         if strict:
             strict[0].kill()
             strict[0].wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Under the Lambda emulator: cold starts in a fresh /tmp. Last: they restart the emulator.
+# --------------------------------------------------------------------------------------------
+
+LAMBDA_PREFIX = "lambda/"
+
+
+@pytest.fixture(scope="module")
+def emulator(moto):
+    """`cargo lambda watch` running the function with the workspace bucket on moto (its
+    environment as test_lambda gives it, plus the bucket, the prefix and the S3 endpoint)."""
+    endpoint, _ = moto
+    emu = Emulator("streaming", free_port(), function_env={
+        "JUPYTER_MCP_WORKSPACE_BUCKET": BUCKET,
+        "JUPYTER_MCP_WORKSPACE_PREFIX": LAMBDA_PREFIX,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+    })
+    with emu.running():
+        yield emu
+    assert not emu.left, "left running after the emulator stopped:\n" + "\n".join(emu.left)
+
+
+def cold_start(emulator):
+    """Retires the execution environment and starts a new one with an empty /tmp; the first
+    invocation after this is a cold start."""
+    emulator.restart(fresh_tmp=True)
+    assert not emulator.workdir.exists()
+    emulator.wait_function_ready()
+
+
+def local_files(emulator):
+    """The files in the function's working directory (every principal's), by name."""
+    if not emulator.workdir.exists():
+        return set()
+    return {p.name for p in emulator.workdir.rglob("*") if p.is_file()}
+
+
+def with_log(emulator, body, *args):
+    try:
+        return run(body, *args)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- end of the emulator log ---\n{emulator.log_tail(30)}") from e
+
+
+def test_lambda_cold_start_restores_the_workspace_and_restore_kernel_the_state(emulator, moto):
+    _, s3 = moto
+    nb_code = "answer = 6 * 7"
+    cell_code = "words = open('data.txt').read().split()"
+
+    async def warm():
+        r = await call(emulator, "create_notebook", {"path": "cold.ipynb"})
+        assert not r.is_error, text(r)
+        r = await call(emulator, "insert_cell", {"path": "cold.ipynb", "cell_type": "code",
+                                                 "source": nb_code})
+        assert not r.is_error, text(r)
+        r = await call(emulator, "write_file", {"path": "data.txt", "content": "alpha beta"})
+        assert not r.is_error, text(r)
+        r = await call(emulator, "execute_cell", {"path": "cold.ipynb", "cell": 0, "kernel": "k"})
+        assert not r.is_error, text(r)
+        r = await call(emulator, "execute_code", {"code": cell_code, "kernel": "k"})
+        assert not r.is_error, text(r)
+        # A failing cell is not part of the state to restore.
+        r = await call(emulator, "execute_code", {"code": "1/0", "kernel": "k"})
+        assert r.is_error, text(r)
+        r = await call(emulator, "execute_code", {"code": "print(answer, words)", "kernel": "k"})
+        assert "42 ['alpha', 'beta']" in text(r), text(r)
+    with_log(emulator, warm)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=LAMBDA_PREFIX)["Contents"]}
+    assert any(k.endswith("/files/cold.ipynb") for k in keys), keys
+    assert any(k.endswith("/files/data.txt") for k in keys), keys
+    assert any(k.endswith("/history/k.jsonl") for k in keys), keys
+
+    cold_start(emulator)
+
+    async def cold():
+        # The first call of the new environment brings the notebook and the file from S3.
+        r = await call(emulator, "read_notebook", {"path": "cold.ipynb"})
+        assert not r.is_error, text(r)
+        assert nb_code in json.dumps(r.structured_content), text(r)
+        restored = meta(r, "workspace")
+        assert restored and restored["restored"] == 2, (text(r), r.meta)
+        assert "brought 2 file(s) of your workspace from S3" in text(r), text(r)
+        assert {"cold.ipynb", "data.txt"} <= local_files(emulator)
+        r = await call(emulator, "read_file", {"path": "data.txt"})
+        assert "alpha beta" in text(r), text(r)
+        # The kernel is new here: the call says its state is lost, with the count of cells.
+        r = await call(emulator, "execute_code", {"code": "print(globals().get('answer'))",
+                                                  "kernel": "k"})
+        lost = meta(r, "state_lost")
+        # The notebook's cell and the two execute_code cells that ran without error.
+        assert lost and lost["cells_lost"] == 3 and lost["installs_lost"] == 0, (text(r), r.meta)
+        assert "state_lost" in text(r) and "restore_kernel" in text(r), text(r)
+        assert "None" in text(r), text(r)
+        r = await call(emulator, "restore_kernel", {"kernel": "k"})
+        assert not r.is_error, text(r)
+        out = r.structured_content
+        assert (out["cells_run"], out["installs_run"], out["failed"]) == (3, 0, None), out
+        r = await call(emulator, "execute_code", {"code": "print(answer, words)", "kernel": "k"})
+        assert not r.is_error and "42 ['alpha', 'beta']" in text(r), text(r)
+        assert meta(r, "state_lost") is None, r.meta
+        r = await call(emulator, "shutdown_kernel", {"kernel": "k"})
+        assert not r.is_error, text(r)
+    with_log(emulator, cold)
+
+
+def test_lambda_cold_start_with_s3_unreachable_says_so_and_loses_nothing(emulator, moto):
+    endpoint, s3 = moto
+
+    def objects():
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=LAMBDA_PREFIX).get("Contents", [])
+        return {o["Key"]: o["ETag"] for o in listed}
+
+    async def seed():
+        r = await call(emulator, "write_file", {"path": "before.txt", "content": "saved"})
+        assert not r.is_error, text(r)
+        r = await call(emulator, "execute_code", {"code": "kept = 1", "kernel": "down"})
+        assert not r.is_error, text(r)
+    with_log(emulator, seed)
+    saved = objects()
+    assert any(k.endswith("/files/before.txt") for k in saved), saved
+    # The next environment cannot reach S3 (nothing listens on the endpoint's port).
+    emulator.set_function_env(AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}")
+    try:
+        cold_start(emulator)
+
+        async def down():
+            r = await call(emulator, "write_file", {"path": "offline.txt", "content": "local"})
+            assert not r.is_error, text(r)
+            t = text(r)
+            assert "could not be restored from s3://" in t and "cannot reach S3" in t, t
+            assert "kept" in t, t
+            r = await call(emulator, "read_file", {"path": "offline.txt"})
+            assert not r.is_error and "local" in text(r), text(r)
+            # Whether the kernel's state lives elsewhere is unknown, and the call says that.
+            r = await call(emulator, "execute_code", {"code": "print(1 + 1)", "kernel": "down"})
+            assert not r.is_error and "2" in text(r), text(r)
+            assert 'history of kernel "down" could not be read' in text(r), text(r)
+            r = await call(emulator, "shutdown_kernel", {"kernel": "down"})
+            assert not r.is_error, text(r)
+        with_log(emulator, down)
+        # Nothing in S3 was deleted or overwritten by the environment that could not see it.
+        assert objects() == saved
+    finally:
+        emulator.set_function_env(AWS_ENDPOINT_URL_S3=endpoint)
+    cold_start(emulator)
+
+    async def back():
+        r = await call(emulator, "read_file", {"path": "before.txt"})
+        assert not r.is_error and "saved" in text(r), text(r)
+        # The kernel's history is intact: its cell is still there to restore.
+        r = await call(emulator, "get_kernel_status", {"kernel": "down"})
+        assert r.structured_content["state_lost"]["cells_lost"] == 1, r.structured_content
+        r = await call(emulator, "restore_kernel", {"kernel": "down"})
+        assert r.structured_content["cells_run"] == 1, r.structured_content
+        r = await call(emulator, "execute_code", {"code": "print(kept)", "kernel": "down"})
+        assert not r.is_error and "1" in text(r), text(r)
+        r = await call(emulator, "shutdown_kernel", {"kernel": "down"})
+        assert not r.is_error, text(r)
+    with_log(emulator, back)
