@@ -20,8 +20,10 @@
 //! into a leaf of its own cgroup (which changes where the operator's accounting and limits see
 //! it, and fails while other processes share that cgroup), and at the real root, where it is
 //! allowed, it would change resource control for every cgroup on the host. So the v2 limits
-//! apply only when the operator has enabled the controllers there; otherwise the report says
-//! why (read from the host), and v1's limits, where they exist, are the ones in force.
+//! apply only when the controllers are already enabled there: in practice a server in the root
+//! cgroup of its hierarchy (exempt from the rule) whose operator enabled them (`pids`, a
+//! threaded controller, may also be enabled beside processes). Otherwise the report says why
+//! (read from the host), and v1's limits, where they exist, are the ones in force.
 //!
 //! The child joins by writing `0` ("the writer") to each `cgroup.procs` descriptor, opened here
 //! before `fork`. A server killed outright (SIGKILL, OOM) removes nothing, so each directory's
@@ -199,7 +201,7 @@ fn v2_controller_missing(parent: &Path, controller: &str) -> Option<String> {
     };
     Some(if available.iter().any(|c| c == controller) {
         format!(
-            "controller {controller} is available in {}/cgroup.controllers but not enabled in its cgroup.subtree_control, and the server does not enable it (that would need the server to move itself out of its own cgroup); enable it there, with the server in a leaf cgroup",
+            "controller {controller} is available in {}/cgroup.controllers but not enabled in its cgroup.subtree_control; the server does not enable it (for a domain controller such as memory, the no-internal-processes rule would first need the server to move out of its own cgroup, which it does not do)",
             parent.display()
         )
     } else {
@@ -338,8 +340,8 @@ impl Cgroup {
                 format!("pids.max {pids_max}{mem} per kernel, in the pids and memory hierarchies under the server's own cgroups"),
             ),
             Err(why) => {
-                group.sweep_v1();
                 group.procs.clear();
+                group.sweep_v1();
                 Layer::new("cgroup v1", false, why)
             }
         });
