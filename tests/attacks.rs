@@ -493,8 +493,12 @@ print("forked", len(pids), "then", type(err).__name__, err)
     }
     assert!(out.contains("BlockingIOError"), "{out}");
     still_works(&server).await;
-    let how = if verified(&st_after, "cgroup") {
-        "cgroup pids.max"
+    let how = if verified(&st_after, "cgroup v2")
+        && !reported_not_applied(&st_after, "cgroup v2 pids.max")
+    {
+        "cgroup v2 pids.max"
+    } else if verified(&st_after, "cgroup v1") {
+        "cgroup v1 pids.max"
     } else {
         "RLIMIT_NPROC"
     };
@@ -556,9 +560,9 @@ async fn write_a_file_past_the_size_limit() {
     verdict("write past RLIMIT_FSIZE", true, "RLIMIT_FSIZE: EFBIG");
 }
 
-#[tokio::test]
-async fn leave_a_setsid_child_and_crash() {
-    let server = Server::start();
+/// Starts, from `kernel`, a `setsid` child and a double-forked one (its parent exits, so it is
+/// no longer in the kernel's process tree); returns their pids.
+async fn leave_setsid_children(server: &Server, kernel: &str) -> Vec<u32> {
     let code = r#"
 import os, subprocess
 p = subprocess.Popen(["sleep", "600"], start_new_session=True)
@@ -571,27 +575,49 @@ if os.fork() == 0:
     os._exit(0)
 print(p.pid, int(os.read(r, 32)))
 "#;
-    let out = run(&server, "default", code).await;
+    let out = run(server, kernel, code).await;
     let pids: Vec<u32> = out
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
     assert_eq!(pids.len(), 2, "{out}");
-    let st = status(&server, "default").await;
-    let r = server.exec("import os; os.kill(os.getpid(), 9)").await;
-    assert_eq!(status_of(&r), "kernel_died", "{r}");
+    pids
+}
+
+/// Those of `pids` still alive after a grace period. In the Lambda-like sandbox the pids are
+/// the sandbox's own (a pid namespace): they mean nothing here and are never signalled; the
+/// namespace dies with its server.
+async fn survivors(pids: &[u32]) -> Vec<u32> {
+    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+        return Vec::new();
+    }
     let deadline = Instant::now() + Duration::from_secs(15);
     while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    pids.iter().copied().filter(|p| alive(*p)).collect()
+}
+
+/// Kills what a test left behind where no defence could (pids of this machine only).
+fn kill_leftovers(pids: &[u32]) {
+    for p in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[tokio::test]
+async fn leave_a_setsid_child_and_crash() {
+    let server = Server::start();
+    let pids = leave_setsid_children(&server, "default").await;
+    let st = status(&server, "default").await;
+    let r = server.exec("import os; os.kill(os.getpid(), 9)").await;
+    assert_eq!(status_of(&r), "kernel_died", "{r}");
+    let survivors = survivors(&pids).await;
     if !verified(&st, "cgroup") {
-        for p in &survivors {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*p as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        kill_leftovers(&survivors);
         assert!(reported_not_applied(&st, "cgroup"), "{st}");
         verdict(
             "setsid child outlives a crashed kernel",
@@ -607,6 +633,227 @@ print(p.pid, int(os.read(r, 32)))
         true,
         "cgroup per kernel, swept when it exits",
     );
+}
+
+/// The kernel's cgroup v2 path, as verified from /proc (`cgroup v2 /...`).
+fn v2_cgroup(status: &Value) -> Option<String> {
+    strings(&status["security"]["kernel"])
+        .iter()
+        .find_map(|l| l.strip_prefix("cgroup v2 ").map(String::from))
+}
+
+#[tokio::test]
+async fn leave_setsid_children_and_restart_or_shut_down() {
+    let server = Server::start();
+    let mut all = Vec::new();
+    let mut paths = Vec::new();
+    for (kernel, action, args) in [
+        ("default", "restart_kernel", json!({})),
+        ("other", "shutdown_kernel", json!({"kernel": "other"})),
+    ] {
+        let pids = leave_setsid_children(&server, kernel).await;
+        let st = status(&server, kernel).await;
+        paths.push(v2_cgroup(&st));
+        let r = server.call(action, args).await;
+        assert!(!is_error(&r), "{action}: {r}");
+        all.extend(pids);
+    }
+    let survivors = survivors(&all).await;
+    let st = status(&server, "default").await;
+    let Some(paths) = paths.into_iter().collect::<Option<Vec<String>>>() else {
+        kill_leftovers(&survivors);
+        let why: Vec<String> = strings(&st["security"]["not_applied"])
+            .into_iter()
+            .filter(|l| l.starts_with("cgroup v2: "))
+            .collect();
+        assert!(
+            !why.is_empty(),
+            "the kernels had no cgroup v2, and that is not reported: {st}"
+        );
+        verdict(
+            "setsid and double-forked children outlive a restart or shutdown (cgroup v2)",
+            false,
+            &why.join("; "),
+        );
+        return;
+    };
+    if reported_not_applied(&st, "cgroup v2 kill") {
+        // The v2 cgroup is still emptied, by SIGKILL rounds; this attack is about cgroup.kill.
+        kill_leftovers(&survivors);
+        verdict(
+            "setsid and double-forked children outlive a restart or shutdown (cgroup v2)",
+            false,
+            "this Linux has no cgroup.kill",
+        );
+        return;
+    }
+    assert!(
+        survivors.is_empty(),
+        "survived a restart or shutdown: {survivors:?}"
+    );
+    // Each kernel's cgroup was killed through cgroup.kill, with its escapees still in it.
+    let log = server.log_text();
+    for path in &paths {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("killed a kernel's cgroup with cgroup.kill")
+                    && l.contains(path.as_str())),
+            "no cgroup.kill logged for {path}:\n{log}"
+        );
+    }
+    still_works(&server).await;
+    verdict(
+        "setsid and double-forked children outlive a restart or shutdown (cgroup v2)",
+        true,
+        "cgroup v2 per kernel, killed with cgroup.kill",
+    );
+}
+
+/// The `not_applied` lines of the cgroup v2 limits, each checked against the host's own files:
+/// a controller missing from the server cgroup's `cgroup.subtree_control` must be reported,
+/// naming what the host's `cgroup.controllers` lists. Empty when both limits apply.
+fn v2_limits_not_applied(server: &Server, st: &Value) -> Vec<String> {
+    let lines = strings(&st["security"]["not_applied"]);
+    let find = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
+    let Some(parent) = cgroup_v2_dir(server.pid()).filter(|_| !lambda_like()) else {
+        let line = find("cgroup v2: ").expect("no cgroup v2 here, and none reported");
+        return vec![line];
+    };
+    let enabled = cgroup_words(&parent.join("cgroup.subtree_control"));
+    let available = cgroup_words(&parent.join("cgroup.controllers"));
+    let mut out = Vec::new();
+    for c in ["pids", "memory"] {
+        let line = find(&format!("cgroup v2 {c}.max: "));
+        if enabled.iter().any(|e| e == c) {
+            assert!(line.is_none(), "{c} is enabled here, yet: {line:?}");
+            continue;
+        }
+        let line =
+            line.unwrap_or_else(|| panic!("{c} is not enabled here, yet not reported: {st}"));
+        if available.iter().any(|a| a == c) {
+            assert!(line.contains("is available in"), "{line}");
+        } else {
+            let listed = if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(" ")
+            };
+            assert!(
+                line.contains(&format!(
+                    "not available in the v2 hierarchy at {}",
+                    parent.display()
+                )) && line.contains(&format!("(its cgroup.controllers: {listed})")),
+                "the reason is not the host's ({listed}): {line}"
+            );
+        }
+        out.push(line);
+    }
+    out
+}
+
+fn lambda_like() -> bool {
+    std::env::var_os(LAMBDA_LIKE_ENV).is_some()
+}
+
+/// A counter of a cgroup v2 `*.events` file (`max`, `oom_kill`, ...).
+fn event(dir: &std::path::Path, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn fork_and_allocate_past_the_cgroup_v2_limits() {
+    let name = "fork and allocate past the kernel's cgroup v2 pids.max and memory.max";
+    let server = Server::start_with(
+        &["--kernel-processes", "64", "--kernel-memory-mb", "256"],
+        &[],
+    );
+    let kernel: u32 = run(&server, "default", "import os; print(os.getpid())")
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let st = status(&server, "default").await;
+    let missing = v2_limits_not_applied(&server, &st);
+    if !missing.is_empty() {
+        verdict(name, false, &missing.join("; "));
+        return;
+    }
+    // Both controllers are enabled for the server's children: the limits must be set and bind,
+    // as the cgroup's own event counters show.
+    let path = v2_cgroup(&st).expect("the limits apply, so the kernel has a cgroup v2");
+    let dir = cgroup2_mounts()[0].join(path.trim_start_matches('/'));
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("pids.max"), "64");
+    let limits = std::fs::read_to_string(format!("/proc/{kernel}/limits")).unwrap();
+    let address_space = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max address space"))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert_eq!(read("memory.max"), address_space);
+    let forks = r#"
+import os, time
+pids, err = [], None
+for i in range(200):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    pids.append(pid)
+for p in pids:
+    os.kill(p, 9)
+    os.waitpid(p, 0)
+print("forked", len(pids), type(err).__name__)
+"#;
+    let out = run(&server, "default", forks).await;
+    assert!(out.contains("BlockingIOError"), "{out}");
+    assert!(
+        event(&dir, "pids.events", "max") > 0,
+        "pids.max did not bind: {out}"
+    );
+    // Eight children each touch 15% of memory.max: together past it, each under RLIMIT_AS.
+    let limit: u64 = read("memory.max").parse().unwrap();
+    let allocate = format!(
+        r#"
+import os, time
+kids = []
+for i in range(8):
+    pid = os.fork()
+    if pid == 0:
+        b = bytearray({each})
+        b[::4096] = b"x" * len(b[::4096])
+        time.sleep(5)
+        os._exit(0)
+    kids.append(pid)
+print("exits", [os.waitpid(k, 0)[1] for k in kids])
+"#,
+        each = limit * 15 / 100
+    );
+    let _ = server
+        .call("execute_code", json!({"code": allocate, "timeout": 120}))
+        .await;
+    assert!(
+        event(&dir, "memory.events", "oom_kill") > 0,
+        "memory.max did not bind: {}",
+        read("memory.events")
+    );
+    still_works(&server).await;
+    verdict(name, true, "cgroup v2 pids.max and memory.max");
 }
 
 #[tokio::test]

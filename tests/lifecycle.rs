@@ -114,7 +114,8 @@ async fn a_non_loopback_bind_with_insecure_no_auth_works_with_a_warning() {
     let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut warned = false;
     let mut port = None;
-    for line in lines.by_ref().map_while(Result::ok).take(20) {
+    // The start-up log lists every sandbox layer (a dozen or more lines) before the address.
+    for line in lines.by_ref().map_while(Result::ok).take(100) {
         warned |= line.contains("non-loopback") && line.contains("anyone who can reach this port");
         if let Some(i) = line.find("http://0.0.0.0:") {
             port = line[i + "http://0.0.0.0:".len()..]

@@ -200,18 +200,13 @@ impl Policy {
         for (name, applied, detail) in limits::describe(&self.limits, own_uid) {
             out.push(Layer::new(&name, applied, detail));
         }
-        out.push(match cgroup::Cgroup::create(&format!("probe-{}", std::process::id()), 1, None) {
-            Ok(_group) => Layer::new(
-                "cgroup",
-                true,
-                format!("a cgroup v1 per kernel: pids.max {}, memory limit = RLIMIT_AS; its processes are killed with it", self.cgroup_pids_max),
-            ),
-            Err(why) => Layer::new(
-                "cgroup",
-                false,
-                format!("{why}; a kernel's process tree is swept instead (a process that left it, e.g. by double-forking after its parent died, survives)"),
-            ),
-        });
+        // A real (empty) cgroup, made and removed: what applies is what this host allowed.
+        let probe = cgroup::Cgroup::create(
+            &format!("probe-{}", std::process::id()),
+            self.cgroup_pids_max,
+            self.limits.address_space_bytes,
+        );
+        out.extend(probe.layers);
         out
     }
 
@@ -297,14 +292,10 @@ impl Policy {
             None => Layer::new("landlock", false, "not supported by this Linux"),
         });
         let cgroup = if role == Role::Kernel {
-            match cgroup::Cgroup::create(id, self.cgroup_pids_max, self.limits.address_space_bytes)
-            {
-                Ok(group) => Some(group),
-                Err(why) => {
-                    report.push(Layer::new("cgroup", false, why));
-                    None
-                }
-            }
+            let created =
+                cgroup::Cgroup::create(id, self.cgroup_pids_max, self.limits.address_space_bytes);
+            report.extend(created.layers.into_iter().filter(|l| !l.applied));
+            created.group
         } else {
             None
         };

@@ -37,12 +37,8 @@ pub fn verified(pid: u32) -> Vec<String> {
             out.push("non-dumpable".into());
         }
     }
-    if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        && let Some(line) = cg
-            .lines()
-            .find(|l| l.contains(":pids:") && l.contains("jupyter-mcp-"))
-    {
-        out.push(format!("cgroup {}", line.rsplit(':').next().unwrap_or("")));
+    if let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        out.extend(cgroups(&cg));
     }
     if let Ok(limits) = std::fs::read_to_string(format!("/proc/{pid}/limits")) {
         for (label, name) in [
@@ -61,6 +57,27 @@ pub fn verified(pid: u32) -> Vec<String> {
             {
                 out.push(format!("{name} {soft}"));
             }
+        }
+    }
+    out
+}
+
+/// The kernel cgroups a /proc/<pid>/cgroup text names: the v1 pids one (its memory one has the
+/// same name) and the v2 one.
+fn cgroups(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if !path.contains("/jupyter-mcp-") {
+            continue;
+        }
+        if ctrls.is_empty() {
+            out.push(format!("cgroup v2 {path}"));
+        } else if ctrls.split(',').any(|c| c == "pids") {
+            out.push(format!("cgroup v1 {path}"));
         }
     }
     out
@@ -99,5 +116,23 @@ pub(crate) fn kill_descendants(root: u32) {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_cgroups_of_both_hierarchies_are_named() {
+        let text = "8:pids:/jupyter-mcp-p1-ab\n4:memory:/x/jupyter-mcp-p1-ab\n1:cpu:/\n0::/jupyter-mcp-p1-ab\n";
+        assert_eq!(
+            cgroups(text),
+            vec![
+                "cgroup v1 /jupyter-mcp-p1-ab".to_string(),
+                "cgroup v2 /jupyter-mcp-p1-ab".to_string()
+            ]
+        );
+        assert!(cgroups("8:pids:/\n0::/\n").is_empty());
     }
 }

@@ -570,3 +570,42 @@ pub fn runtime_root_of(server_pid: u32) -> std::path::PathBuf {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The cgroup2 mount points of this machine, from /proc/self/mountinfo (those that mount the
+/// hierarchy's root: the only kind the tests map paths through).
+pub fn cgroup2_mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2").then_some(())?;
+            let mut fields = left.split_whitespace();
+            (fields.nth(3)? == "/").then_some(())?;
+            Some(PathBuf::from(fields.next()?))
+        })
+        .collect()
+}
+
+/// The cgroup v2 directory `pid` is in, read from the host (`0::` line of /proc/<pid>/cgroup
+/// under the cgroup2 mount); `None` without one.
+pub fn cgroup_v2_dir(pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let mount = cgroup2_mounts().into_iter().next()?;
+    let rest = path.trim_start_matches('/');
+    Some(if rest.is_empty() {
+        mount
+    } else {
+        mount.join(rest)
+    })
+}
+
+/// The words of a cgroup interface file (`cgroup.controllers`, `cgroup.subtree_control`).
+pub fn cgroup_words(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}

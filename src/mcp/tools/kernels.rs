@@ -151,18 +151,7 @@ impl JupyterMcp {
                 authentication: self.authentication(),
                 server: self.app.server_hardening.clone(),
                 kernel: info.map(kernel_layers).unwrap_or_default(),
-                not_applied: self
-                    .not_applied()
-                    .into_iter()
-                    .chain(
-                        self.app
-                            .sandbox_layers
-                            .iter()
-                            .chain(info.map(|i| i.not_applied.as_slice()).unwrap_or_default())
-                            .filter(|l| !l.applied)
-                            .map(|l| format!("{}: {}", l.name, l.detail)),
-                    )
-                    .collect(),
+                not_applied: self.not_applied(info),
             },
             state_lost,
         }
@@ -183,11 +172,25 @@ fn kernel_layers(info: &crate::kernel::KernelInfo) -> Vec<String> {
 }
 
 impl JupyterMcp {
-    fn not_applied(&self) -> Vec<String> {
+    /// What is not in force: authentication, then each sandbox layer that did not apply, the
+    /// kernel's own spawn-time report replacing the start-up probe's line of the same name.
+    fn not_applied(&self, info: Option<&crate::kernel::KernelInfo>) -> Vec<String> {
         let mut out = Vec::new();
         if !self.app.settings.requires_credentials() {
             out.push("authentication (callers are not identified)".into());
         }
+        let kernel = info.map(|i| i.not_applied.as_slice()).unwrap_or_default();
+        let probe = self
+            .app
+            .sandbox_layers
+            .iter()
+            .filter(|l| !kernel.iter().any(|k| k.name == l.name));
+        out.extend(
+            probe
+                .chain(kernel)
+                .filter(|l| !l.applied)
+                .map(|l| format!("{}: {}", l.name, l.detail)),
+        );
         out
     }
 }
