@@ -1148,3 +1148,80 @@ async fn notebook_changes_leave_no_lock_files_and_leftovers_stay_hidden() {
     );
     assert!(!r.to_string().contains(".lock"), "{r}");
 }
+
+// ---- large notebooks: edits cost a small multiple of the file, and a refusal comes first ----
+
+/// A notebook of `cells` code cells, each with one output of `ints` small integers (the
+/// worst case for a parser that builds a value per JSON value), in compact JSON as other tools
+/// write it. Cell `i` has id `c{i}` and source `x{i}`.
+fn notebook_of_small_values(cells: usize, ints: usize) -> String {
+    let data = vec!["1"; ints].join(",");
+    let cells: Vec<String> = (0..cells)
+        .map(|i| {
+            format!(
+                r#"{{"cell_type":"code","id":"c{i}","metadata":{{"tags":["t{i}"]}},"execution_count":{i},"source":"x{i}","outputs":[{{"output_type":"execute_result","execution_count":{i},"metadata":{{}},"data":{{"application/json":[{data}],"text/plain":"many"}}}}]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"nbformat":4,"nbformat_minor":5,"metadata":{{"custom_tool":{{"keep":true}}}},"cells":[{}]}}"#,
+        cells.join(",")
+    )
+}
+
+/// Issue 12: every change parsed the whole notebook into `serde_json::Value`s, ~16 bytes per
+/// byte of small values (a 45 MB notebook cost ~745 MiB for one edit). Now untouched parts stay
+/// raw text: on a 40 MB notebook (over the 10 MiB write cap) an edit is refused and
+/// clear_outputs, which shrinks it under the cap, works, and the server's peak RSS grows by
+/// less than three times the file.
+#[tokio::test]
+async fn editing_a_40_mb_notebook_keeps_the_server_small() {
+    let server = Server::start();
+    let doc = notebook_of_small_values(2_000, 10_000);
+    let size = doc.len() as u64;
+    assert!(size > 40_000_000, "{size}");
+    let file = server.workdir.path().join("big.ipynb");
+    std::fs::write(&file, &doc).unwrap();
+    drop(doc);
+    let r = server.call("list_notebooks", json!({})).await;
+    ok(&r);
+    let before = peak_rss_bytes(server.pid());
+
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "big.ipynb", "cell": "c5", "source": "y"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "clear_outputs");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size, "unchanged");
+
+    let r = server
+        .call("clear_outputs", json!({"path": "big.ipynb"}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 2_000, "{r}");
+    let grown = peak_rss_bytes(server.pid()).saturating_sub(before);
+    println!(
+        "edit_cell (refused) and clear_outputs of a {} MiB notebook: server peak RSS grew by {} MiB",
+        size >> 20,
+        grown >> 20
+    );
+    assert!(
+        grown < 3 * size,
+        "peak RSS grew by {} MiB for a {} MiB notebook",
+        grown >> 20,
+        size >> 20
+    );
+    let nb = on_disk(&server, "big.ipynb");
+    assert!(std::fs::metadata(&file).unwrap().len() < 1_000_000);
+    assert_eq!(nb["metadata"]["custom_tool"]["keep"], true);
+    let cells = nb["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2_000);
+    for (i, cell) in cells.iter().enumerate() {
+        assert_eq!(cell["id"], format!("c{i}"));
+        assert_eq!(cell["source"], format!("x{i}"));
+        assert_eq!(cell["metadata"]["tags"][0], format!("t{i}"));
+        assert_eq!(cell["outputs"], json!([]));
+        assert_eq!(cell["execution_count"], Value::Null);
+    }
+}

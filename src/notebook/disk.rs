@@ -188,9 +188,11 @@ pub(crate) fn read_regular_capped(target: &Path, max: u64) -> Result<Vec<u8>, Ca
     Ok(bytes)
 }
 
-/// Reads a notebook file (see [`read_regular_capped`]), up to [`MAX_READ_BYTES`].
-pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
-    read_regular_capped(target, MAX_READ_BYTES).map_err(|e| match e {
+/// Reads a notebook file (see [`read_regular_capped`]) of at most `max` bytes (at most
+/// [`MAX_READ_BYTES`]: a bigger one is refused, saying it is over the read limit).
+pub(crate) fn read_capped(target: &Path, display: &str, max: u64) -> Result<Vec<u8>, Error> {
+    let max = max.min(MAX_READ_BYTES);
+    read_regular_capped(target, max).map_err(|e| match e {
         CappedReadError::NotFound => Error::NotFound {
             path: display.to_owned(),
         },
@@ -200,7 +202,7 @@ pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error
         CappedReadError::TooLarge(size) => Error::ReadTooLarge {
             path: display.to_owned(),
             size,
-            max: MAX_READ_BYTES,
+            max,
         },
         CappedReadError::Io(action, e) => io_err(action, display, e),
     })
