@@ -1225,3 +1225,129 @@ async fn editing_a_40_mb_notebook_keeps_the_server_small() {
         assert_eq!(cell["execution_count"], Value::Null);
     }
 }
+
+/// A change that cannot make a notebook smaller (insert, move, execute_code's append) is
+/// refused on one over the 10 MiB write cap before the file is read: this one is 11 MB of
+/// garbage after its first bytes, which a parse would report as invalid JSON. The message says
+/// how to shrink it; the file is unchanged.
+#[tokio::test]
+async fn bad_input_insert_into_a_notebook_over_the_write_cap_is_refused_before_it_is_read() {
+    let server = Server::start();
+    let file = server.workdir.path().join("huge.ipynb");
+    let garbage = format!(
+        r#"{{"nbformat": 4, "nbformat_minor": 5, "metadata": {{}}, "cells": [{}"#,
+        "x".repeat(11_000_000)
+    );
+    std::fs::write(&file, &garbage).unwrap();
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "huge.ipynb", "cell_type": "code", "source": "1"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "cannot make it smaller");
+    assert!(text(&r).contains("clear_outputs"), "{r}");
+    let r = server
+        .call(
+            "move_cell",
+            json!({"path": "huge.ipynb", "cell": 0, "to": 0}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "cannot make it smaller");
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "6 * 7", "notebook": "huge.ipynb"}),
+        )
+        .await;
+    let s = ok(&r);
+    assert_eq!(s["outputs"][0]["text"], "42", "the code still runs: {r}");
+    let note = s["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("not saved") && note.contains("cannot make it smaller"),
+        "{r}"
+    );
+    // A change that may shrink it does parse it, and says the file is broken.
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "huge.ipynb", "cell": 0, "source": "1"}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "not valid JSON");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), garbage);
+}
+
+/// clear_outputs is how a notebook over the write cap is made small again: on a 13 MB notebook
+/// of plots as nbformat writes it, clearing one cell leaves it over the cap (refused, saying
+/// what to do), clearing all works; everything else is kept, and the cells without outputs are
+/// copied byte for byte.
+#[tokio::test]
+async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
+    let server = Server::start();
+    let png = "iVBORw0KGgo".repeat(40_000);
+    let mut cells = vec![
+        json!({"cell_type": "markdown", "id": "intro", "metadata": {"tags": ["keep"]},
+        "source": ["# Plots\n", "é ü"], "attachments": {"a.png": {"image/png": "iVBORw0KGgo="}}}),
+    ];
+    for i in 0..30 {
+        cells.push(json!({"cell_type": "code", "id": format!("p{i}"), "metadata": {}, "execution_count": i + 1,
+            "source": format!("plot({i})"),
+            "outputs": [{"output_type": "display_data", "metadata": {},
+                         "data": {"image/png": png, "text/plain": ["<Figure>"]}}]}));
+    }
+    let nb = json!({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+        "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}});
+    // nbformat's layout: sorted keys, one-space indent (what serde_json writes from a Value).
+    let mut text = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    serde::Serialize::serialize(
+        &nb,
+        &mut serde_json::Serializer::with_formatter(&mut text, formatter),
+    )
+    .unwrap();
+    text.push(b'\n');
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.len() > 13_000_000, "{}", text.len());
+    let file = server.workdir.path().join("plots.ipynb");
+    std::fs::write(&file, &text).unwrap();
+    assert_nbformat_valid(&file);
+
+    let r = server
+        .call(
+            "clear_outputs",
+            json!({"path": "plots.ipynb", "cell": "p0"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "clear_outputs");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "unchanged");
+
+    let r = server
+        .call("clear_outputs", json!({"path": "plots.ipynb"}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 30, "{r}");
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(after.len() < 20_000, "{}", after.len());
+    let intro = &text[text.find("  {\n   \"attachments\"").unwrap()..];
+    let intro = &intro[..intro.find("\n  }").unwrap() + 4];
+    assert!(
+        after.contains(intro),
+        "the markdown cell is copied as it was"
+    );
+    let saved = on_disk(&server, "plots.ipynb");
+    assert_eq!(saved["metadata"], nb["metadata"]);
+    assert_eq!(saved["cells"][0], nb["cells"][0]);
+    for i in 1..=30 {
+        assert_eq!(saved["cells"][i]["outputs"], json!([]));
+        assert_eq!(saved["cells"][i]["execution_count"], Value::Null);
+        assert_eq!(saved["cells"][i]["source"], nb["cells"][i]["source"]);
+    }
+    // Now small, it takes any change again.
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "plots.ipynb", "cell_type": "code", "source": "1"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["total_cells"], 32);
+}

@@ -671,3 +671,244 @@ pub(crate) fn new_cell_ids(count: usize) -> Vec<String> {
     let mut taken = HashSet::with_capacity(count);
     (0..count).map(|_| fresh_id(&mut taken)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notebook::edit::{self, CellRef, CodeCell};
+    use serde_json::json;
+
+    /// How the earlier `serde_json::Value` model wrote a notebook, as nbformat writes it: every
+    /// object's keys sorted, one-space indent, a final newline.
+    fn canonical(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(INDENT);
+        v.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, formatter,
+        ))
+        .unwrap();
+        out.push(b'\n');
+        out
+    }
+
+    /// A notebook with what editors leave behind: widget state, unknown fields, attachments,
+    /// list sources, non-ASCII and escaped text, floats, nested outputs, a raw cell.
+    fn notebook() -> Value {
+        json!({
+            "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {"k": {"v": [1.5, 2e-7, null]}}}},
+                         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                         "zz_unknown": {"é": "ü\u{1F600}", "esc": "a\"b\\c\n\t"}},
+            "zz_top_unknown": [1, {"b": 2, "a": 1}],
+            "cells": [
+                {"cell_type": "markdown", "id": "m1", "metadata": {"tags": ["x"]}, "source": ["# T\n", "text"],
+                 "attachments": {"a.png": {"image/png": "iVBORw0KGgo="}}},
+                {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": 3, "source": "print(1)\nx",
+                 "outputs": [{"output_type": "stream", "name": "stdout", "text": ["1\n", "2\n"]},
+                             {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                              "data": {"text/plain": "'x'", "application/json": {"z": [], "a": {}}}}]},
+                {"cell_type": "raw", "id": "r1", "metadata": {"format": "text/x-rst"}, "source": ""},
+                {"cell_type": "code", "id": "c2", "metadata": {"collapsed": true}, "execution_count": null,
+                 "source": [], "outputs": []},
+            ]
+        })
+    }
+
+    fn render_string(doc: &Doc<'_>) -> String {
+        let bytes = doc.render().unwrap();
+        assert_eq!(doc.rendered_len().unwrap(), bytes.len());
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// After an edit, the file is exactly what the Value model wrote for the same change:
+    /// `expected`, canonical.
+    fn assert_written_as_before(doc: &Doc<'_>, expected: &Value) {
+        let text = render_string(doc);
+        let written: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(&written, expected);
+        assert_eq!(
+            text.as_bytes(),
+            canonical(expected),
+            "not canonical:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_canonical_file_is_written_back_byte_for_byte() {
+        let bytes = canonical(&notebook());
+        let doc = Doc::parse(&bytes, "n.ipynb").unwrap();
+        assert_eq!(render_string(&doc).as_bytes(), bytes);
+        let empty = canonical(&json!({"cells": [], "nbformat": 4, "nbformat_minor": 4}));
+        let doc = Doc::parse(&empty, "e.ipynb").unwrap();
+        assert_eq!(render_string(&doc).as_bytes(), empty);
+    }
+
+    #[test]
+    fn every_edit_writes_what_the_value_model_wrote() {
+        let bytes = canonical(&notebook());
+        let p = "n.ipynb";
+        let fresh = || Doc::parse(&bytes, p).unwrap();
+
+        let mut doc = fresh();
+        edit::edit(&mut doc, &CellRef::Id("c1".into()), "y = 2\nprint(y)", p).unwrap();
+        let mut expected = notebook();
+        expected["cells"][1]["source"] = json!("y = 2\nprint(y)");
+        assert_written_as_before(&doc, &expected);
+
+        let mut doc = fresh();
+        assert_eq!(edit::clear_outputs(&mut doc, None, p).unwrap(), 1);
+        let mut expected = notebook();
+        expected["cells"][1]["outputs"] = json!([]);
+        expected["cells"][1]["execution_count"] = Value::Null;
+        assert_written_as_before(&doc, &expected);
+
+        let mut doc = fresh();
+        let ran = CodeCell {
+            pos: edit::CellPos {
+                index: 3,
+                id: Some("c2".into()),
+            },
+            source: String::new(),
+        };
+        let outputs = vec![
+            json!({"output_type": "display_data", "metadata": {"image/png": {"width": 2}},
+                                  "data": {"image/png": "AAAA", "text/plain": ["<Figure>"]}}),
+        ];
+        edit::save_outputs(&mut doc, &ran, outputs.clone(), Some(7), p).unwrap();
+        let mut expected = notebook();
+        expected["cells"][3]["outputs"] = Value::Array(outputs.clone());
+        expected["cells"][3]["execution_count"] = json!(7);
+        assert_written_as_before(&doc, &expected);
+
+        let mut doc = fresh();
+        edit::move_to(&mut doc, &CellRef::Index(0), 3, p).unwrap();
+        edit::delete(&mut doc, &CellRef::Id("r1".into()), p).unwrap();
+        let mut expected = notebook();
+        let cells = expected["cells"].as_array_mut().unwrap();
+        let first = cells.remove(0);
+        cells.push(first);
+        cells.remove(1);
+        assert_written_as_before(&doc, &expected);
+
+        let mut doc = fresh();
+        let at = edit::insert(&mut doc, CellType::Markdown, "new", Some(1), p).unwrap();
+        let run = edit::append_run(&mut doc, "1+1", outputs.clone(), Some(8), p).unwrap();
+        let mut expected = notebook();
+        let cells = expected["cells"].as_array_mut().unwrap();
+        cells.insert(
+            1,
+            json!({"cell_type": "markdown", "id": at.id.unwrap(), "metadata": {}, "source": "new"}),
+        );
+        cells.push(
+            json!({"cell_type": "code", "id": run.id.unwrap(), "metadata": {}, "source": "1+1",
+                          "execution_count": 8, "outputs": outputs}),
+        );
+        assert_written_as_before(&doc, &expected);
+    }
+
+    #[test]
+    fn a_new_notebook_is_written_as_before() {
+        let mut doc = Doc::new_empty().unwrap();
+        let cell = doc.new_cell(CellType::Code, "x").unwrap();
+        let id = cell.id().unwrap().to_owned();
+        doc.cells.push(cell);
+        let expected = json!({
+            "cells": [{"cell_type": "code", "execution_count": null, "id": id, "metadata": {},
+                       "outputs": [], "source": "x"}],
+            "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                        "name": "python3"},
+                         "language_info": {"name": "python"}},
+            "nbformat": 4, "nbformat_minor": 5,
+        });
+        assert_written_as_before(&doc, &expected);
+    }
+
+    /// A file another tool wrote (compact, keys in its own order, odd spacing): the cells an
+    /// edit does not touch are copied as they were, and the result holds the same values.
+    #[test]
+    fn untouched_cells_of_a_file_written_elsewhere_are_kept_verbatim() {
+        let cells = [
+            r#"{"source":"a","cell_type":"markdown","metadata":{"z":1,"a":[1.0,2.50]},"attachments":{}}"#,
+            r#"{ "cell_type" : "code", "source" : ["b\n", "c"], "outputs" : [ {"output_type":"stream","text":"\u00e9","name":"stdout"} ], "execution_count" : 2, "metadata" : {} }"#,
+            r#"{"cell_type":"raw","source":"r","metadata":{}}"#,
+        ];
+        let text = format!(
+            "{{\"metadata\":{{\"b\":1,\"a\":2}},\"nbformat_minor\":4,\"nbformat\":4,\n  \"cells\":[{}]}}",
+            cells.join(",\n")
+        );
+        let doc_before: Value = serde_json::from_str(&text).unwrap();
+        let mut doc = Doc::parse(text.as_bytes(), "f.ipynb").unwrap();
+        edit::edit(&mut doc, &CellRef::Index(1), "new", "f.ipynb").unwrap();
+        let out = render_string(&doc);
+        assert!(out.contains(cells[0]), "{out}");
+        assert!(out.contains(cells[2]), "{out}");
+        assert!(out.contains(r#""metadata": {"b":1,"a":2}"#), "{out}");
+        let mut expected = doc_before;
+        expected["cells"][1]["source"] = json!("new");
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
+        assert_eq!(cell_source(&doc.cells[0]), "a");
+        assert_eq!(cell_source(&doc.cells[1]), "new");
+    }
+
+    #[test]
+    fn sources_ids_and_types_are_read_from_raw_cells() {
+        let bytes = canonical(&notebook());
+        let doc = Doc::parse(&bytes, "n.ipynb").unwrap();
+        let got: Vec<_> = doc
+            .cells
+            .iter()
+            .map(|c| (c.cell_type(), c.id(), cell_source(c)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("markdown", Some("m1"), "# T\ntext".to_owned()),
+                ("code", Some("c1"), "print(1)\nx".to_owned()),
+                ("raw", Some("r1"), String::new()),
+                ("code", Some("c2"), String::new()),
+            ]
+        );
+        assert_eq!(doc.minor(), 5);
+        // A repeated key counts once, the last one, as a JSON value parser would read it.
+        let dup =
+            br#"{"nbformat": 4, "cells": [{"cell_type": "code", "source": "a", "source": "b"}]}"#;
+        let doc = Doc::parse(dup, "d.ipynb").unwrap();
+        assert_eq!(cell_source(&doc.cells[0]), "b");
+    }
+
+    #[test]
+    fn what_is_not_a_notebook_is_refused_as_before() {
+        let parse = |bytes: &[u8]| Doc::parse(bytes, "x.ipynb").map(|_| ()).unwrap_err();
+        assert!(matches!(parse(b"{ not json"), Error::InvalidJson { .. }));
+        assert!(matches!(
+            parse(b"{\"nbformat\": 4, \"cells\": []} x"),
+            Error::InvalidJson { .. }
+        ));
+        assert!(matches!(
+            parse(b"{\"nbformat\": 4, \"cells\": [\"\xff\"]}"),
+            Error::InvalidJson { .. }
+        ));
+        let e = parse(b"[1, 2]");
+        assert!(e.to_string().contains("not a JSON object"), "{e}");
+        let e = parse(br#"{"nbformat": 3, "cells": []}"#);
+        assert!(
+            matches!(e, Error::UnsupportedFormat { ref found, .. } if found == "3"),
+            "{e}"
+        );
+        let e = parse(br#"{"nbformat": 4, "cells": {"a": 1}}"#);
+        assert!(
+            e.to_string()
+                .contains("`cells` field is missing or not a list"),
+            "{e}"
+        );
+        let e = parse(br#"{"nbformat": 4, "cells": [{"cell_type": "code"}, 5]}"#);
+        assert!(e.to_string().contains("cell 1 is not an object"), "{e}");
+        let e = parse(br#"{"nbformat": 4, "cells": [{"cell_type": ["code"]}]}"#);
+        assert!(
+            e.to_string().contains("cell 0 has no `cell_type` string"),
+            "{e}"
+        );
+        let e = parse(br#"{"nbformat": 4, "cells": [{"cell_type": "code", "source": [1]}]}"#);
+        assert!(e.to_string().contains("cell 0: `source` must be"), "{e}");
+    }
+}
