@@ -1351,3 +1351,71 @@ async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
         .await;
     assert_eq!(ok(&r)["total_cells"], 32);
 }
+
+/// Edits of a 9.6 MB notebook of small values (under the write cap) succeed and cost the server
+/// a small multiple of the file: edit, insert, move and delete, each a full read-modify-write.
+/// The file is compact, as some tools write it; the cells no edit touched are copied as they
+/// were (the Value model pretty-printed every cell, making this file ~5x bigger, over the cap).
+#[tokio::test]
+async fn edits_of_a_notebook_under_the_write_cap_keep_the_server_small() {
+    let server = Server::start();
+    let doc = notebook_of_small_values(480, 10_000);
+    let size = doc.len() as u64;
+    assert!(size > 9_500_000 && size < 10 * 1024 * 1024, "{size}");
+    let file = server.workdir.path().join("mid.ipynb");
+    std::fs::write(&file, &doc).unwrap();
+    let r = server.call("list_notebooks", json!({})).await;
+    ok(&r);
+    let before = peak_rss_bytes(server.pid());
+    for (tool, args) in [
+        (
+            "edit_cell",
+            json!({"path": "mid.ipynb", "cell": "c1", "source": "y"}),
+        ),
+        (
+            "insert_cell",
+            json!({"path": "mid.ipynb", "cell_type": "markdown", "source": "m", "index": 0}),
+        ),
+        (
+            "move_cell",
+            json!({"path": "mid.ipynb", "cell": "c3", "to": 0}),
+        ),
+        ("delete_cell", json!({"path": "mid.ipynb", "cell": "c4"})),
+    ] {
+        let r = server.call(tool, args).await;
+        ok(&r);
+    }
+    let grown = peak_rss_bytes(server.pid()).saturating_sub(before);
+    println!(
+        "edit, insert, move and delete of a {} MiB notebook: server peak RSS grew by {} MiB",
+        size >> 20,
+        grown >> 20
+    );
+    assert!(
+        grown < 3 * size,
+        "peak RSS grew by {} MiB for a {} MiB notebook",
+        grown >> 20,
+        size >> 20
+    );
+    let after = std::fs::read_to_string(&file).unwrap();
+    let cells: Vec<&str> = doc
+        .split(r#"{"cell_type":"code","#)
+        .skip(1)
+        .map(|c| c.trim_end_matches([',', ']', '}']))
+        .collect();
+    for (i, cell) in cells.iter().enumerate() {
+        if i != 1 && i != 4 {
+            assert!(after.contains(cell), "cell {i} was rewritten");
+        }
+    }
+    let nb = on_disk(&server, "mid.ipynb");
+    let ids: Vec<&str> = nb["cells"].as_array().unwrap()[..4]
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], "c3");
+    assert_eq!(&ids[2..], ["c0", "c1"]);
+    assert_eq!(nb["cells"][1]["source"], "m");
+    assert_eq!(nb["cells"][3]["source"], "y");
+    assert_eq!(nb["cells"].as_array().unwrap().len(), 480);
+}

@@ -177,7 +177,9 @@ pub(crate) fn read_regular_capped(target: &Path, max: u64) -> Result<Vec<u8>, Ca
     if meta.len() > max {
         return Err(CappedReadError::TooLarge(meta.len()));
     }
-    let mut bytes = Vec::new();
+    // Sized for the file up front: grown by doubling, the buffer would peak at up to three
+    // times the file while it is copied over.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     // `take` bounds the read even if the file grows after the size check.
     file.take(max + 1)
         .read_to_end(&mut bytes)

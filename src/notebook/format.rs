@@ -212,8 +212,8 @@ impl<'a> Doc<'a> {
         Ok(cell)
     }
 
-    /// How many bytes [`Doc::render`] would write, found without writing them (so a result
-    /// over the write cap is refused without building it).
+    /// How many bytes [`Doc::render`] writes, counted without writing them (so a result over
+    /// the write cap is refused without building it).
     pub(crate) fn rendered_len(&self) -> Result<usize, serde_json::Error> {
         let mut count = Count(0);
         self.render_to(&mut count)?;
@@ -221,9 +221,10 @@ impl<'a> Doc<'a> {
     }
 
     /// Serializes the way nbformat does: sorted keys, one-space indent, final newline.
-    /// Untouched cells and fields are copied as read.
-    pub(crate) fn render(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::new();
+    /// Untouched cells and fields are copied as read. The buffer is made for `size` bytes
+    /// ([`Doc::rendered_len`]), so that it is not grown by doubling and copying.
+    pub(crate) fn render(&self, size: usize) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Vec::with_capacity(size);
         self.render_to(&mut out)?;
         Ok(out)
     }
@@ -715,7 +716,7 @@ mod tests {
     }
 
     fn render_string(doc: &Doc<'_>) -> String {
-        let bytes = doc.render().unwrap();
+        let bytes = doc.render(0).unwrap();
         assert_eq!(doc.rendered_len().unwrap(), bytes.len());
         String::from_utf8(bytes).unwrap()
     }

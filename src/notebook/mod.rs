@@ -603,7 +603,7 @@ fn render_capped(doc: &Doc<'_>, display: &str) -> Result<Vec<u8>, Error> {
             max: MAX_WRITE_BYTES,
         });
     }
-    doc.render().map_err(|e| unwritable(display, e))
+    doc.render(size).map_err(|e| unwritable(display, e))
 }
 
 /// A JSON failure building a notebook (not expected: it was parsed or just made).
