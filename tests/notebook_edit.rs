@@ -1148,3 +1148,280 @@ async fn notebook_changes_leave_no_lock_files_and_leftovers_stay_hidden() {
     );
     assert!(!r.to_string().contains(".lock"), "{r}");
 }
+
+// ---- large notebooks: edits cost a small multiple of the file, and a refusal comes first ----
+
+/// A notebook of `cells` code cells, each with one output of `ints` small integers (the
+/// worst case for a parser that builds a value per JSON value), in compact JSON as other tools
+/// write it. Cell `i` has id `c{i}` and source `x{i}`.
+fn notebook_of_small_values(cells: usize, ints: usize) -> String {
+    let data = vec!["1"; ints].join(",");
+    let cells: Vec<String> = (0..cells)
+        .map(|i| {
+            format!(
+                r#"{{"cell_type":"code","id":"c{i}","metadata":{{"tags":["t{i}"]}},"execution_count":{i},"source":"x{i}","outputs":[{{"output_type":"execute_result","execution_count":{i},"metadata":{{}},"data":{{"application/json":[{data}],"text/plain":"many"}}}}]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"nbformat":4,"nbformat_minor":5,"metadata":{{"custom_tool":{{"keep":true}}}},"cells":[{}]}}"#,
+        cells.join(",")
+    )
+}
+
+/// Issue 12: every change parsed the whole notebook into `serde_json::Value`s, ~16 bytes per
+/// byte of small values (a 45 MB notebook cost ~745 MiB for one edit). Now untouched parts stay
+/// raw text: on a 40 MB notebook (over the 10 MiB write cap) an edit is refused and
+/// clear_outputs, which shrinks it under the cap, works, and the server's peak RSS grows by
+/// less than three times the file.
+#[tokio::test]
+async fn editing_a_40_mb_notebook_keeps_the_server_small() {
+    let server = Server::start();
+    let doc = notebook_of_small_values(2_000, 10_000);
+    let size = doc.len() as u64;
+    assert!(size > 40_000_000, "{size}");
+    let file = server.workdir.path().join("big.ipynb");
+    std::fs::write(&file, &doc).unwrap();
+    drop(doc);
+    let r = server.call("list_notebooks", json!({})).await;
+    ok(&r);
+    let before = peak_rss_bytes(server.pid());
+
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "big.ipynb", "cell": "c5", "source": "y"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "clear_outputs");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size, "unchanged");
+
+    let r = server
+        .call("clear_outputs", json!({"path": "big.ipynb"}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 2_000, "{r}");
+    let grown = peak_rss_bytes(server.pid()).saturating_sub(before);
+    println!(
+        "edit_cell (refused) and clear_outputs of a {} MiB notebook: server peak RSS grew by {} MiB",
+        size >> 20,
+        grown >> 20
+    );
+    assert!(
+        grown < 3 * size,
+        "peak RSS grew by {} MiB for a {} MiB notebook",
+        grown >> 20,
+        size >> 20
+    );
+    let nb = on_disk(&server, "big.ipynb");
+    assert!(std::fs::metadata(&file).unwrap().len() < 1_000_000);
+    assert_eq!(nb["metadata"]["custom_tool"]["keep"], true);
+    let cells = nb["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2_000);
+    for (i, cell) in cells.iter().enumerate() {
+        assert_eq!(cell["id"], format!("c{i}"));
+        assert_eq!(cell["source"], format!("x{i}"));
+        assert_eq!(cell["metadata"]["tags"][0], format!("t{i}"));
+        assert_eq!(cell["outputs"], json!([]));
+        assert_eq!(cell["execution_count"], Value::Null);
+    }
+}
+
+/// A change that cannot make a notebook smaller (insert, move, execute_code's append) is
+/// refused on one over the 10 MiB write cap before the file is read: this one is 11 MB of
+/// garbage after its first bytes, which a parse would report as invalid JSON. The message says
+/// how to shrink it; the file is unchanged.
+#[tokio::test]
+async fn bad_input_insert_into_a_notebook_over_the_write_cap_is_refused_before_it_is_read() {
+    let server = Server::start();
+    let file = server.workdir.path().join("huge.ipynb");
+    let garbage = format!(
+        r#"{{"nbformat": 4, "nbformat_minor": 5, "metadata": {{}}, "cells": [{}"#,
+        "x".repeat(11_000_000)
+    );
+    std::fs::write(&file, &garbage).unwrap();
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "huge.ipynb", "cell_type": "code", "source": "1"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "cannot make it smaller");
+    assert!(text(&r).contains("clear_outputs"), "{r}");
+    let r = server
+        .call(
+            "move_cell",
+            json!({"path": "huge.ipynb", "cell": 0, "to": 0}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "cannot make it smaller");
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "6 * 7", "notebook": "huge.ipynb"}),
+        )
+        .await;
+    let s = ok(&r);
+    assert_eq!(s["outputs"][0]["text"], "42", "the code still runs: {r}");
+    let note = s["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("not saved") && note.contains("cannot make it smaller"),
+        "{r}"
+    );
+    // A change that may shrink it does parse it, and says the file is broken.
+    let r = server
+        .call(
+            "edit_cell",
+            json!({"path": "huge.ipynb", "cell": 0, "source": "1"}),
+        )
+        .await;
+    assert_refused(&r, "invalid_argument", "not valid JSON");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), garbage);
+}
+
+/// clear_outputs is how a notebook over the write cap is made small again: on a 13 MB notebook
+/// of plots as nbformat writes it, clearing one cell leaves it over the cap (refused, saying
+/// what to do), clearing all works; everything else is kept, and the cells without outputs are
+/// copied byte for byte.
+#[tokio::test]
+async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
+    let server = Server::start();
+    let png = "iVBORw0KGgo".repeat(40_000);
+    let mut cells = vec![
+        json!({"cell_type": "markdown", "id": "intro", "metadata": {"tags": ["keep"]},
+        "source": ["# Plots\n", "é ü"], "attachments": {"a.png": {"image/png": "iVBORw0KGgo="}}}),
+    ];
+    for i in 0..30 {
+        cells.push(json!({"cell_type": "code", "id": format!("p{i}"), "metadata": {}, "execution_count": i + 1,
+            "source": format!("plot({i})"),
+            "outputs": [{"output_type": "display_data", "metadata": {},
+                         "data": {"image/png": png, "text/plain": ["<Figure>"]}}]}));
+    }
+    let nb = json!({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+        "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}});
+    // nbformat's layout: sorted keys, one-space indent (what serde_json writes from a Value).
+    let mut text = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    serde::Serialize::serialize(
+        &nb,
+        &mut serde_json::Serializer::with_formatter(&mut text, formatter),
+    )
+    .unwrap();
+    text.push(b'\n');
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.len() > 13_000_000, "{}", text.len());
+    let file = server.workdir.path().join("plots.ipynb");
+    std::fs::write(&file, &text).unwrap();
+    assert_nbformat_valid(&file);
+
+    let r = server
+        .call(
+            "clear_outputs",
+            json!({"path": "plots.ipynb", "cell": "p0"}),
+        )
+        .await;
+    assert_refused(&r, "too_large", "clear_outputs");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "unchanged");
+
+    let r = server
+        .call("clear_outputs", json!({"path": "plots.ipynb"}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 30, "{r}");
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(after.len() < 20_000, "{}", after.len());
+    let intro = &text[text.find("  {\n   \"attachments\"").unwrap()..];
+    let intro = &intro[..intro.find("\n  }").unwrap() + 4];
+    assert!(
+        after.contains(intro),
+        "the markdown cell is copied as it was"
+    );
+    let saved = on_disk(&server, "plots.ipynb");
+    assert_eq!(saved["metadata"], nb["metadata"]);
+    assert_eq!(saved["cells"][0], nb["cells"][0]);
+    for i in 1..=30 {
+        assert_eq!(saved["cells"][i]["outputs"], json!([]));
+        assert_eq!(saved["cells"][i]["execution_count"], Value::Null);
+        assert_eq!(saved["cells"][i]["source"], nb["cells"][i]["source"]);
+    }
+    // Now small, it takes any change again.
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "plots.ipynb", "cell_type": "code", "source": "1"}),
+        )
+        .await;
+    assert_eq!(ok(&r)["total_cells"], 32);
+}
+
+/// Edits of a 9.6 MB notebook of small values (under the write cap) succeed and cost the server
+/// a small multiple of the file: edit, insert, move and delete, each a full read-modify-write.
+/// The file is compact, as some tools write it; the cells no edit touched are copied as they
+/// were (the Value model pretty-printed every cell, making this file ~5x bigger, over the cap).
+#[tokio::test]
+async fn edits_of_a_notebook_under_the_write_cap_keep_the_server_small() {
+    let server = Server::start();
+    let doc = notebook_of_small_values(480, 10_000);
+    let size = doc.len() as u64;
+    assert!(size > 9_500_000 && size < 10 * 1024 * 1024, "{size}");
+    let file = server.workdir.path().join("mid.ipynb");
+    std::fs::write(&file, &doc).unwrap();
+    let r = server.call("list_notebooks", json!({})).await;
+    ok(&r);
+    let before = peak_rss_bytes(server.pid());
+    for (tool, args) in [
+        (
+            "edit_cell",
+            json!({"path": "mid.ipynb", "cell": "c1", "source": "y"}),
+        ),
+        (
+            "insert_cell",
+            json!({"path": "mid.ipynb", "cell_type": "markdown", "source": "m", "index": 0}),
+        ),
+        (
+            "move_cell",
+            json!({"path": "mid.ipynb", "cell": "c3", "to": 0}),
+        ),
+        ("delete_cell", json!({"path": "mid.ipynb", "cell": "c4"})),
+    ] {
+        let r = server.call(tool, args).await;
+        ok(&r);
+    }
+    let grown = peak_rss_bytes(server.pid()).saturating_sub(before);
+    println!(
+        "edit, insert, move and delete of a {} MiB notebook: server peak RSS grew by {} MiB",
+        size >> 20,
+        grown >> 20
+    );
+    assert!(
+        grown < 3 * size,
+        "peak RSS grew by {} MiB for a {} MiB notebook",
+        grown >> 20,
+        size >> 20
+    );
+    // Each cell's text (from its `"id"` on; compact, so a raw newline ends it in the output),
+    // by id, before and after.
+    let cells = |text: &str| -> std::collections::HashMap<String, String> {
+        text.split(r#"{"cell_type":"code","#)
+            .skip(1)
+            .map(|c| c.split('\n').next().unwrap())
+            .map(|c| c.trim_end_matches([',', ']', '}', ' ']))
+            .map(|c| (c[..c.find(',').unwrap()].to_owned(), c.to_owned()))
+            .collect()
+    };
+    let (was, now) = (cells(&doc), cells(&std::fs::read_to_string(&file).unwrap()));
+    // All but the deleted cell and the edited one (rewritten field by field) are found.
+    assert_eq!((was.len(), now.len()), (480, 478));
+    for i in (0..480).filter(|i| ![1, 4].contains(i)) {
+        let id = format!(r#""id":"c{i}""#);
+        assert_eq!(was.get(&id), now.get(&id), "cell {i} was rewritten");
+    }
+    let nb = on_disk(&server, "mid.ipynb");
+    let ids: Vec<&str> = nb["cells"].as_array().unwrap()[..4]
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], "c3");
+    assert_eq!(&ids[2..], ["c0", "c1"]);
+    assert_eq!(nb["cells"][1]["source"], "m");
+    assert_eq!(nb["cells"][3]["source"], "y");
+    assert_eq!(nb["cells"].as_array().unwrap().len(), 480);
+}

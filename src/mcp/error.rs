@@ -162,6 +162,9 @@ impl ToolError {
             notebook::Error::Conflict { .. } => "conflict",
             notebook::Error::Busy { .. } => "busy",
             notebook::Error::Io { .. } => "io_error",
+            notebook::Error::WriteTooLarge { .. }
+            | notebook::Error::EditTooLarge { .. }
+            | notebook::Error::ReadTooLarge { .. } => "too_large",
             _ => "invalid_argument",
         };
         ToolError { status, message }

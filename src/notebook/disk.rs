@@ -177,7 +177,9 @@ pub(crate) fn read_regular_capped(target: &Path, max: u64) -> Result<Vec<u8>, Ca
     if meta.len() > max {
         return Err(CappedReadError::TooLarge(meta.len()));
     }
-    let mut bytes = Vec::new();
+    // Sized for the file up front: grown by doubling, the buffer would peak at up to three
+    // times the file while it is copied over.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     // `take` bounds the read even if the file grows after the size check.
     file.take(max + 1)
         .read_to_end(&mut bytes)
@@ -188,9 +190,11 @@ pub(crate) fn read_regular_capped(target: &Path, max: u64) -> Result<Vec<u8>, Ca
     Ok(bytes)
 }
 
-/// Reads a notebook file (see [`read_regular_capped`]), up to [`MAX_READ_BYTES`].
-pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error> {
-    read_regular_capped(target, MAX_READ_BYTES).map_err(|e| match e {
+/// Reads a notebook file (see [`read_regular_capped`]) of at most `max` bytes (at most
+/// [`MAX_READ_BYTES`]: a bigger one is refused, saying it is over the read limit).
+pub(crate) fn read_capped(target: &Path, display: &str, max: u64) -> Result<Vec<u8>, Error> {
+    let max = max.min(MAX_READ_BYTES);
+    read_regular_capped(target, max).map_err(|e| match e {
         CappedReadError::NotFound => Error::NotFound {
             path: display.to_owned(),
         },
@@ -200,7 +204,7 @@ pub(crate) fn read_capped(target: &Path, display: &str) -> Result<Vec<u8>, Error
         CappedReadError::TooLarge(size) => Error::ReadTooLarge {
             path: display.to_owned(),
             size,
-            max: MAX_READ_BYTES,
+            max,
         },
         CappedReadError::Io(action, e) => io_err(action, display, e),
     })

@@ -2,13 +2,14 @@
 //!
 //! Pure functions on a [`Doc`]; the store runs them inside a locked read-modify-write. A cell is
 //! named by its index or its id ([`CellRef`]); an index is the cell's position at the moment the
-//! edit runs, an id follows the cell wherever it moves.
+//! edit runs, an id follows the cell wherever it moves. Each edit changes only the fields it
+//! means to: every other cell, and every other field of the cell, is written back as read.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::format::{Doc, cell_source};
+use super::format::{Doc, cell_source, is_empty_list};
 use super::{CellType, Error};
 
 /// A cell, by zero-based index (integer) or by id (string).
@@ -39,7 +40,7 @@ pub(crate) struct CellPos {
 
 /// The index of the cell `cell` names. A string of digits that is no cell's id is taken as an
 /// index (models often quote numbers).
-pub(crate) fn locate(doc: &Doc, cell: &CellRef, path: &str) -> Result<usize, Error> {
+pub(crate) fn locate(doc: &Doc<'_>, cell: &CellRef, path: &str) -> Result<usize, Error> {
     let count = doc.cells.len();
     let missing = || Error::NoSuchCell {
         path: path.to_owned(),
@@ -57,22 +58,31 @@ pub(crate) fn locate(doc: &Doc, cell: &CellRef, path: &str) -> Result<usize, Err
         CellRef::Id(id) => doc
             .cells
             .iter()
-            .position(|c| c.get("id").and_then(Value::as_str) == Some(id.as_str()))
+            .position(|c| c.id() == Some(id.as_str()))
             .or_else(|| id.parse::<usize>().ok().filter(|i| *i < count))
             .ok_or_else(missing),
     }
 }
 
-fn pos(doc: &Doc, index: usize) -> CellPos {
+fn pos(doc: &Doc<'_>, index: usize) -> CellPos {
     CellPos {
         index,
         id: doc.cell_id(index),
     }
 }
 
+/// A JSON failure while changing a cell (not expected: what is written was just made, and what
+/// was read was checked when parsed).
+fn unwritable(path: &str) -> impl Fn(serde_json::Error) -> Error + '_ {
+    move |e| Error::InvalidNotebook {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
 /// Inserts a new cell at `index` (default: the end).
 pub(crate) fn insert(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     cell_type: CellType,
     source: &str,
     index: Option<usize>,
@@ -87,27 +97,27 @@ pub(crate) fn insert(
             max: count,
         });
     }
-    let cell = doc.new_cell(cell_type, source);
+    let cell = doc.new_cell(cell_type, source).map_err(unwritable(path))?;
     doc.cells.insert(index, cell);
     Ok(pos(doc, index))
 }
 
 /// Replaces a cell's source. Outputs of a code cell are kept, as Jupyter does, until it runs.
 pub(crate) fn edit(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     cell: &CellRef,
     source: &str,
     path: &str,
 ) -> Result<CellPos, Error> {
     let index = locate(doc, cell, path)?;
-    if let Some(obj) = doc.cells[index].as_object_mut() {
-        obj.insert("source".into(), Value::from(source));
-    }
+    doc.cells[index]
+        .set("source", &source)
+        .map_err(unwritable(path))?;
     Ok(pos(doc, index))
 }
 
 /// Removes a cell; returns where it was.
-pub(crate) fn delete(doc: &mut Doc, cell: &CellRef, path: &str) -> Result<CellPos, Error> {
+pub(crate) fn delete(doc: &mut Doc<'_>, cell: &CellRef, path: &str) -> Result<CellPos, Error> {
     let index = locate(doc, cell, path)?;
     let removed = pos(doc, index);
     doc.cells.remove(index);
@@ -116,7 +126,7 @@ pub(crate) fn delete(doc: &mut Doc, cell: &CellRef, path: &str) -> Result<CellPo
 
 /// Moves a cell so that it ends up at index `to`.
 pub(crate) fn move_to(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     cell: &CellRef,
     to: usize,
     path: &str,
@@ -136,9 +146,9 @@ pub(crate) fn move_to(
 }
 
 /// Clears the outputs and execution count of one code cell, or of all of them. Returns how many
-/// cells had something to clear.
+/// cells had something to clear. A cell already clear is left as it was.
 pub(crate) fn clear_outputs(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     cell: Option<&CellRef>,
     path: &str,
 ) -> Result<usize, Error> {
@@ -148,18 +158,25 @@ pub(crate) fn clear_outputs(
     };
     let mut cleared = 0;
     for i in indexes {
-        if let Some(obj) = doc.cells[i].as_object_mut()
-            && obj.get("cell_type").and_then(Value::as_str) == Some("code")
-        {
-            let had = obj
-                .get("outputs")
-                .and_then(Value::as_array)
-                .is_some_and(|o| !o.is_empty())
-                || obj.get("execution_count").is_some_and(|c| !c.is_null());
-            obj.insert("outputs".into(), json!([]));
-            obj.insert("execution_count".into(), Value::Null);
-            cleared += usize::from(had);
+        let cell = &mut doc.cells[i];
+        if !cell.is_code() {
+            continue;
         }
+        // One pass over the cell rather than one per field looked at and set.
+        cell.split().map_err(unwritable(path))?;
+        let outputs = cell.field("outputs");
+        // Only a list counts as outputs to clear, but anything else is replaced all the same.
+        let had_outputs = outputs.is_some_and(|o| o.get().starts_with('[') && !is_empty_list(o));
+        let outputs_clear = outputs.is_some_and(is_empty_list);
+        let count = cell.field("execution_count").map(|c| c.get() != "null");
+        if !outputs_clear {
+            cell.set("outputs", &json!([])).map_err(unwritable(path))?;
+        }
+        if count != Some(false) {
+            cell.set("execution_count", &Value::Null)
+                .map_err(unwritable(path))?;
+        }
+        cleared += usize::from(had_outputs || count == Some(true));
     }
     Ok(cleared)
 }
@@ -172,18 +189,14 @@ pub(crate) struct CodeCell {
 }
 
 /// The code cell `cell` names, refusing markdown and raw cells.
-pub(crate) fn code_cell(doc: &Doc, cell: &CellRef, path: &str) -> Result<CodeCell, Error> {
+pub(crate) fn code_cell(doc: &Doc<'_>, cell: &CellRef, path: &str) -> Result<CodeCell, Error> {
     let index = locate(doc, cell, path)?;
     let c = &doc.cells[index];
-    let cell_type = c
-        .get("cell_type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if cell_type != "code" {
+    if !c.is_code() {
         return Err(Error::NotCode {
             path: path.to_owned(),
             index,
-            cell_type: cell_type.to_owned(),
+            cell_type: c.cell_type().to_owned(),
         });
     }
     Ok(CodeCell {
@@ -193,9 +206,9 @@ pub(crate) fn code_cell(doc: &Doc, cell: &CellRef, path: &str) -> Result<CodeCel
 }
 
 /// The code cells with index in `start..stop`, in order.
-pub(crate) fn code_cells(doc: &Doc, start: usize, stop: usize) -> Vec<CodeCell> {
+pub(crate) fn code_cells(doc: &Doc<'_>, start: usize, stop: usize) -> Vec<CodeCell> {
     (start..stop.min(doc.cells.len()))
-        .filter(|&i| doc.cells[i].get("cell_type").and_then(Value::as_str) == Some("code"))
+        .filter(|&i| doc.cells[i].is_code())
         .map(|i| CodeCell {
             pos: pos(doc, i),
             source: cell_source(&doc.cells[i]),
@@ -207,7 +220,7 @@ pub(crate) fn code_cells(doc: &Doc, start: usize, stop: usize) -> Vec<CodeCell> 
 /// at the same index holding the same source: the run's outputs must not land on another
 /// cell).
 pub(crate) fn save_outputs(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     ran: &CodeCell,
     outputs: Vec<Value>,
     execution_count: Option<u64>,
@@ -227,31 +240,27 @@ pub(crate) fn save_outputs(
             cell: ran.pos.index,
         });
     };
-    if let Some(obj) = doc.cells[index].as_object_mut() {
-        obj.insert("outputs".into(), Value::Array(outputs));
-        obj.insert(
-            "execution_count".into(),
-            execution_count.map_or(Value::Null, Value::from),
-        );
-    }
+    let cell = &mut doc.cells[index];
+    cell.set("outputs", &outputs).map_err(unwritable(path))?;
+    cell.set("execution_count", &execution_count)
+        .map_err(unwritable(path))?;
     Ok(pos(doc, index))
 }
 
 /// Appends a code cell holding `source`, its outputs and execution count.
 pub(crate) fn append_run(
-    doc: &mut Doc,
+    doc: &mut Doc<'_>,
     source: &str,
     outputs: Vec<Value>,
     execution_count: Option<u64>,
-) -> CellPos {
-    let mut cell = doc.new_cell(CellType::Code, source);
-    if let Some(obj) = cell.as_object_mut() {
-        obj.insert("outputs".into(), Value::Array(outputs));
-        obj.insert(
-            "execution_count".into(),
-            execution_count.map_or(Value::Null, Value::from),
-        );
-    }
+    path: &str,
+) -> Result<CellPos, Error> {
+    let mut cell = doc
+        .new_cell(CellType::Code, source)
+        .map_err(unwritable(path))?;
+    cell.set("outputs", &outputs).map_err(unwritable(path))?;
+    cell.set("execution_count", &execution_count)
+        .map_err(unwritable(path))?;
     doc.cells.push(cell);
-    pos(doc, doc.cells.len() - 1)
+    Ok(pos(doc, doc.cells.len() - 1))
 }

@@ -34,9 +34,10 @@ pub(crate) use format::Doc;
 use paths::check_relative;
 pub(crate) use paths::display_path;
 
-/// Largest notebook `create` will write, in bytes.
+/// Largest notebook `create` or a change will write, in bytes.
 pub(crate) const MAX_WRITE_BYTES: usize = 10 * 1024 * 1024;
-/// Largest notebook file `read` will open, in bytes.
+/// Largest notebook file `read` will open (and a change that may shrink it, such as
+/// clear_outputs, will edit), in bytes.
 pub(crate) const MAX_READ_BYTES: u64 = 50 * 1024 * 1024;
 /// Longest relative path accepted, in bytes.
 pub(crate) const MAX_PATH_BYTES: usize = 1024;
@@ -77,13 +78,20 @@ pub(crate) enum Error {
     #[error("`{path}` is not a regular file; give the path of a .ipynb file")]
     NotAFile { path: String },
     #[error(
-        "notebook `{path}` would be {size} bytes, over the {max}-byte limit; write fewer or smaller cells"
+        "notebook `{path}` would be {size} bytes, over the {max}-byte write limit; make it \
+         smaller: fewer or smaller cells, or clear_outputs to drop saved outputs"
     )]
     WriteTooLarge {
         path: String,
         size: usize,
         max: usize,
     },
+    #[error(
+        "notebook `{path}` is {size} bytes, over the {max}-byte write limit, and this change \
+         cannot make it smaller; shrink it first with clear_outputs (of every cell, or of the \
+         cells with big outputs) or delete_cell, then retry"
+    )]
+    EditTooLarge { path: String, size: u64, max: usize },
     #[error(
         "notebook `{path}` is {size} bytes, over the {max}-byte read limit; split it into smaller notebooks"
     )]
@@ -165,6 +173,16 @@ impl CellType {
             CellType::Raw => "raw",
         }
     }
+}
+
+/// Whether a change can make a notebook smaller. One that cannot (insert, move, append) is
+/// refused on a notebook already over the write cap before the file is read; one that can
+/// (edit, delete, clear or replace outputs) runs on notebooks up to the read cap and is refused
+/// only if its result is over the write cap, so clear_outputs can shrink an oversized notebook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shrinks {
+    No,
+    Maybe,
 }
 
 /// One cell to write into a new notebook.
@@ -297,9 +315,11 @@ impl NotebookStore {
         if !overwrite && fs::symlink_metadata(&target).is_ok() {
             return Err(Error::AlreadyExists { path: display });
         }
-        let mut doc = Doc::new_empty();
+        let mut doc = Doc::new_empty().map_err(|e| unwritable(&display, e))?;
         for cell in cells {
-            let new = doc.new_cell(cell.cell_type, &cell.source);
+            let new = doc
+                .new_cell(cell.cell_type, &cell.source)
+                .map_err(|e| unwritable(&display, e))?;
             doc.cells.push(new);
         }
         let cell_ids = (0..doc.cells.len())
@@ -328,7 +348,7 @@ impl NotebookStore {
     ) -> Result<NotebookView, Error> {
         let target = self.resolve(path)?;
         let display = display_path(path);
-        let bytes = read_capped(&target, &display)?;
+        let bytes = read_capped(&target, &display, MAX_READ_BYTES)?;
         let window = window::Window {
             start,
             limit: limit.unwrap_or(usize::MAX),
@@ -338,7 +358,9 @@ impl NotebookStore {
         // its precise error.
         let Some(parsed) = window::parse(&bytes, &window) else {
             let doc = Doc::parse(&bytes, &display)?;
-            return Ok(doc.view(&display, revision(&bytes), include_outputs, start, limit));
+            return doc
+                .view(&display, revision(&bytes), include_outputs, start, limit)
+                .map_err(|e| unwritable(&display, e));
         };
         Ok(NotebookView {
             path: display,
@@ -357,13 +379,18 @@ impl NotebookStore {
     /// Applies `op` to a notebook as one read-modify-write under its writer lock, replacing the
     /// file atomically. With `expected`, refuses (`Conflict`) if the file is no longer at that
     /// revision. With `create_missing`, a missing notebook starts empty (nbformat 4.5).
+    /// `shrinks` says whether `op` can make the notebook smaller (see [`Shrinks`]).
     /// Returns what `op` returned and the new revision.
+    ///
+    /// Memory: the file's bytes, what `op` adds, and the new file (built only once its size is
+    /// known to be under the write cap); the document borrows the bytes read (see `format`).
     pub(crate) fn change<T>(
         &self,
         path: &str,
         expected: Option<&str>,
         create_missing: bool,
-        op: impl FnOnce(&mut Doc, &str) -> Result<T, Error>,
+        shrinks: Shrinks,
+        op: impl FnOnce(&mut Doc<'_>, &str) -> Result<T, Error>,
     ) -> Result<(T, String), Error> {
         let target = self.resolve(path)?;
         let display = display_path(path);
@@ -371,11 +398,24 @@ impl NotebookStore {
             self.make_parent(&target, &display)?;
         }
         let _lock = WriteLock::acquire(&target, &display)?;
-        let (mut doc, current) = match read_capped(&target, &display) {
-            Ok(bytes) => (Doc::parse(&bytes, &display)?, Some(revision(&bytes))),
-            Err(Error::NotFound { .. }) if create_missing => (Doc::new_empty(), None),
+        let cap = match shrinks {
+            Shrinks::No => MAX_WRITE_BYTES as u64,
+            Shrinks::Maybe => MAX_READ_BYTES,
+        };
+        let bytes = match read_capped(&target, &display, cap) {
+            Ok(bytes) => Some(bytes),
+            Err(Error::NotFound { .. }) if create_missing => None,
+            // Refused before the file is read: the change could only leave it over the cap.
+            Err(Error::ReadTooLarge { path, size, .. }) if shrinks == Shrinks::No => {
+                return Err(Error::EditTooLarge {
+                    path,
+                    size,
+                    max: MAX_WRITE_BYTES,
+                });
+            }
             Err(e) => return Err(e),
         };
+        let current = bytes.as_deref().map(revision);
         if let Some(expected) = expected
             && current.as_deref() != Some(expected)
         {
@@ -385,11 +425,18 @@ impl NotebookStore {
                 current: current.unwrap_or_else(|| "absent".into()),
             });
         }
-        doc.fill_missing_ids();
+        let mut doc = match &bytes {
+            Some(bytes) => Doc::parse(bytes, &display)?,
+            None => Doc::new_empty().map_err(|e| unwritable(&display, e))?,
+        };
+        doc.fill_missing_ids()
+            .map_err(|e| unwritable(&display, e))?;
         let out = op(&mut doc, &display)?;
-        let bytes = render_capped(&doc, &display)?;
-        write_atomic(&target, &bytes, true, &display)?;
-        Ok((out, revision(&bytes)))
+        let new = render_capped(&doc, &display)?;
+        drop(doc);
+        drop(bytes);
+        write_atomic(&target, &new, true, &display)?;
+        Ok((out, revision(&new)))
     }
 
     /// Reads a notebook for a look that changes nothing (which cell to run, say), checking
@@ -399,11 +446,11 @@ impl NotebookStore {
         &self,
         path: &str,
         expected: Option<&str>,
-        op: impl FnOnce(&Doc, &str) -> Result<T, Error>,
+        op: impl FnOnce(&Doc<'_>, &str) -> Result<T, Error>,
     ) -> Result<(T, String), Error> {
         let target = self.resolve(path)?;
         let display = display_path(path);
-        let bytes = read_capped(&target, &display)?;
+        let bytes = read_capped(&target, &display, MAX_READ_BYTES)?;
         let current = revision(&bytes);
         if let Some(expected) = expected
             && current != expected
@@ -546,20 +593,25 @@ impl NotebookStore {
     }
 }
 
-/// Renders `doc`, refusing a file over the write cap.
-fn render_capped(doc: &Doc, display: &str) -> Result<Vec<u8>, Error> {
-    let bytes = doc.render().map_err(|e| Error::InvalidNotebook {
-        path: display.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if bytes.len() > MAX_WRITE_BYTES {
+/// Renders `doc`, refusing a file over the write cap before building it.
+fn render_capped(doc: &Doc<'_>, display: &str) -> Result<Vec<u8>, Error> {
+    let size = doc.rendered_len().map_err(|e| unwritable(display, e))?;
+    if size > MAX_WRITE_BYTES {
         return Err(Error::WriteTooLarge {
             path: display.to_owned(),
-            size: bytes.len(),
+            size,
             max: MAX_WRITE_BYTES,
         });
     }
-    Ok(bytes)
+    doc.render(size).map_err(|e| unwritable(display, e))
+}
+
+/// A JSON failure building a notebook (not expected: it was parsed or just made).
+fn unwritable(display: &str, e: serde_json::Error) -> Error {
+    Error::InvalidNotebook {
+        path: display.to_owned(),
+        reason: e.to_string(),
+    }
 }
 
 pub(crate) fn io_err(action: &'static str, path: &str, source: io::Error) -> Error {
@@ -912,7 +964,7 @@ mod tests {
         let (_dir, store) = store();
         old_notebook(&store, "old.ipynb", 4);
         let (pos, _) = store
-            .change("old.ipynb", None, false, |doc, p| {
+            .change("old.ipynb", None, false, Shrinks::No, |doc, p| {
                 edit::insert(doc, CellType::Code, "x = 2", Some(1), p)
             })
             .unwrap();
@@ -933,7 +985,7 @@ mod tests {
         );
         assert_eq!(raw["cells"][2]["metadata"]["tags"], json!(["x"]));
         let err = store
-            .change("old.ipynb", None, false, |doc, p| {
+            .change("old.ipynb", None, false, Shrinks::Maybe, |doc, p| {
                 edit::delete(doc, &CellRef::Id("nope".into()), p)
             })
             .unwrap_err();
@@ -945,7 +997,7 @@ mod tests {
         let (_dir, store) = store();
         old_notebook(&store, "nb.ipynb", 5);
         store
-            .change("nb.ipynb", None, false, |doc, p| {
+            .change("nb.ipynb", None, false, Shrinks::Maybe, |doc, p| {
                 edit::edit(doc, &CellRef::Index(1), "y", p)
             })
             .unwrap();
@@ -959,7 +1011,7 @@ mod tests {
         let (_dir, store) = store();
         let made = store.create("nb.ipynb", &cells(), false).unwrap();
         let (moved, _) = store
-            .change("nb.ipynb", None, false, |doc, p| {
+            .change("nb.ipynb", None, false, Shrinks::No, |doc, p| {
                 edit::move_to(doc, &CellRef::Id(made.cell_ids[0].clone()), 2, p)
             })
             .unwrap();
@@ -967,18 +1019,18 @@ mod tests {
         let view = store.read("nb.ipynb", false, 0, None).unwrap();
         assert_eq!(view.cells[2].id.as_deref(), Some(made.cell_ids[0].as_str()));
         store
-            .change("nb.ipynb", None, false, |doc, p| {
+            .change("nb.ipynb", None, false, Shrinks::Maybe, |doc, p| {
                 edit::delete(doc, &CellRef::Id("0".into()), p)
             })
             .unwrap();
         let view = store.read("nb.ipynb", false, 0, None).unwrap();
         assert_eq!(view.total_cells, 2);
         assert_eq!(view.cells[0].id.as_deref(), Some(made.cell_ids[2].as_str()));
-        let bad = store.change("nb.ipynb", None, false, |doc, p| {
+        let bad = store.change("nb.ipynb", None, false, Shrinks::No, |doc, p| {
             edit::move_to(doc, &CellRef::Index(0), 2, p)
         });
         assert!(matches!(bad, Err(Error::BadPosition { .. })));
-        let bad = store.change("nb.ipynb", None, false, |doc, p| {
+        let bad = store.change("nb.ipynb", None, false, Shrinks::No, |doc, p| {
             edit::insert(doc, CellType::Raw, "", Some(3), p)
         });
         assert!(matches!(bad, Err(Error::BadPosition { .. })));
@@ -989,15 +1041,23 @@ mod tests {
         let (_dir, store) = store();
         let made = store.create("nb.ipynb", &cells(), false).unwrap();
         let (_, rev2) = store
-            .change("nb.ipynb", Some(&made.revision), false, |doc, p| {
-                edit::edit(doc, &CellRef::Index(0), "a", p)
-            })
+            .change(
+                "nb.ipynb",
+                Some(&made.revision),
+                false,
+                Shrinks::Maybe,
+                |doc, p| edit::edit(doc, &CellRef::Index(0), "a", p),
+            )
             .unwrap();
         assert_ne!(rev2, made.revision);
         let before = fs::read(store.root.join("nb.ipynb")).unwrap();
-        let stale = store.change("nb.ipynb", Some(&made.revision), false, |doc, p| {
-            edit::edit(doc, &CellRef::Index(0), "b", p)
-        });
+        let stale = store.change(
+            "nb.ipynb",
+            Some(&made.revision),
+            false,
+            Shrinks::Maybe,
+            |doc, p| edit::edit(doc, &CellRef::Index(0), "b", p),
+        );
         assert!(matches!(stale, Err(Error::Conflict { .. })));
         assert_eq!(fs::read(store.root.join("nb.ipynb")).unwrap(), before);
         assert_eq!(
@@ -1016,7 +1076,7 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..10 {
                         store
-                            .change("nb.ipynb", None, false, |doc, p| {
+                            .change("nb.ipynb", None, false, Shrinks::No, |doc, p| {
                                 edit::insert(doc, CellType::Code, &format!("{t}-{i}"), None, p)
                             })
                             .unwrap();
@@ -1056,7 +1116,7 @@ mod tests {
         while !flag.exists() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let result = store.change("sub/nb.ipynb", None, false, |doc, p| {
+        let result = store.change("sub/nb.ipynb", None, false, Shrinks::No, |doc, p| {
             edit::insert(doc, CellType::Code, "x", None, p)
         });
         // flock(1) runs `sh -c`; the lock dies with the whole group (sh and sleep).
@@ -1074,14 +1134,14 @@ mod tests {
     fn change_with_create_missing_starts_a_4_5_notebook() {
         let (_dir, store) = store();
         let (pos, _) = store
-            .change("new/s.ipynb", None, true, |doc, _| {
-                Ok(edit::append_run(doc, "1+1", vec![], Some(1)))
+            .change("new/s.ipynb", None, true, Shrinks::No, |doc, p| {
+                edit::append_run(doc, "1+1", vec![], Some(1), p)
             })
             .unwrap();
         assert_eq!(pos.index, 0);
         assert!(pos.id.is_some());
         assert!(matches!(
-            store.change("missing.ipynb", None, false, |_, _| Ok(())),
+            store.change("missing.ipynb", None, false, Shrinks::Maybe, |_, _| Ok(())),
             Err(Error::NotFound { .. })
         ));
     }

@@ -1,9 +1,8 @@
 //! Reading a window of cells without building the whole notebook in memory.
 //!
-//! `Doc::parse` makes every JSON value of a file a `serde_json::Value`: a 50 MB notebook of
-//! small values became ~800 MB. `read_notebook` shows a window of cells (50 by default), so it
-//! parses the file with serde visitors instead: the cells in the window become values, every
-//! other cell is only checked (an object with a string `cell_type` and a string-or-list
+//! Parsed whole into `serde_json::Value`s, a 50 MB notebook of small values became ~800 MB.
+//! `read_notebook` shows a window of cells (50 by default), so it parses the file with serde
+//! visitors instead: the cells in the window become values, every other cell is only checked (an object with a string `cell_type` and a string-or-list
 //! `source`, as `Doc::parse` checks) and skipped, and so are metadata and, when not asked for,
 //! outputs. Only a file that does not pass goes through `Doc::parse`, for its precise error.
 
@@ -182,9 +181,9 @@ impl<'de> Deserialize<'de> for Str {
     }
 }
 
-/// A `source`: a string or a list of strings, not kept.
+/// A `source`: a string or a list of strings, not kept (also `format`'s check of a cell).
 #[derive(Default)]
-struct Source;
+pub(super) struct Source;
 
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
@@ -264,7 +263,9 @@ mod tests {
                         include_outputs,
                     };
                     let parsed = parse(&bytes, &w).unwrap();
-                    let whole = doc.view("n", String::new(), include_outputs, start, Some(limit));
+                    let whole = doc
+                        .view("n", String::new(), include_outputs, start, Some(limit))
+                        .unwrap();
                     assert_eq!(parsed.total_cells, whole.total_cells);
                     assert_eq!(parsed.minor, whole.nbformat_minor);
                     let cells: Vec<_> = parsed

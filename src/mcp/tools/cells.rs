@@ -15,7 +15,7 @@ use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{ToolError, respond, structured};
 use crate::notebook::edit::{self, CellPos, CellRef};
-use crate::notebook::{CellType, Doc, Error};
+use crate::notebook::{CellType, Doc, Error, Shrinks};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,17 +107,23 @@ impl JupyterMcp {
         path: String,
         revision: Option<String>,
         what: &'static str,
-        op: impl FnOnce(&mut Doc, &str) -> Result<(Option<CellPos>, Option<usize>), Error>
+        shrinks: Shrinks,
+        op: impl FnOnce(&mut Doc<'_>, &str) -> Result<(Option<CellPos>, Option<usize>), Error>
         + Send
         + 'static,
     ) -> Result<CallToolResult, ToolError> {
         let change = self
             .with_store(ctx, move |s| {
-                let ((pos, cleared, total), revision) =
-                    s.change(&path, revision.as_deref(), false, |doc, display| {
+                let ((pos, cleared, total), revision) = s.change(
+                    &path,
+                    revision.as_deref(),
+                    false,
+                    shrinks,
+                    |doc, display| {
                         let (pos, cleared) = op(doc, display)?;
                         Ok((pos, cleared, doc.cells.len()))
-                    })?;
+                    },
+                )?;
                 Ok(CellChange {
                     path: crate::notebook::display_path(&path),
                     revision,
@@ -155,11 +161,11 @@ impl JupyterMcp {
         Parameters(a): Parameters<InsertCellArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let op = move |doc: &mut Doc, p: &str| {
+        let op = move |doc: &mut Doc<'_>, p: &str| {
             edit::insert(doc, a.cell_type, &a.source, a.index, p).map(|c| (Some(c), None))
         };
         respond(
-            self.change_cells(&ctx, a.path, a.revision, "inserted", op)
+            self.change_cells(&ctx, a.path, a.revision, "inserted", Shrinks::No, op)
                 .await,
         )
     }
@@ -174,11 +180,11 @@ impl JupyterMcp {
         Parameters(a): Parameters<EditCellArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let op = move |doc: &mut Doc, p: &str| {
+        let op = move |doc: &mut Doc<'_>, p: &str| {
             edit::edit(doc, &a.cell, &a.source, p).map(|c| (Some(c), None))
         };
         respond(
-            self.change_cells(&ctx, a.path, a.revision, "edited", op)
+            self.change_cells(&ctx, a.path, a.revision, "edited", Shrinks::Maybe, op)
                 .await,
         )
     }
@@ -193,10 +199,11 @@ impl JupyterMcp {
         Parameters(a): Parameters<DeleteCellArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let op =
-            move |doc: &mut Doc, p: &str| edit::delete(doc, &a.cell, p).map(|c| (Some(c), None));
+        let op = move |doc: &mut Doc<'_>, p: &str| {
+            edit::delete(doc, &a.cell, p).map(|c| (Some(c), None))
+        };
         respond(
-            self.change_cells(&ctx, a.path, a.revision, "deleted", op)
+            self.change_cells(&ctx, a.path, a.revision, "deleted", Shrinks::Maybe, op)
                 .await,
         )
     }
@@ -211,11 +218,11 @@ impl JupyterMcp {
         Parameters(a): Parameters<MoveCellArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let op = move |doc: &mut Doc, p: &str| {
+        let op = move |doc: &mut Doc<'_>, p: &str| {
             edit::move_to(doc, &a.cell, a.to, p).map(|c| (Some(c), None))
         };
         respond(
-            self.change_cells(&ctx, a.path, a.revision, "moved", op)
+            self.change_cells(&ctx, a.path, a.revision, "moved", Shrinks::No, op)
                 .await,
         )
     }
@@ -230,7 +237,7 @@ impl JupyterMcp {
         Parameters(a): Parameters<ClearOutputsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let op = move |doc: &mut Doc, p: &str| {
+        let op = move |doc: &mut Doc<'_>, p: &str| {
             let pos = match &a.cell {
                 Some(c) => Some(edit::locate(doc, c, p)?),
                 None => None,
@@ -243,8 +250,15 @@ impl JupyterMcp {
             Ok((pos, Some(cleared)))
         };
         respond(
-            self.change_cells(&ctx, a.path, a.revision, "cleared outputs", op)
-                .await,
+            self.change_cells(
+                &ctx,
+                a.path,
+                a.revision,
+                "cleared outputs",
+                Shrinks::Maybe,
+                op,
+            )
+            .await,
         )
     }
 }

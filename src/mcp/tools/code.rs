@@ -518,11 +518,10 @@ impl JupyterMcp {
         let count = execution.execution_count;
         let saved = self
             .with_store(ctx, move |s| {
-                let (pos, revision) = s.change(&path, None, true, |doc, _| {
-                    Ok(crate::notebook::edit::append_run(
-                        doc, &code, outputs, count,
-                    ))
-                })?;
+                let (pos, revision) =
+                    s.change(&path, None, true, crate::notebook::Shrinks::No, |doc, p| {
+                        crate::notebook::edit::append_run(doc, &code, outputs, count, p)
+                    })?;
                 Ok((path, pos, revision))
             })
             .await;

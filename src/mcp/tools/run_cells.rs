@@ -17,6 +17,7 @@ use crate::kernel::ExecStatus;
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{ToolError, respond, structured};
+use crate::notebook::Shrinks;
 use crate::notebook::edit::{self, CellRef, CodeCell};
 use crate::output::OutputItem;
 
@@ -110,7 +111,7 @@ impl JupyterMcp {
         let path = path.to_owned();
         let saved = self
             .with_store(ctx, move |s| {
-                let (pos, revision) = s.change(&path, None, false, |doc, p| {
+                let (pos, revision) = s.change(&path, None, false, Shrinks::Maybe, |doc, p| {
                     edit::save_outputs(doc, &cell, outputs, count, p)
                 })?;
                 Ok(SavedCell {
@@ -282,7 +283,7 @@ impl JupyterMcp {
 
 /// The code cells with a non-blank source in `start..stop`, or why the range is wrong.
 fn range_cells(
-    doc: &crate::notebook::Doc,
+    doc: &crate::notebook::Doc<'_>,
     start: Option<usize>,
     stop: Option<usize>,
 ) -> Result<Vec<CodeCell>, String> {
