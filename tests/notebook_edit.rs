@@ -1391,8 +1391,10 @@ async fn edits_of_a_notebook_under_the_write_cap_keep_the_server_small() {
         size >> 20,
         grown >> 20
     );
+    // 3x the file plus 24 MiB of slack: the rest of the server (its threads, the warm spare's
+    // start) moved the peak by 21 to 39 MiB between identical runs. The Value model took ~38x.
     assert!(
-        grown < 3 * size,
+        grown < 3 * size + (24 << 20),
         "peak RSS grew by {} MiB for a {} MiB notebook",
         grown >> 20,
         size >> 20
