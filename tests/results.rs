@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// The formats JSON Schema 2020-12 defines.
+/// The formats JSON Schema 2020-12 defines. Written out again rather than imported from
+/// `mcp::schema` on purpose: the test checks the server's list against the specification.
 const STANDARD_FORMATS: &[&str] = &[
     "date-time",
     "date",
