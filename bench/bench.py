@@ -406,7 +406,7 @@ async def bench_server(binary, args):
     try:
         await anyio.sleep(2.0)  # let it settle (and start its warm spare)
         rss = {"idle_after_start": vm_rss_kib(server.pid)}
-        print(f"latency: {len(WORKLOADS)} workloads x 6 clients, n={args.n}", file=sys.stderr)
+        print(f"latency: {len(WORKLOADS)} workloads x 5 clients, n={args.n}", file=sys.stderr)
         out["latency"] = await measure_latency(server.url, args.n, args.rounds)
         server.note_children()
         rss["after_latency"] = vm_rss_kib(server.pid)

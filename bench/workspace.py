@@ -6,6 +6,7 @@ server on loopback): p50 of small calls with the bucket, as a ratio to the same 
 Cases: execute_code('1+1') (nothing changes: one LIST before the call, a directory walk after),
 execute_code writing a small file (plus one conditional PUT), execute_cell on a one-cell
 notebook (the notebook is rewritten and uploaded). Skipped (exit 0) when moto is not installed.
+Writes the `workspace` section of bench/results.json.
 Every process it starts is stopped by PID.
 """
 
@@ -19,7 +20,9 @@ from pathlib import Path
 import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "clients"))
+from harness import write_section  # noqa: E402
 
 
 async def measure(url, n):
@@ -75,6 +78,7 @@ def main():
         for case in results["no bucket"]:
             a, b = results["no bucket"][case], results["bucket"][case]
             print(f"| {case} | {a:.1f} | {b:.1f} | {b / a:.2f}x |")
+        write_section("workspace", {"n": args.n, "p50_ms": results})
     finally:
         moto_proc.kill()
         moto_proc.wait()
