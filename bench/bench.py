@@ -219,12 +219,12 @@ class SdkClient:
 
 
 async def ts_round(url, n):
-    """One node process of bench/ts_client.mjs: TS_WARMUP_CALLS then N timed calls per workload.
-    Returns ({name: seconds}, protocol version)."""
+    """One node process of bench/ts_client.mjs: TS_WARMUP_CALLS then N[name] timed calls per
+    workload. Returns ({name: seconds}, protocol version)."""
     if not NODE.exists() or not (ROOT / "node_modules" / "@modelcontextprotocol" / "sdk").exists():
         raise RuntimeError(f"{NODE} or the TypeScript SDK is missing: run `npm ci` in {ROOT}")
-    spec = json.dumps({k: w.as_json() for k, w in WORKLOADS.items()})
-    proc = await anyio.run_process([str(NODE), str(TS_DRIVER), url, spec, str(n),
+    spec = json.dumps({k: {**w.as_json(), "n": n[k]} for k, w in WORKLOADS.items()})
+    proc = await anyio.run_process([str(NODE), str(TS_DRIVER), url, spec, "1",
                                     str(TS_WARMUP_CALLS)], check=False, cwd=ROOT)
     lines = [l for l in proc.stdout.decode().splitlines() if l.startswith("{")]
     out = json.loads(lines[-1]) if lines else {}
@@ -236,12 +236,13 @@ async def ts_round(url, n):
 
 # ------------------------------------------------------------------------------ measures
 
-async def measure_latency(url, n, rounds):
-    """p50/p99 per workload and client. Rounds interleave the clients (the order rotates each
-    round) so that load from other processes lands on all of them alike."""
+async def measure_latency(url, n, n_heavy, rounds):
+    """p50/p99 per workload and client: N calls of `1+1`, N_HEAVY of the others. Rounds
+    interleave the clients (the order rotates each round) so that load from other processes
+    lands on all of them alike."""
     import httpx2
     from mcp import Client
-    per_round = max(1, n // rounds)
+    per_round = {k: max(1, (n if k == "1+1" else n_heavy) // rounds) for k in WORKLOADS}
     samples = {}  # label -> workload -> [seconds]
     async with AsyncExitStack() as stack:
         raw = await RawKernel().start()
@@ -270,7 +271,7 @@ async def measure_latency(url, n, rounds):
                         samples[ts_label][k] += v
                     continue
                 for name, w in WORKLOADS.items():
-                    for _ in range(per_round):
+                    for _ in range(per_round[name]):
                         samples[c.label][name].append(await c.call(name, w))
     out = {"per_round": per_round, "rounds": rounds, "ts_protocol_version": ts_version,
            "clients": {}}
@@ -406,8 +407,9 @@ async def bench_server(binary, args):
     try:
         await anyio.sleep(2.0)  # let it settle (and start its warm spare)
         rss = {"idle_after_start": vm_rss_kib(server.pid)}
-        print(f"latency: {len(WORKLOADS)} workloads x 5 clients, n={args.n}", file=sys.stderr)
-        out["latency"] = await measure_latency(server.url, args.n, args.rounds)
+        print(f"latency: {len(WORKLOADS)} workloads x 5 clients, n={args.n}/{args.n_heavy}",
+              file=sys.stderr)
+        out["latency"] = await measure_latency(server.url, args.n, args.n_heavy, args.rounds)
         server.note_children()
         rss["after_latency"] = vm_rss_kib(server.pid)
         print(f"parallel: {PARALLEL_KERNELS} kernels", file=sys.stderr)
@@ -472,7 +474,9 @@ def find_binary(explicit):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=200, help="timed calls per client and workload")
+    ap.add_argument("--n", type=int, default=200, help="timed `1+1` calls per client")
+    ap.add_argument("--n-heavy", type=int, default=100,
+                    help="timed calls per client of the plot and of the 1 MB print")
     ap.add_argument("--rounds", type=int, default=5, help="rounds the clients are interleaved in")
     ap.add_argument("--parallel-calls", type=int, default=50,
                     help="calls per caller per round in the parallel measure")
@@ -494,7 +498,7 @@ def main():
         "versions": {"jupyter_client": jupyter_client.__version__,
                      "ipykernel": ipykernel.__version__, "mcp": version("mcp"),
                      "matplotlib": version("matplotlib")},
-        "n": args.n,
+        "n": args.n, "n_heavy": args.n_heavy,
     }
     if args.raw_only:
         async def raw_only():

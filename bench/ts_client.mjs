@@ -5,7 +5,7 @@
 //
 // Usage: node bench/ts_client.mjs URL WORKLOADS_JSON N WARMUP
 //   WORKLOADS_JSON: {"name": {"code": "...", "text": "substring the text must hold",
-//                             "image": true|false}, ...}
+//                             "image": true|false, "n": timed calls (default N)}, ...}
 // Prints one JSON object on stdout: {ok, protocolVersion, samples_ms: {name: [...]}}; exits 1
 // with {ok: false, message} when a call fails or a result does not hold what it should.
 // Timing is performance.now() around client.callTool only; checks run after the clock stops.
@@ -46,7 +46,7 @@ try {
     const call = () => client.callTool({ name: 'execute_code', arguments: { code: want.code } }, undefined, CALL);
     for (let i = 0; i < warmup; i++) check(name, want, await call());
     samples[name] = [];
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < (want.n ?? n); i++) {
       const t = performance.now();
       const result = await call();
       samples[name].push(performance.now() - t);
