@@ -82,8 +82,9 @@ test-clients: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 check-leftovers:
 	scripts/check-leftovers
 
-# Latency and memory against raw jupyter_client on the same ipykernel; figures go to the README.
-bench: $(TEST_DEPS) $(LAMBDA_DEPS)
+# Latency, throughput, cold starts and memory against raw jupyter_client on the same ipykernel
+# (bench/README.md); results in bench/results.json, figures go to the README.
+bench: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --release --locked
 	$(VENV_PY) bench/bench.py
 	JUPYTER_MCP_BIN=target/release/jupyter-mcp-server $(VENV_PY) bench/workspace.py

@@ -1,18 +1,21 @@
-"""Latency and memory benchmark: jupyter-mcp-server against a raw jupyter_client floor.
+"""The server against a raw jupyter_client floor, side by side in one run on the same ipykernel.
 
 Run from the repository root with the project venv (this is what `make bench` does):
 
-    .venv/bin/python bench/bench.py [--n 200] [--total-calls 1000] [--bin PATH] [--raw-only]
+    .venv/bin/python bench/bench.py [--n 200] [--rounds 5] [--bin PATH] [--raw-only]
 
-In one run, against the same ipykernel (the venv's):
-  (a) raw floor: jupyter_client blocking client, N round trips of execute('1+1'), each waiting
-      for the shell execute_reply and the iopub idle status;
-  (b) the server binary, N execute_code('1+1') calls with the Python mcp SDK over one
-      connection (after a warm-up), once per protocol mode; p50/p99 and ratios to the floor;
-  (c) first-call latency on a new kernel name while the warm spare is ready;
-  (d) server RSS (VmRSS of the server process only) idle after start and after --total-calls
-      execute_code calls.
-Prints a markdown table and writes bench/results.json. Every process it starts is stopped by PID.
+Measures (one function each; bench/README.md says how each is taken):
+  latency      p50/p99 of `1+1`, a warm plot and a 1 MB print, for raw jupyter_client over IPC,
+               plain HTTP POSTs, the Python SDK (both eras) and the TypeScript SDK
+               (bench/ts_client.mjs), interleaved in rounds so drift hits every client alike;
+  parallel     calls per second with 8 kernels busy at once: 8 concurrent plain-HTTP callers on
+               8 kernel names against 8 raw clients on 8 raw kernels;
+  first call   execute_code on a new kernel name (warm spare ready);
+  cold start   process start to the first execute_code answer, against a raw kernel's start to
+               its first execute_reply;
+  memory       the server's RSS idle and after everything above.
+Every figure is also given as a ratio to the raw floor of the same run. Prints a markdown table
+and writes the `bench` section of bench/results.json. Every process it starts is stopped by PID.
 """
 
 import argparse
@@ -28,164 +31,108 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_PY = ROOT / ".venv" / "bin" / "python"
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (NODE, POST_HEADERS, RESULTS, ROOT, VENV_PY, WORKLOADS, check_text_and_images,  # noqa: E402
+                     descendants, kill_pids, pid_alive, post_execute, post_execute_sync, ratio,
+                     summary, vm_rss_kib, write_section)
+
 URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/mcp")
-MODES = ["2026-07-28", "legacy"]  # the first is the headline figure
+SDK_MODES = ["2026-07-28", "legacy"]
+TS_DRIVER = ROOT / "bench" / "ts_client.mjs"
 FIRST_CALL_NAMES = [f"bench-new-{i}" for i in range(1, 6)]
 SPARE_WARMUP_SECS = 3.0
-WARMUP_CALLS = 20
+PARALLEL_KERNELS = 8
+WARMUP_CALLS = 5  # per client and workload; the plot's first one imports matplotlib
+TS_WARMUP_CALLS = 2  # per round: each round is a new node process and connection
+CALL_TIMEOUT_SECS = 120
 
 
-# ------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------ raw floor
 
-def pct(samples, p):
-    """Percentile by linear interpolation between closest ranks (samples in seconds -> ms)."""
-    xs = sorted(samples)
-    if not xs:
-        return None
-    k = (len(xs) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return (xs[lo] + (xs[hi] - xs[lo]) * (k - lo)) * 1000.0
+class RawKernel:
+    """One ipykernel started by jupyter_client over IPC (unix sockets in a private directory,
+    like the server's), with the server's matplotlib backend, and its async client."""
 
+    def __init__(self):
+        self.sockdir = tempfile.mkdtemp(prefix="jmcp-raw-")
+        self.km = self.kc = self.pid = None
 
-def summary(samples):
-    return {
-        "n": len(samples),
-        "p50_ms": round(pct(samples, 50), 3),
-        "p99_ms": round(pct(samples, 99), 3),
-        "mean_ms": round(statistics.fmean(samples) * 1000.0, 3),
-        "min_ms": round(min(samples) * 1000.0, 3),
-        "max_ms": round(max(samples) * 1000.0, 3),
-    }
+    async def start(self):
+        from jupyter_client.manager import AsyncKernelManager
+        self.km = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                     ip=os.path.join(self.sockdir, "k"))
+        env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        await self.km.start_kernel(env=env)
+        self.pid = self.km.provisioner.pid if self.km.provisioner else None
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        await self.kc.wait_for_ready(timeout=CALL_TIMEOUT_SECS)
+        return self
 
+    async def execute(self, code):
+        """Sends execute_request and reads iopub up to this request's idle, then its shell
+        execute_reply: both, as the server requires both. Returns (reply, outputs)."""
+        msg_id = self.kc.execute(code, store_history=True)
+        outputs = []
+        while True:
+            msg = await self.kc.get_iopub_msg(timeout=CALL_TIMEOUT_SECS)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            if kind in ("stream", "execute_result", "display_data", "error"):
+                outputs.append(msg)
+        while True:
+            reply = await self.kc.get_shell_msg(timeout=CALL_TIMEOUT_SECS)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply, outputs
 
-def vm_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
-def descendants(pid):
-    """All live descendant PIDs of pid (walks /proc; children files need CONFIG_PROC_CHILDREN)."""
-    parent_of = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-            parent_of[int(entry)] = ppid
-        except (OSError, ValueError, IndexError):
-            continue
-    out, frontier = set(), {pid}
-    while frontier:
-        nxt = {c for c, p in parent_of.items() if p in frontier and c not in out}
-        out |= nxt
-        frontier = nxt
-    return out
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    async def stop(self):
+        if self.kc is not None:
+            self.kc.stop_channels()
+        if self.km is not None:
+            try:
+                await self.km.shutdown_kernel(now=True)
+            except Exception as e:  # noqa: BLE001 - fall through to the PID kill below
+                print(f"raw kernel shutdown failed: {e}", file=sys.stderr)
+        if self.pid and pid_alive(self.pid):
+            kill_pids([self.pid])
+        shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
-def kill_pids(pids, sig=signal.SIGKILL):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+def check_raw(name, workload, reply, outputs):
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"{name}: raw execute failed: {reply['content']}")
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    text += "".join(m["content"].get("data", {}).get("text/plain", "") for m in outputs
+                    if m["msg_type"] == "execute_result")
+    mimes = {k for m in outputs if m["msg_type"] == "display_data" for k in m["content"]["data"]}
+    check_text_and_images(name, workload, text, mimes)
 
 
-# ------------------------------------------------------------------------------- (a) raw
-
-def bench_raw(n):
-    from jupyter_client.manager import KernelManager
-
-    # IPC transport, like the server (unix sockets in a private directory)
-    sockdir = tempfile.mkdtemp(prefix="jmcp-raw-")
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockdir, "k"))
-    kc = None
-    kernel_pid = None
-    result = {}
-    try:
-        t0 = time.perf_counter()
-        km.start_kernel()
-        kernel_pid = km.provisioner.pid if km.provisioner else None
-        kc = km.client()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
-        result["kernel_start_ms"] = round((time.perf_counter() - t0) * 1000.0, 1)
-        result["kernel_cmd"] = km.format_kernel_cmd()
-        result["transport"] = km.transport
-
-        def round_trip(code):
-            msg_id = kc.execute(code, store_history=True)
-            got_reply = got_idle = False
-            reply = None
-            while not (got_reply and got_idle):
-                if not got_idle:
-                    msg = kc.get_iopub_msg(timeout=30)
-                    if (msg["parent_header"].get("msg_id") == msg_id
-                            and msg["msg_type"] == "status"
-                            and msg["content"]["execution_state"] == "idle"):
-                        got_idle = True
-                else:
-                    msg = kc.get_shell_msg(timeout=30)
-                    if msg["parent_header"].get("msg_id") == msg_id:
-                        got_reply = True
-                        reply = msg
-            return reply
-
-        # round_trip reads iopub until this request's idle, then its shell reply (buffered by
-        # then): both are required before the next request, as the server requires both too.
-        for _ in range(WARMUP_CALLS):
-            r = round_trip("1+1")
-            assert r["content"]["status"] == "ok", r["content"]
-        samples = []
-        for _ in range(n):
-            t = time.perf_counter()
-            round_trip("1+1")
-            samples.append(time.perf_counter() - t)
-        result.update(summary(samples))
-    finally:
-        if kc is not None:
-            kc.stop_channels()
-        try:
-            km.shutdown_kernel(now=True)
-        except Exception as e:  # noqa: BLE001 - fall through to the PID kill below
-            print(f"raw kernel shutdown failed: {e}", file=sys.stderr)
-        if kernel_pid and pid_alive(kernel_pid):
-            kill_pids([kernel_pid])
-        shutil.rmtree(sockdir, ignore_errors=True)
-    return result
-
-
-# ------------------------------------------------------------------------------- (b-d) server
+# ------------------------------------------------------------------------------ the server
 
 class ServerProc:
-    def __init__(self, binary, max_kernels):
+    """The server binary on a free loopback port; `listening_s`: from Popen to its URL line."""
+
+    def __init__(self, binary, max_kernels=None):
         self.workdir = tempfile.mkdtemp(prefix="jmcp-bench-")
         args = [str(binary), "--port", "0", "--host", "127.0.0.1", "--working-dir", self.workdir,
-                "--python", str(VENV_PY), "--max-kernels", str(max_kernels)]
+                "--python", str(VENV_PY)]
+        if max_kernels:
+            args += ["--max-kernels", str(max_kernels)]
+        self.started = time.perf_counter()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
         self.pid = self.proc.pid
-        self.log = []
-        self.url = None
-        self.seen_children = set()
+        self.log, self.url, self.seen_children = [], None, set()
         found = threading.Event()
 
         def pump():
@@ -193,6 +140,7 @@ class ServerProc:
                 self.log.append(line)
                 if self.url is None and (m := URL_RE.search(line)):
                     self.url = m.group(0)
+                    self.listening_s = time.perf_counter() - self.started
                     found.set()
         threading.Thread(target=pump, daemon=True).start()
         if not found.wait(60):
@@ -203,6 +151,8 @@ class ServerProc:
         self.seen_children |= descendants(self.pid)
 
     def stop(self):
+        """SIGTERM, then every kernel it should have stopped is killed by PID after 5 s and
+        returned as left over."""
         if self.proc.poll() is None:
             self.note_children()
             self.proc.send_signal(signal.SIGTERM)
@@ -212,7 +162,6 @@ class ServerProc:
                 print("server ignored SIGTERM for 20 s; killing it", file=sys.stderr)
                 self.proc.kill()
                 self.proc.wait()
-        # kernels the server should have stopped: give them a moment, then kill by PID
         deadline = time.monotonic() + 5
         left = [p for p in self.seen_children if pid_alive(p)]
         while left and time.monotonic() < deadline:
@@ -225,96 +174,293 @@ class ServerProc:
         return left
 
 
-async def bench_server(server, n, total_calls):
-    import anyio
-    from mcp import Client
+# ------------------------------------------------------------------------------ clients
+# Each client runs a workload on the server's (or its raw) kernel and returns seconds per call;
+# every answer is checked after its clock stops.
 
-    calls = 0
-    out = {"modes": {}}
+class RawClient:
+    label = "raw jupyter_client (IPC)"
 
-    async def call(client, code, kernel=None):
-        nonlocal calls
-        args = {"code": code}
-        if kernel:
-            args["kernel"] = kernel
-        r = await client.call_tool("execute_code", args)
-        calls += 1
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    async def call(self, name, workload):
+        t = time.perf_counter()
+        reply, outputs = await self.kernel.execute(workload.code)
+        elapsed = time.perf_counter() - t
+        check_raw(name, workload, reply, outputs)
+        return elapsed
+
+
+class HttpClient:
+    label = "plain HTTP POST (httpx2)"
+
+    def __init__(self, http, url):
+        self.http, self.url = http, url
+
+    async def call(self, name, workload):
+        return await post_execute(self.http, self.url, name, workload)
+
+
+class SdkClient:
+    def __init__(self, client, mode):
+        self.client, self.label = client, f"Python mcp SDK, {mode}"
+
+    async def call(self, name, workload):
+        t = time.perf_counter()
+        r = await self.client.call_tool("execute_code", {"code": workload.code})
+        elapsed = time.perf_counter() - t
         if r.is_error or (r.structured_content or {}).get("status") != "ok":
-            raise RuntimeError(f"execute_code failed: {r.model_dump_json()[:1000]}")
-        return r
+            raise RuntimeError(f"{name}: execute_code failed: {r.model_dump_json()[:1000]}")
+        text = "\n".join(getattr(b, "text", "") for b in r.content if b.type == "text")
+        mimes = {b.mime_type for b in r.content if b.type == "image"}
+        check_text_and_images(name, workload, text, mimes)
+        return elapsed
 
-    # (b) steady-state latency, per protocol mode, one connection each
-    kernel_started_at = None
-    for mode in MODES:
-        async with Client(server.url, mode=mode, read_timeout_seconds=120) as client:
-            await client.list_tools()
-            t = time.perf_counter()
-            r = await call(client, "1+1")
-            first = time.perf_counter() - t
-            if kernel_started_at is None:
-                kernel_started_at = time.monotonic()
-                out["default_kernel_first_call_ms"] = round(first * 1000.0, 1)
-            assert "2" in "".join(getattr(b, "text", "") for b in r.content), r
-            for _ in range(WARMUP_CALLS - 1):
-                await call(client, "1+1")
-            samples = []
-            for _ in range(n):
-                t = time.perf_counter()
-                await call(client, "1+1")
-                samples.append(time.perf_counter() - t)
-            out["modes"][mode] = summary(samples)
-    server.note_children()
 
-    # (b') the same call as one plain HTTP POST (no SDK), to separate server time from SDK time
+async def ts_round(url, n):
+    """One node process of bench/ts_client.mjs: TS_WARMUP_CALLS then N[name] timed calls per
+    workload. Returns ({name: seconds}, protocol version)."""
+    if not NODE.exists() or not (ROOT / "node_modules" / "@modelcontextprotocol" / "sdk").exists():
+        raise RuntimeError(f"{NODE} or the TypeScript SDK is missing: run `npm ci` in {ROOT}")
+    spec = json.dumps({k: {**w.as_json(), "n": n[k]} for k, w in WORKLOADS.items()})
+    proc = await anyio.run_process([str(NODE), str(TS_DRIVER), url, spec, "1",
+                                    str(TS_WARMUP_CALLS)], check=False, cwd=ROOT)
+    lines = [l for l in proc.stdout.decode().splitlines() if l.startswith("{")]
+    out = json.loads(lines[-1]) if lines else {}
+    if proc.returncode != 0 or not out.get("ok"):
+        raise RuntimeError(f"ts_client.mjs failed ({proc.returncode}): {out or proc.stdout[-2000:]}"
+                           f"\n{proc.stderr.decode()[-2000:]}")
+    return {k: [x / 1000.0 for x in v] for k, v in out["samples_ms"].items()}, out["protocolVersion"]
+
+
+# ------------------------------------------------------------------------------ measures
+
+async def measure_latency(url, n, n_heavy, rounds):
+    """p50/p99 per workload and client: N calls of `1+1`, N_HEAVY of the others. Rounds
+    interleave the clients (the order rotates each round) so that load from other processes
+    lands on all of them alike."""
     import httpx2
-    headers = {"Accept": "application/json, text/event-stream",
-               "Content-Type": "application/json", "MCP-Protocol-Version": "2025-11-25"}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "execute_code", "arguments": {"code": "1+1"}}}
-    async with httpx2.AsyncClient(timeout=120) as http:
-        samples = []
-        for i in range(WARMUP_CALLS + n):
-            t = time.perf_counter()
-            resp = await http.post(server.url, json=body, headers=headers)
-            elapsed = time.perf_counter() - t
-            calls += 1
-            reply = resp.json() if resp.status_code == 200 else None
-            if not reply or reply.get("result", {}).get("structuredContent", {}).get("status") != "ok":
-                raise RuntimeError(f"plain POST failed: {resp.status_code} {resp.text[:1000]}")
-            if i >= WARMUP_CALLS:
-                samples.append(elapsed)
-        out["plain_http"] = summary(samples)
+    from mcp import Client
+    per_round = {k: max(1, (n if k == "1+1" else n_heavy) // rounds) for k in WORKLOADS}
+    samples = {}  # label -> workload -> [seconds]
+    async with AsyncExitStack() as stack:
+        raw = await RawKernel().start()
+        stack.push_async_callback(raw.stop)
+        clients = [RawClient(raw), HttpClient(await stack.enter_async_context(
+            httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS)), url)]
+        for mode in SDK_MODES:
+            c = await stack.enter_async_context(
+                Client(url, mode=mode, read_timeout_seconds=CALL_TIMEOUT_SECS))
+            await c.list_tools()
+            clients.append(SdkClient(c, mode))
+        ts_label, ts_version = "TypeScript SDK", None
+        for c in clients:
+            samples[c.label] = {k: [] for k in WORKLOADS}
+            for name, w in WORKLOADS.items():
+                for _ in range(WARMUP_CALLS):
+                    await c.call(name, w)
+        samples[ts_label] = {k: [] for k in WORKLOADS}
+        order = clients + [ts_label]
+        for r in range(rounds):
+            print(f"  latency round {r + 1}/{rounds}", file=sys.stderr)
+            for c in order[r % len(order):] + order[:r % len(order)]:
+                if c == ts_label:
+                    got, ts_version = await ts_round(url, per_round)
+                    for k, v in got.items():
+                        samples[ts_label][k] += v
+                    continue
+                for name, w in WORKLOADS.items():
+                    for _ in range(per_round[name]):
+                        samples[c.label][name].append(await c.call(name, w))
+    out = {"per_round": per_round, "rounds": rounds, "ts_protocol_version": ts_version,
+           "clients": {}}
+    floor = {k: summary(v) for k, v in samples[RawClient.label].items()}
+    for label, by_workload in samples.items():
+        out["clients"][label] = {}
+        for k, v in by_workload.items():
+            s = summary(v)
+            s["p50_ratio"] = ratio(s["p50_ms"], floor[k]["p50_ms"])
+            s["p99_ratio"] = ratio(s["p99_ms"], floor[k]["p99_ms"])
+            out["clients"][label][k] = s
+    return out
 
-    # (c) first call on a new kernel name with the warm spare ready
+
+async def measure_parallel(url, kernels, calls, rounds):
+    """Calls per second with KERNELS kernels busy at once: KERNELS concurrent callers doing
+    CALLS `1+1` calls each, raw (one raw client per raw kernel) and through the server (one
+    plain-HTTP client per kernel name), alternating in ROUNDS rounds; each side's rate is all
+    its calls over the wall time of its rounds."""
+    import httpx2
+    w = WORKLOADS["1+1"]
+    names = [f"bench-par-{i}" for i in range(1, kernels + 1)]
+    wall = {"raw": 0.0, "server": 0.0}
+    lat = {"raw": [], "server": []}
+    async with AsyncExitStack() as stack:
+        raws = []
+        for _ in range(kernels):
+            k = await RawKernel().start()
+            stack.push_async_callback(k.stop)
+            raws.append(RawClient(k))
+        https = [await stack.enter_async_context(httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS))
+                 for _ in range(kernels)]
+        for http, name in zip(https, names):  # start the server's kernels, untimed
+            await post_execute(http, url, "1+1", w, kernel=name)
+        for raw in raws:
+            await raw.call("1+1", w)
+
+        async def raw_caller(client):
+            for _ in range(calls):
+                lat["raw"].append(await client.call("1+1", w))
+
+        async def server_caller(http, name):
+            for _ in range(calls):
+                lat["server"].append(await post_execute(http, url, "1+1", w, kernel=name))
+
+        for r in range(rounds):
+            sides = ["raw", "server"] if r % 2 == 0 else ["server", "raw"]
+            for side in sides:
+                t = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    if side == "raw":
+                        for c in raws:
+                            tg.start_soon(raw_caller, c)
+                    else:
+                        for http, name in zip(https, names):
+                            tg.start_soon(server_caller, http, name)
+                wall[side] += time.perf_counter() - t
+        for http, name in zip(https, names):  # give the memory back before the next measures
+            await http.post(url, headers=POST_HEADERS, json={
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "shutdown_kernel", "arguments": {"kernel": name}}})
+    total = kernels * calls * rounds
+    out = {"kernels": kernels, "calls_per_caller_per_round": calls, "rounds": rounds}
+    for side in ("raw", "server"):
+        out[side] = {"calls": total, "wall_s": round(wall[side], 3),
+                     "calls_per_s": round(total / wall[side], 1), "latency": summary(lat[side])}
+    out["ratio"] = ratio(out["server"]["calls_per_s"], out["raw"]["calls_per_s"])
+    return out
+
+
+async def measure_first_call(server, since):
+    """execute_code (plain POST) on each of FIRST_CALL_NAMES, each at least SPARE_WARMUP_SECS
+    after the previous kernel started, so the warm spare is ready."""
+    import httpx2
     firsts = []
-    async with Client(server.url, mode=MODES[0], read_timeout_seconds=120) as client:
-        last_start = kernel_started_at
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS) as http:
+        last_start = since
         for name in FIRST_CALL_NAMES:
             wait = SPARE_WARMUP_SECS - (time.monotonic() - last_start)
             if wait > 0:
                 await anyio.sleep(wait)
-            t = time.perf_counter()
-            await call(client, "1+1", kernel=name)
-            firsts.append(time.perf_counter() - t)
+            firsts.append(await post_execute(http, server.url, "1+1", WORKLOADS["1+1"], kernel=name))
             last_start = time.monotonic()
             server.note_children()
-        out["first_call"] = {
-            "names": FIRST_CALL_NAMES,
-            "samples_ms": [round(x * 1000.0, 1) for x in firsts],
+    return {"names": FIRST_CALL_NAMES, "samples_ms": [round(x * 1000.0, 1) for x in firsts],
             "median_ms": round(statistics.median(firsts) * 1000.0, 1),
-            "spare_warmup_secs": SPARE_WARMUP_SECS,
-        }
+            "spare_warmup_secs": SPARE_WARMUP_SECS}
 
-        # (d) top up to total_calls execute_code calls, then read the server's RSS
-        while calls < total_calls:
-            await call(client, "1+1")
+
+async def measure_cold_start(binary, reps):
+    """Process start to the first execute_code('1+1') answer: the server (Popen, its URL line,
+    one plain POST; its spare and first kernel start inside that) against a raw kernel (start,
+    wait_for_ready, execute until reply and idle), alternating, REPS each; medians."""
+    import httpx2
+    server_s, listening_s, raw_s, left = [], [], [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        raw = RawKernel()
+        try:
+            await raw.start()
+            reply, outputs = await raw.execute("1+1")
+            raw_s.append(time.perf_counter() - t)
+            check_raw("cold 1+1", WORKLOADS["1+1"], reply, outputs)
+        finally:
+            await raw.stop()
+
+        def server_once():
+            t = time.perf_counter()
+            s = ServerProc(binary)
+            try:
+                with httpx2.Client(timeout=CALL_TIMEOUT_SECS) as http:
+                    post_execute_sync(http, s.url, "cold 1+1", WORKLOADS["1+1"])
+                server_s.append(time.perf_counter() - t)
+                listening_s.append(s.listening_s)
+            finally:
+                left.extend(s.stop())
+        await anyio.to_thread.run_sync(server_once)
+        await anyio.sleep(1.0)
+    ms = lambda xs: [round(x * 1000.0, 1) for x in xs]  # noqa: E731
+    med = lambda xs: round(statistics.median(xs) * 1000.0, 1)  # noqa: E731
+    return {"reps": reps,
+            "server": {"samples_ms": ms(server_s), "median_ms": med(server_s),
+                       "listening_median_ms": med(listening_s)},
+            "raw": {"samples_ms": ms(raw_s), "median_ms": med(raw_s)},
+            "ratio": ratio(med(server_s), med(raw_s)), "left_over": left}
+
+
+async def bench_server(binary, args):
+    out = {"binary": str(binary), "binary_kind": binary.parent.name}
+    max_kernels = 1 + PARALLEL_KERNELS + len(FIRST_CALL_NAMES) + 2
+    server = ServerProc(binary, max_kernels)
+    out["max_kernels"] = max_kernels
+    try:
+        await anyio.sleep(2.0)  # let it settle (and start its warm spare)
+        rss = {"idle_after_start": vm_rss_kib(server.pid)}
+        print(f"latency: {len(WORKLOADS)} workloads x 5 clients, n={args.n}/{args.n_heavy}",
+              file=sys.stderr)
+        out["latency"] = await measure_latency(server.url, args.n, args.n_heavy, args.rounds)
         server.note_children()
-    await anyio.sleep(1.0)
-    out["calls_made"] = calls
+        rss["after_latency"] = vm_rss_kib(server.pid)
+        print(f"parallel: {PARALLEL_KERNELS} kernels", file=sys.stderr)
+        out["parallel"] = await measure_parallel(server.url, PARALLEL_KERNELS, args.parallel_calls,
+                                                 args.rounds)
+        server.note_children()
+        rss["after_parallel"] = vm_rss_kib(server.pid)
+        print("first call on a new kernel name", file=sys.stderr)
+        out["first_call"] = await measure_first_call(server, time.monotonic())
+        await anyio.sleep(1.0)
+        rss["at_end"] = vm_rss_kib(server.pid)
+        out["rss_kib"] = rss
+    finally:
+        out["left_over"] = server.stop()
+        if server.proc.returncode not in (0, -signal.SIGTERM, 143):
+            out["server_exit_code"] = server.proc.returncode
+    print(f"cold start, {args.cold_reps} x server and raw", file=sys.stderr)
+    out["cold_start"] = await measure_cold_start(binary, args.cold_reps)
     return out
 
 
-# ------------------------------------------------------------------------------- main
+# ------------------------------------------------------------------------------ report
+
+def render(res):
+    """The markdown table of the `bench` section (bench/lambda_emulator.py adds its rows)."""
+    lat = res["server"]["latency"]
+    lines = ["| measure | client | p50 | p99 | p50 / floor | p99 / floor |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for k in WORKLOADS:
+        for label, by_workload in lat["clients"].items():
+            s = by_workload[k]
+            lines.append(f"| `{k}` | {label} | {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms "
+                         f"| {s['p50_ratio']:.2f}x | {s['p99_ratio']:.2f}x |")
+    par = res["server"]["parallel"]
+    lines.append(f"| {par['kernels']} kernels busy, calls/s | raw: {par['kernels']} clients "
+                 f"| {par['raw']['calls_per_s']:.0f}/s | | 1 | |")
+    lines.append(f"| {par['kernels']} kernels busy, calls/s | plain HTTP, {par['kernels']} callers "
+                 f"| {par['server']['calls_per_s']:.0f}/s | | {par['ratio']:.2f}x | |")
+    cold = res["server"]["cold_start"]
+    fc = res["server"]["first_call"]
+    lines.append(f"| cold start to first result | raw kernel (start + execute) "
+                 f"| {cold['raw']['median_ms']:.0f} ms | | 1 | |")
+    lines.append(f"| cold start to first result | server process, plain HTTP "
+                 f"| {cold['server']['median_ms']:.0f} ms | | {cold['ratio']:.2f}x | |")
+    lines.append(f"| first call on a new kernel name (spare warm) | plain HTTP "
+                 f"| {fc['median_ms']:.0f} ms | | {fc['median_ms'] / cold['raw']['median_ms']:.2f}x | |")
+    rss = res["server"]["rss_kib"]
+    lines.append(f"| server RSS idle / at end | | {rss['idle_after_start'] / 1024:.1f} MiB "
+                 f"/ {rss['at_end'] / 1024:.1f} MiB | | | |")
+    return "\n".join(lines)
+
 
 def find_binary(explicit):
     if explicit:
@@ -326,97 +472,59 @@ def find_binary(explicit):
     return None
 
 
-def render(res):
-    raw = res.get("raw")
-    lines = ["| measure | p50 (ms) | p99 (ms) | notes |", "|---|---:|---:|---|"]
-    if raw:
-        lines.append(f"| raw jupyter_client execute('1+1') | {raw['p50_ms']:.2f} | {raw['p99_ms']:.2f} "
-                     f"| n={raw['n']}, {raw['transport']}, reply + idle |")
-    srv = res.get("server")
-    if srv:
-        for mode, s in srv["modes"].items():
-            note = f"n={s['n']}, one connection"
-            if raw:
-                note += (f"; ratio p50 {s['p50_ms'] / raw['p50_ms']:.2f}x, "
-                         f"p99 {s['p99_ms'] / raw['p99_ms']:.2f}x")
-            lines.append(f"| server execute_code('1+1'), mcp {mode} | {s['p50_ms']:.2f} "
-                         f"| {s['p99_ms']:.2f} | {note} |")
-        s = srv["plain_http"]
-        note = "n={}, plain HTTP POST (httpx2), JSON reply, no SDK".format(s["n"])
-        if raw:
-            note += (f"; ratio p50 {s['p50_ms'] / raw['p50_ms']:.2f}x, "
-                     f"p99 {s['p99_ms'] / raw['p99_ms']:.2f}x")
-        lines.append(f"| server execute_code('1+1'), no SDK | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
-                     f"| {note} |")
-        fc = srv["first_call"]
-        lines.append(f"| first call, new kernel name, warm spare (median of {len(fc['samples_ms'])}) "
-                     f"| {fc['median_ms']:.1f} | | samples {fc['samples_ms']} ms |")
-        if raw:
-            lines.append(f"| raw cold kernel start (for comparison) | {raw['kernel_start_ms']:.1f} | | "
-                         "start + wait_for_ready |")
-        rss = srv["rss_kib"]
-        lines.append(f"| server RSS idle after start | {rss['idle_after_start'] / 1024:.1f} MiB | | "
-                     "VmRSS of the server process only |")
-        lines.append(f"| server RSS after {srv['calls_made']} calls | {rss['after_calls'] / 1024:.1f} MiB "
-                     f"| | binary: {srv['binary_kind']} |")
-    return "\n".join(lines)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=200, help="timed round trips per measure")
-    ap.add_argument("--total-calls", type=int, default=1000,
-                    help="execute_code calls before the second RSS reading")
+    ap.add_argument("--n", type=int, default=200, help="timed `1+1` calls per client")
+    ap.add_argument("--n-heavy", type=int, default=100,
+                    help="timed calls per client of the plot and of the 1 MB print")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds the clients are interleaved in")
+    ap.add_argument("--parallel-calls", type=int, default=50,
+                    help="calls per caller per round in the parallel measure")
+    ap.add_argument("--cold-reps", type=int, default=5, help="cold starts of each kind")
     ap.add_argument("--bin", help="server binary (default: target/release, else target/debug)")
-    ap.add_argument("--raw-only", action="store_true", help="only the jupyter_client floor")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--raw-only", action="store_true", help="only the raw floor; needs no binary")
+    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
-    import jupyter_client
     import ipykernel
-    import mcp  # noqa: F401
+    import jupyter_client
     from importlib.metadata import version
 
     res = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                 "python": platform.python_version()},
+                 "python": platform.python_version(),
+                 "loadavg_at_start": os.getloadavg()},
         "versions": {"jupyter_client": jupyter_client.__version__,
-                     "ipykernel": ipykernel.__version__, "mcp": version("mcp")},
-        "n": args.n,
+                     "ipykernel": ipykernel.__version__, "mcp": version("mcp"),
+                     "matplotlib": version("matplotlib")},
+        "n": args.n, "n_heavy": args.n_heavy,
     }
-
-    print(f"(a) raw jupyter_client floor, n={args.n} ...", file=sys.stderr)
-    res["raw"] = bench_raw(args.n)
-
-    if not args.raw_only:
+    if args.raw_only:
+        async def raw_only():
+            k = await RawKernel().start()
+            try:
+                c = RawClient(k)
+                out = {}
+                for name, w in WORKLOADS.items():
+                    for _ in range(WARMUP_CALLS):
+                        await c.call(name, w)
+                    out[name] = summary([await c.call(name, w) for _ in range(args.n)])
+                return out
+            finally:
+                await k.stop()
+        res["raw"] = anyio.run(raw_only)
+        print(json.dumps(res["raw"], indent=2))
+    else:
         binary = find_binary(args.bin)
         if binary is None or not binary.exists():
             sys.exit("no server binary: build it (cargo build --release) or pass --bin")
-        import anyio
-        max_kernels = len(FIRST_CALL_NAMES) + 4
-        print(f"(b-d) server {binary} ...", file=sys.stderr)
-        server = ServerProc(binary, max_kernels)
-        leftover = []
-        try:
-            time.sleep(2.0)  # let it settle (and start its warm spare)
-            rss_idle = vm_rss_kib(server.pid)
-            server.note_children()
-            srv = anyio.run(bench_server, server, args.n, args.total_calls)
-            srv["rss_kib"] = {"idle_after_start": rss_idle, "after_calls": vm_rss_kib(server.pid)}
-            srv["binary"] = str(binary)
-            srv["binary_kind"] = binary.parent.name
-            srv["max_kernels"] = max_kernels
-            res["server"] = srv
-        finally:
-            leftover = server.stop()
-        res["server_left_children"] = leftover
-        if server.proc.returncode not in (0, -signal.SIGTERM, 143):
-            res["server_exit_code"] = server.proc.returncode
-
-    table = render(res)
-    print(table)
-    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        res["server"] = anyio.run(bench_server, binary, args)
+        res["host"]["loadavg_at_end"] = os.getloadavg()
+        print(render(res))
+    # bench.py runs first in `make bench`: it starts a fresh results file.
+    Path(args.out).write_text("{}\n")
+    write_section("bench", res, args.out)
     print(f"\nwrote {args.out}", file=sys.stderr)
 
 

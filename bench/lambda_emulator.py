@@ -1,70 +1,182 @@
 """Streamed against buffered responses under the Lambda emulator (`cargo lambda watch`).
 
-Run from the repository root with the project venv:
+Run from the repository root with the project venv (after bench/bench.py, whose raw floor the
+ratios use; `make bench` runs both):
 
-    .venv/bin/python bench/lambda_emulator.py [--n 50]
+    .venv/bin/python bench/lambda_emulator.py [--n 200] [--rounds 5] [--cold-reps 3] [--debug]
 
-For each response mode (streaming, the default of a Function URL, and buffered) it starts the
-emulator exactly as tests/clients/test_lambda.py does (the real binary, built in debug by the
-emulator's cargo), waits for the cold start, makes 5 warm-up calls and then N plain JSON-RPC
-POSTs of execute_code('1+1') to the emulated Function URL, and prints p50/p99 of each mode and
-the streamed/buffered ratio. Every process it starts is stopped by its process group.
+Two emulators run side by side on two loopback ports, one per response mode of the handler:
+streaming (a Function URL's default) and buffered. Each is started exactly as
+tests/clients/test_lambda.py does (tests' `Emulator`, with `--wait`: no function process until
+the first invocation), running the release build unless --debug. Measures, one function each:
+  cold start   the first execute_code('1+1') POST to a fresh emulator: from the function
+               process's start (its /proc start time) to the answer, and from the POST (which
+               includes the emulator's own `cargo run`); the function's logged init_ms; COLD_REPS
+               restarts per mode, alternating modes;
+  warm         N plain JSON-RPC POSTs of execute_code('1+1') to each emulated Function URL, the
+               two modes alternating in rounds; p50/p99 and the streamed/buffered ratio.
+Ratios to the raw floor come from the `bench` section of bench/results.json (same `make bench`);
+this script writes the `lambda_emulator` section. Every process it starts is stopped by its
+process group.
 """
 
 import argparse
-import json
+import os
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "clients"))
-from test_lambda import DEFAULT_PORT, Emulator, free_port, port_is_free  # noqa: E402
+from harness import (WORKLOADS, post_execute_sync, ratio, read_section, summary,  # noqa: E402
+                     write_section)
+from test_lambda import DEFAULT_PORT, Emulator, alive, free_port, port_is_free  # noqa: E402
 
 import httpx2  # noqa: E402
 
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-           "mcp-protocol-version": "2025-11-25"}
+MODES = ["buffered", "streaming"]
+WARMUP_CALLS = 5
+COLD_ATTEMPTS = 20  # the emulator may answer 5xx while it still starts the function
+ONE_PLUS_ONE = WORKLOADS["1+1"]
 
 
-def call(client, url, i):
-    body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
-            "params": {"name": "execute_code", "arguments": {"code": "1+1"}}}
+def function_started_boot_s(emu):
+    """When the emulator's function process started, in CLOCK_BOOTTIME seconds (from the start
+    time in /proc/<pid>/stat, in clock ticks: 10 ms resolution)."""
+    emu.our_pids()
+    starts = []
+    for pid in emu.seen_functions:
+        if not alive(pid):
+            continue
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        starts.append(int(stat[stat.rfind(")") + 2:].split()[19]) / os.sysconf("SC_CLK_TCK"))
+    if not starts:
+        raise RuntimeError(f"[{emu.mode}] no function process found:\n{emu.log_tail()}")
+    return min(starts)
+
+
+def cold_call(emu):
+    """The first execute_code on a fresh emulator (no function process yet). Returns ms from
+    the POST and from the function process's start to the answer, the logged init_ms and the
+    attempts it took."""
     t = time.perf_counter()
-    resp = client.post(url, content=json.dumps(body), headers=HEADERS, timeout=120)
-    elapsed = time.perf_counter() - t
-    assert resp.status_code == 200 and '"2"' in resp.text, resp.text[:300]
-    return elapsed
+    with httpx2.Client(timeout=120) as http:
+        for attempt in range(1, COLD_ATTEMPTS + 1):
+            try:
+                post_execute_sync(http, emu.url, "cold 1+1", ONE_PLUS_ONE, i=0)
+                break
+            except (httpx2.TransportError, RuntimeError) as e:
+                if attempt == COLD_ATTEMPTS or "HTTP 4" in str(e) or "HTTP 200" in str(e):
+                    raise
+                time.sleep(0.2)
+    answered_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+    from_request = time.perf_counter() - t
+    from_process = answered_boot - function_started_boot_s(emu)
+    return {"from_process_start_ms": round(from_process * 1000.0, 1),
+            "from_request_ms": round(from_request * 1000.0, 1),
+            "init_ms": emu.init_ms(), "attempts": attempt}
 
 
-def measure(mode, n):
-    port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
-    emu = Emulator(mode, port)
-    try:
-        with emu.running():
-            emu.wait_function_ready()
-            with httpx2.Client() as client:
-                for i in range(5):
-                    call(client, emu.url, i)
-                samples = [call(client, emu.url, 100 + i) for i in range(n)]
-    finally:
-        if getattr(emu, "left", None):
-            print(f"[{mode}] left running: {emu.left}", file=sys.stderr)
-    xs = sorted(samples)
-    return {"p50_ms": statistics.median(xs) * 1e3, "p99_ms": xs[int(0.99 * (len(xs) - 1))] * 1e3}
+def measure_cold_start(emus, reps):
+    """REPS cold starts per mode, the modes alternating; medians."""
+    samples = {mode: [] for mode in emus}
+    for r in range(reps):
+        for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+            emu = emus[mode]
+            if r > 0:
+                emu.restart()
+            samples[mode].append(cold_call(emu))
+            print(f"  [{mode}] cold start {r + 1}/{reps}: {samples[mode][-1]}", file=sys.stderr)
+    out = {}
+    for mode, xs in samples.items():
+        med = lambda key: statistics.median(x[key] for x in xs if x[key] is not None)  # noqa: E731
+        out[mode] = {"samples": xs, "from_process_start_median_ms": med("from_process_start_ms"),
+                     "from_request_median_ms": med("from_request_ms"),
+                     "init_median_ms": med("init_ms") if any(x["init_ms"] for x in xs) else None}
+    return out
+
+
+def measure_warm(emus, n, rounds):
+    """N warm execute_code('1+1') POSTs per mode after WARMUP_CALLS, alternating in ROUNDS."""
+    samples = {mode: [] for mode in emus}
+    per_round = max(1, n // rounds)
+    with httpx2.Client(timeout=120) as http:
+        for mode, emu in emus.items():
+            for i in range(WARMUP_CALLS):
+                post_execute_sync(http, emu.url, "warm-up 1+1", ONE_PLUS_ONE, i=i + 1)
+        for r in range(rounds):
+            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                samples[mode] += [post_execute_sync(http, emus[mode].url, "1+1", ONE_PLUS_ONE,
+                                                    i=100 + i) for i in range(per_round)]
+    out = {mode: summary(xs) for mode, xs in samples.items()}
+    out["streamed_over_buffered_p50"] = ratio(out["streaming"]["p50_ms"], out["buffered"]["p50_ms"])
+    out["streamed_over_buffered_p99"] = ratio(out["streaming"]["p99_ms"], out["buffered"]["p99_ms"])
+    return out
+
+
+def render(res, bench):
+    """Rows for the README table; ratios against the raw floor of bench.py's run, if any."""
+    raw_p50 = raw_p99 = raw_cold = None
+    if bench and "server" in bench:
+        raw = bench["server"]["latency"]["clients"]["raw jupyter_client (IPC)"]["1+1"]
+        raw_p50, raw_p99 = raw["p50_ms"], raw["p99_ms"]
+        raw_cold = bench["server"]["cold_start"]["raw"]["median_ms"]
+    fmt = lambda r: f"{r:.2f}x" if r is not None else "n/a"  # noqa: E731
+    lines = ["| measure | client | p50 | p99 | p50 / floor | p99 / floor |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for mode in MODES:
+        s = res["warm"][mode]
+        lines.append(f"| `1+1` under the emulator ({res['profile']}) | plain HTTP, {mode} "
+                     f"| {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms "
+                     f"| {fmt(ratio(s['p50_ms'], raw_p50))} | {fmt(ratio(s['p99_ms'], raw_p99))} |")
+    for mode in MODES:
+        c = res["cold_start"][mode]
+        lines.append(f"| cold start to first result, emulator ({res['profile']}) | {mode}: "
+                     f"function process start (from the POST: {c['from_request_median_ms']:.0f} ms; "
+                     f"init {c['init_median_ms']} ms) | {c['from_process_start_median_ms']:.0f} ms | "
+                     f"| {fmt(ratio(c['from_process_start_median_ms'], raw_cold))} | |")
+    w = res["warm"]
+    lines.append(f"streamed / buffered: p50 {fmt(w['streamed_over_buffered_p50'])}, "
+                 f"p99 {fmt(w['streamed_over_buffered_p99'])}")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--n", type=int, default=200, help="warm calls per mode")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cold-reps", type=int, default=3, help="cold starts per mode")
+    parser.add_argument("--debug", action="store_true", help="run the debug build")
     args = parser.parse_args()
-    results = {mode: measure(mode, args.n) for mode in ["buffered", "streaming"]}
-    print("| response mode | p50 | p99 |\n| --- | ---: | ---: |")
-    for mode, r in results.items():
-        print(f"| {mode} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms |")
-    ratio = results["streaming"]["p50_ms"] / results["buffered"]["p50_ms"]
-    print(f"streamed / buffered p50: {ratio:.2f}x")
+    res = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "profile": "debug" if args.debug else "release", "loadavg_at_start": os.getloadavg()}
+    emus = {}
+    left = {}
+    with ExitStack() as stack:
+        used = set()
+        for mode in MODES:
+            port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) and DEFAULT_PORT not in used \
+                else free_port()
+            used.add(port)
+            emu = Emulator(mode, port)
+            emu.release = not args.debug
+            emus[mode] = stack.enter_context(emu.running())
+        print(f"cold start, {args.cold_reps} per mode", file=sys.stderr)
+        res["cold_start"] = measure_cold_start(emus, args.cold_reps)
+        print(f"warm, n={args.n} per mode", file=sys.stderr)
+        res["warm"] = measure_warm(emus, args.n, args.rounds)
+    for mode, emu in emus.items():
+        if getattr(emu, "left", None):
+            left[mode] = emu.left
+            print(f"[{mode}] left running: {emu.left}", file=sys.stderr)
+    res["left_over"] = left
+    res["loadavg_at_end"] = os.getloadavg()
+    write_section("lambda_emulator", res)
+    print(render(res, read_section("bench")))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Cases: execute_code('1+1') (no file changes: the refresh before the call, a dire
 the history append after), execute_code writing a small file (plus one conditional PUT),
 execute_cell on a one-cell notebook (the notebook is rewritten and uploaded). --list-cache-ms
 adds a run with `--workspace-list-cache-ms MS` (the refresh LIST reused for MS). Skipped (exit 0)
-when moto is not installed. Every process it starts is stopped by PID.
+when moto is not installed. Writes the `workspace` section of bench/results.json.
+Every process it starts is stopped by PID.
 """
 
 import argparse
@@ -24,7 +25,9 @@ from pathlib import Path
 import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "clients"))
+from harness import write_section  # noqa: E402
 
 REQUEST = re.compile(r'"(GET|PUT|HEAD|DELETE|POST) (\S+) HTTP/[\d.]+" (\d+)')
 
@@ -117,6 +120,7 @@ def main():
             for case, (ms, per_call) in cases.items():
                 a = base[case][0]
                 print(f"| {case} | {label} | {a:.1f} | {ms:.1f} | {ms / a:.2f}x | {per_call} |")
+        write_section("workspace", {"n": args.n, "no bucket": base, "with a bucket": results})
     finally:
         moto_proc.kill()
         moto_proc.wait()

@@ -172,7 +172,8 @@ class Emulator:
     def __init__(self, mode, port, function_env=None):
         """FUNCTION_ENV: extra or overriding variables for the function. Set `runner` before
         `start` to run the function through a command (cargo's target runner), e.g. a sandbox
-        around the function (test_lambda_like.py)."""
+        around the function (test_lambda_like.py), and `release` to run the release build
+        (bench/lambda_emulator.py) instead of the debug one."""
         self.mode = mode
         self.port = port
         self.tmp = Path(tempfile.mkdtemp(prefix="jmcp-lambda-test-"))
@@ -205,6 +206,7 @@ class Emulator:
             **(function_env or {}),
         }
         self.runner = None
+        self.release = False
         self.env_file = self.tmp / "function.env"
         self.set_function_env()
 
@@ -225,7 +227,8 @@ class Emulator:
 
     def start(self):
         # Build first, so a compile error reads as one and the cold start is not a compile.
-        build = subprocess.run(["cargo", "build", "--bin", FUNCTION], cwd=ROOT,
+        profile = ["--release"] if self.release else []
+        build = subprocess.run(["cargo", "build", *profile, "--bin", FUNCTION], cwd=ROOT,
                                capture_output=True, text=True, timeout=1800)
         assert build.returncode == 0, f"cargo build failed:\n{build.stderr[-6000:]}"
         env = {**os.environ, "PATH": self.path, **FAKE_AWS,
@@ -238,7 +241,7 @@ class Emulator:
         self.proc = subprocess.Popen(
             ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1",
              "--invoke-port", str(self.port), "--ignore-changes", "--wait",
-             "--env-file", str(self.env_file), "--bin", FUNCTION],
+             "--env-file", str(self.env_file), *profile, "--bin", FUNCTION],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
