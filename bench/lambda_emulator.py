@@ -14,14 +14,21 @@ the first invocation), running the release build unless --debug. Measures, one f
                includes the emulator's own `cargo run`); the function's logged init_ms; COLD_REPS
                restarts per mode, alternating modes;
   warm         N plain JSON-RPC POSTs of execute_code('1+1') to each emulated Function URL, the
-               two modes alternating in rounds; p50/p99 and the streamed/buffered ratio.
+               two modes alternating in rounds; p50/p99 and the streamed/buffered ratio; then
+               the same again from a client that acknowledges every segment at once
+               (TCP_QUICKACK before each read). The emulator's own HTTP server leaves Nagle on
+               for the caller's connection, so its last chunk of a streamed answer waits for the
+               caller's delayed ACK (~40 ms); a Function URL's front end is AWS's, not this one,
+               so the quick-ACK rows show what the function itself adds.
 Ratios to the raw floor come from the `bench` section of bench/results.json (same `make bench`);
 this script writes the `lambda_emulator` section. Every process it starts is stopped by its
 process group.
 """
 
 import argparse
+import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -31,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "clients"))
-from harness import (WORKLOADS, post_execute_sync, ratio, read_section, summary,  # noqa: E402
-                     write_section)
+from harness import (POST_HEADERS, WORKLOADS, check_jsonrpc_reply, execute_body,  # noqa: E402
+                     post_execute_sync, ratio, read_section, summary, write_section)
 from test_lambda import DEFAULT_PORT, Emulator, alive, free_port, port_is_free  # noqa: E402
 
 import httpx2  # noqa: E402
@@ -100,6 +107,69 @@ def measure_cold_start(emus, reps):
     return out
 
 
+class QuickAckClient:
+    """HTTP/1.1 over one kept-alive socket that sets TCP_QUICKACK before every read, so no
+    segment the emulator sends waits for this side's delayed ACK. Enough HTTP for these answers:
+    a Content-Length or a chunked body."""
+
+    def __init__(self, url):
+        from urllib.parse import urlsplit
+        u = urlsplit(url)
+        self.host, self.port, self.path = u.hostname, u.port, u.path
+        self.sock = socket.create_connection((self.host, self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _more(self):
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the emulator closed the connection")
+        self.buf += data
+
+    def _until(self, marker):
+        while marker not in self.buf:
+            self._more()
+        head, self.buf = self.buf.split(marker, 1)
+        return head
+
+    def _exactly(self, n):
+        while len(self.buf) < n:
+            self._more()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def post(self, body):
+        """Returns (status, body bytes)."""
+        payload = json.dumps(body).encode()
+        headers = "".join(f"{k}: {v}\r\n" for k, v in POST_HEADERS.items())
+        self.sock.sendall((f"POST {self.path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n{headers}"
+                           f"content-length: {len(payload)}\r\n\r\n").encode() + payload)
+        head = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        fields = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:])}
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self._until(b"\r\n").split(b";")[0], 16)
+                chunk = self._exactly(size + 2)[:size]  # the data and its CRLF
+                if size == 0:  # the last chunk; the emulator sends no trailers
+                    return status, out
+                out += chunk
+        return status, self._exactly(int(fields.get("content-length", "0")))
+
+
+def post_execute_quickack(client, name, workload, i):
+    t = time.perf_counter()
+    status, body = client.post(execute_body(workload.code, i))
+    elapsed = time.perf_counter() - t
+    check_jsonrpc_reply(name, workload, status, json.loads(body) if status == 200 else None)
+    return elapsed
+
+
 def measure_warm(emus, n, rounds):
     """N warm execute_code('1+1') POSTs per mode after WARMUP_CALLS, alternating in ROUNDS."""
     samples = {mode: [] for mode in emus}
@@ -112,9 +182,26 @@ def measure_warm(emus, n, rounds):
             for mode in (MODES if r % 2 == 0 else MODES[::-1]):
                 samples[mode] += [post_execute_sync(http, emus[mode].url, "1+1", ONE_PLUS_ONE,
                                                     i=100 + i) for i in range(per_round)]
+    quick = {mode: [] for mode in emus}
+    clients = {mode: QuickAckClient(emu.url) for mode, emu in emus.items()}
+    try:
+        for mode, client in clients.items():
+            for i in range(WARMUP_CALLS):
+                post_execute_quickack(client, "quick-ACK warm-up 1+1", ONE_PLUS_ONE, i + 1)
+        for r in range(rounds):
+            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                quick[mode] += [post_execute_quickack(clients[mode], "quick-ACK 1+1", ONE_PLUS_ONE,
+                                                      100 + i) for i in range(per_round)]
+    finally:
+        for client in clients.values():
+            client.close()
     out = {mode: summary(xs) for mode, xs in samples.items()}
     out["streamed_over_buffered_p50"] = ratio(out["streaming"]["p50_ms"], out["buffered"]["p50_ms"])
     out["streamed_over_buffered_p99"] = ratio(out["streaming"]["p99_ms"], out["buffered"]["p99_ms"])
+    out["quick_ack"] = {mode: summary(xs) for mode, xs in quick.items()}
+    q = out["quick_ack"]
+    out["quick_ack"]["streamed_over_buffered_p50"] = ratio(q["streaming"]["p50_ms"],
+                                                           q["buffered"]["p50_ms"])
     return out
 
 
@@ -134,6 +221,11 @@ def render(res, bench):
                      f"| {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms "
                      f"| {fmt(ratio(s['p50_ms'], raw_p50))} | {fmt(ratio(s['p99_ms'], raw_p99))} |")
     for mode in MODES:
+        s = res["warm"]["quick_ack"][mode]
+        lines.append(f"| `1+1` under the emulator ({res['profile']}) | quick-ACK client, {mode} "
+                     f"| {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms "
+                     f"| {fmt(ratio(s['p50_ms'], raw_p50))} | {fmt(ratio(s['p99_ms'], raw_p99))} |")
+    for mode in MODES:
         c = res["cold_start"][mode]
         lines.append(f"| cold start to first result, emulator ({res['profile']}) | {mode}: "
                      f"function process start (from the POST: {c['from_request_median_ms']:.0f} ms; "
@@ -141,7 +233,8 @@ def render(res, bench):
                      f"| {fmt(ratio(c['from_process_start_median_ms'], raw_cold))} | |")
     w = res["warm"]
     lines.append(f"streamed / buffered: p50 {fmt(w['streamed_over_buffered_p50'])}, "
-                 f"p99 {fmt(w['streamed_over_buffered_p99'])}")
+                 f"p99 {fmt(w['streamed_over_buffered_p99'])}; with the quick-ACK client p50 "
+                 f"{fmt(w['quick_ack']['streamed_over_buffered_p50'])}")
     return "\n".join(lines)
 
 
