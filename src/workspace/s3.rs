@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 
 /// A connection that does not open in this long is an endpoint that is down.
@@ -119,12 +120,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| self.error(key, e))?;
-        let etag = out.e_tag().unwrap_or_default().to_string();
-        let body = out.body.collect().await.map_err(|e| Error::Unavailable {
-            bucket: self.bucket.clone(),
-            reason: format!("reading {key}: {e}"),
-        })?;
-        Ok((body.into_bytes().to_vec(), etag))
+        self.read_object(key, out).await
     }
 
     /// The object's bytes and ETag if its ETag is no longer `etag` (`If-None-Match`); `None`
@@ -150,12 +146,21 @@ impl Store {
             }
             Err(e) => return Err(self.error(key, e)),
         };
+        self.read_object(key, out).await.map(Some)
+    }
+
+    /// A GET's body, read to the end, and the object's ETag.
+    async fn read_object(
+        &self,
+        key: &str,
+        out: GetObjectOutput,
+    ) -> Result<(Vec<u8>, String), Error> {
         let etag = out.e_tag().unwrap_or_default().to_string();
         let body = out.body.collect().await.map_err(|e| Error::Unavailable {
             bucket: self.bucket.clone(),
             reason: format!("reading {key}: {e}"),
         })?;
-        Ok(Some((body.into_bytes().to_vec(), etag)))
+        Ok((body.into_bytes().to_vec(), etag))
     }
 
     /// Writes `key` only if its ETag is still `if_match`, or (`None`) only if it does not exist.
