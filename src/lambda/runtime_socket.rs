@@ -29,13 +29,6 @@ pub(crate) enum NoDelay {
     NotFound,
 }
 
-impl RuntimeSocket {
-    /// The addresses the Runtime API's name resolved to, for the log.
-    pub(crate) fn peers(&self) -> &[SocketAddr] {
-        &self.peers
-    }
-}
-
 /// The Runtime API's address and the descriptors last seen connected to it.
 #[derive(Debug)]
 pub(crate) struct RuntimeSocket {
@@ -61,6 +54,11 @@ impl RuntimeSocket {
             peers,
             known: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The addresses the Runtime API's name resolved to, for the log.
+    pub(crate) fn peers(&self) -> &[SocketAddr] {
+        &self.peers
     }
 
     /// Gives every open connection to the Runtime API `TCP_NODELAY`.
