@@ -1227,7 +1227,7 @@ async fn the_operators_working_dir_is_never_handed_to_the_kernel_uid() {
         println!("not applicable: not root, or no interpreter uid 65534 can run here");
         return;
     };
-    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+    if in_lambda_like() {
         return;
     }
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();

@@ -36,7 +36,7 @@ fn kernel_cgroup_dirs(pid: u32) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn a_killed_servers_kernel_cgroups_are_removed_by_the_next() {
-    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+    if in_lambda_like() {
         eprintln!("not applicable: no cgroup in the Lambda-like sandbox");
         return;
     }
@@ -98,30 +98,26 @@ async fn kernel_status(server: &Server) -> serde_json::Value {
         .clone()
 }
 
-fn lines(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[tokio::test]
-async fn a_kernel_is_listed_in_its_v2_cgroup_procs() {
-    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
-        eprintln!("not applicable: no cgroup in the Lambda-like sandbox");
-        return;
-    }
+/// A server, its default kernel's pid and that kernel's `security` status.
+async fn server_with_kernel() -> (Server, u32, serde_json::Value) {
     let server = Server::start();
     let r = server.exec("import os; print(os.getpid())").await;
     let kernel: u32 = text(&r).trim().parse().unwrap();
     let security = kernel_status(&server).await;
+    (server, kernel, security)
+}
+
+#[tokio::test]
+async fn a_kernel_is_listed_in_its_v2_cgroup_procs() {
+    if in_lambda_like() {
+        eprintln!("not applicable: no cgroup in the Lambda-like sandbox");
+        return;
+    }
+    let (server, kernel, security) = server_with_kernel().await;
     let Some(dir) =
         cgroup_v2_dir(kernel).filter(|d| d.to_string_lossy().contains("/jupyter-mcp-p"))
     else {
-        let not_applied = lines(&security["not_applied"]);
+        let not_applied = strings(&security["not_applied"]);
         assert!(
             not_applied.iter().any(|l| l.starts_with("cgroup v2: ")),
             "the kernel has no cgroup v2, and none is reported: {security}"
@@ -148,22 +144,19 @@ async fn a_kernel_is_listed_in_its_v2_cgroup_procs() {
     let path = std::fs::read_to_string(format!("/proc/{kernel}/cgroup")).unwrap();
     let path = path.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
     assert!(
-        lines(&security["kernel"]).contains(&format!("cgroup v2 {path}")),
+        strings(&security["kernel"]).contains(&format!("cgroup v2 {path}")),
         "the status does not verify the kernel's cgroup v2: {security}"
     );
 }
 
 #[tokio::test]
 async fn the_start_up_log_and_status_name_each_v2_piece_with_the_hosts_reason() {
-    if std::env::var_os(LAMBDA_LIKE_ENV).is_some() {
+    if in_lambda_like() {
         eprintln!("not applicable: no cgroup in the Lambda-like sandbox");
         return;
     }
-    let server = Server::start();
-    let r = server.exec("import os; print(os.getpid())").await;
-    let kernel: u32 = text(&r).trim().parse().unwrap();
-    let security = kernel_status(&server).await;
-    let not_applied = lines(&security["not_applied"]);
+    let (server, kernel, security) = server_with_kernel().await;
+    let not_applied = strings(&security["not_applied"]);
     let log = server.log_text();
     let applied = |piece: &str| {
         log.lines().any(|l| {
@@ -212,18 +205,8 @@ async fn the_start_up_log_and_status_name_each_v2_piece_with_the_hosts_reason() 
         }
         assert!(!applied(&piece), "{log}");
         let line = reported(&piece).unwrap_or_else(|| panic!("{piece} not reported: {security}"));
-        if available.iter().any(|a| a == c) {
-            assert!(line.contains("is available in"), "{line}");
-        } else {
-            let listed = if available.is_empty() {
-                "none".to_string()
-            } else {
-                available.join(" ")
-            };
-            assert!(
-                line.contains(&format!("(its cgroup.controllers: {listed})")),
-                "{line}"
-            );
+        assert_v2_limit_reason(&line, c, &available);
+        if !available.iter().any(|a| a == c) {
             // Bound to v1 exactly when the host shows the controller in a v1 line.
             let on_v1 = own.lines().any(|l| {
                 l.split(':')

@@ -421,15 +421,20 @@ class Emulator:
         return resp.status_code, resp.text
 
 
+def print_emulator_log_if_failed(request, fixture, label):
+    """When the test that used the emulator fixture FIXTURE failed, print the end of its log (the
+    function's JSON lines and the emulator's own messages): an emulator-side error is otherwise
+    invisible."""
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and fixture in request.fixturenames:
+        emu = request.getfixturevalue(fixture)
+        print(f"--- last lines of the {label(emu)} emulator log ---\n{emu.log_tail(80)}")
+
+
 @pytest.fixture(autouse=True)
 def emulator_log_on_failure(request):
-    """When a test that used the emulator fails, show the end of its log (the function's JSON
-    lines and the emulator's own messages): an emulator-side error is otherwise invisible."""
     yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed and "emulator" in request.fixturenames:
-        emu = request.getfixturevalue("emulator")
-        print(f"--- last lines of the {emu.mode} emulator log ---\n{emu.log_tail(80)}")
+    print_emulator_log_if_failed(request, "emulator", lambda emu: emu.mode)
 
 
 def function_streams(event):

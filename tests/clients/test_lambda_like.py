@@ -29,7 +29,8 @@ from mcp_types import ImageContent
 
 from sdk_helpers import run
 from test_lambda import (FAKE_AWS, PNG_SIGNATURE, PYTHON, ROOT, Emulator, all_text,
-                         connect, describe, execute, free_port, read_proc, stdout_of)
+                         connect, describe, execute, free_port, print_emulator_log_if_failed,
+                         read_proc, stdout_of)
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import local_index  # noqa: E402
@@ -88,10 +89,7 @@ def sandboxed(index):
 @pytest.fixture(autouse=True)
 def log_on_failure(request):
     yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed and "sandboxed" in request.fixturenames:
-        emu = request.getfixturevalue("sandboxed")
-        print(f"--- last lines of the sandboxed emulator log ---\n{emu.log_tail(80)}")
+    print_emulator_log_if_failed(request, "sandboxed", lambda emu: "sandboxed")
 
 
 def proc_status(pid):

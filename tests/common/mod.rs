@@ -260,6 +260,10 @@ impl Drop for Server {
 /// Set to run every server of the test run in a Lambda-like sandbox: read-only root, only /tmp
 /// writable, an unprivileged uid, no cgroup (`make attacks-lambda-like`). Needs root and `bwrap`.
 pub const LAMBDA_LIKE_ENV: &str = "JUPYTER_MCP_TEST_LAMBDA_LIKE";
+/// Whether this test run's servers run in the Lambda-like sandbox (`LAMBDA_LIKE_ENV` set).
+pub fn in_lambda_like() -> bool {
+    std::env::var_os(LAMBDA_LIKE_ENV).is_some()
+}
 /// The uid the Lambda-like sandbox runs the server as (tests/lambda-like's default).
 pub const LAMBDA_LIKE_UID: u32 = 65534;
 
@@ -271,7 +275,7 @@ pub fn lambda_like_script() -> PathBuf {
 /// `tests/lambda-like --own WORKDIR --python PY --` when `LAMBDA_LIKE_ENV` is set; empty
 /// otherwise.
 fn lambda_like_wrapper(workdir: &Path) -> Vec<String> {
-    if std::env::var_os(LAMBDA_LIKE_ENV).is_none() {
+    if !in_lambda_like() {
         return Vec::new();
     }
     vec![
@@ -599,6 +603,36 @@ pub fn cgroup_v2_dir(pid: u32) -> Option<PathBuf> {
     } else {
         mount.join(rest)
     })
+}
+
+/// The strings of a JSON array (a status's `applied` / `not_applied` lines); empty otherwise.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The reported reason why the cgroup v2 limit of `controller` did not apply names what the
+/// host's files say: the controller is available but not enabled for the server's children,
+/// or it is missing, and then the line quotes the parent's `cgroup.controllers` (`available`).
+pub fn assert_v2_limit_reason(line: &str, controller: &str, available: &[String]) {
+    if available.iter().any(|a| a == controller) {
+        assert!(line.contains("is available in"), "{line}");
+        return;
+    }
+    let listed = if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.join(" ")
+    };
+    assert!(
+        line.contains(&format!("(its cgroup.controllers: {listed})")),
+        "the reason is not the host's ({listed}): {line}"
+    );
 }
 
 /// The words of a cgroup interface file (`cgroup.controllers`, `cgroup.subtree_control`).
