@@ -1278,13 +1278,10 @@ async fn bad_input_insert_into_a_notebook_over_the_write_cap_is_refused_before_i
     assert_eq!(std::fs::read_to_string(&file).unwrap(), garbage);
 }
 
-/// clear_outputs is how a notebook over the write cap is made small again: on a 13 MB notebook
-/// of plots as nbformat writes it, clearing one cell leaves it over the cap (refused, saying
-/// what to do), clearing all works; everything else is kept, and the cells without outputs are
-/// copied byte for byte.
-#[tokio::test]
-async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
-    let server = Server::start();
+/// A valid 13 MB notebook, over the 10 MiB write cap: a markdown cell (attachments, non-ASCII,
+/// tags), 30 code cells `p0`..`p29` each with a saved PNG output, then `extra` cells; returned
+/// as JSON and as the text written in nbformat's layout.
+fn notebook_over_the_write_cap(extra: &[Value]) -> (Value, String) {
     let png = "iVBORw0KGgo".repeat(40_000);
     let mut cells = vec![
         json!({"cell_type": "markdown", "id": "intro", "metadata": {"tags": ["keep"]},
@@ -1296,6 +1293,7 @@ async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
             "outputs": [{"output_type": "display_data", "metadata": {},
                          "data": {"image/png": png, "text/plain": ["<Figure>"]}}]}));
     }
+    cells.extend_from_slice(extra);
     let nb = json!({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
         "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}});
     // nbformat's layout: sorted keys, one-space indent (what serde_json writes from a Value).
@@ -1309,6 +1307,17 @@ async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
     text.push(b'\n');
     let text = String::from_utf8(text).unwrap();
     assert!(text.len() > 13_000_000, "{}", text.len());
+    (nb, text)
+}
+
+/// clear_outputs is how a notebook over the write cap is made small again: on a 13 MB notebook
+/// of plots as nbformat writes it, clearing one cell leaves it over the cap (refused, saying
+/// what to do), clearing all works; everything else is kept, and the cells without outputs are
+/// copied byte for byte.
+#[tokio::test]
+async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
+    let server = Server::start();
+    let (nb, text) = notebook_over_the_write_cap(&[]);
     let file = server.workdir.path().join("plots.ipynb");
     std::fs::write(&file, &text).unwrap();
     assert_nbformat_valid(&file);
@@ -1350,6 +1359,55 @@ async fn clear_outputs_shrinks_a_notebook_over_the_write_cap() {
         )
         .await;
     assert_eq!(ok(&r)["total_cells"], 32);
+}
+
+/// A run whose outputs could not be saved is refused before its code runs: on a notebook over
+/// the write cap, execute_cell and execute_notebook answer `too_large` with what to do, run
+/// nothing (the cell's marker file is not written) and leave the file as it was. Once cleared,
+/// the same cell runs and its outputs are saved.
+#[tokio::test]
+async fn bad_input_running_cells_of_a_notebook_over_the_write_cap_is_refused_before_they_run() {
+    let server = Server::start();
+    let mark = json!({"cell_type": "code", "id": "mark", "metadata": {}, "execution_count": null,
+        "source": "open('ran.txt', 'w').write('ran')\nprint('marked')", "outputs": []});
+    let (_, text) = notebook_over_the_write_cap(&[mark]);
+    let file = server.workdir.path().join("plots.ipynb");
+    std::fs::write(&file, &text).unwrap();
+    let marker = server.workdir.path().join("ran.txt");
+
+    for (tool, args) in [
+        (
+            "execute_cell",
+            json!({"path": "plots.ipynb", "cell": "mark"}),
+        ),
+        (
+            "execute_notebook",
+            json!({"path": "plots.ipynb", "start": 31}),
+        ),
+    ] {
+        let r = server.call(tool, args).await;
+        assert_refused(&r, "too_large", "clear_outputs");
+        assert!(!marker.exists(), "{tool} ran the cell: {r}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "{tool}");
+    }
+
+    let r = server
+        .call("clear_outputs", json!({"path": "plots.ipynb"}))
+        .await;
+    ok(&r);
+    let r = server
+        .call(
+            "execute_cell",
+            json!({"path": "plots.ipynb", "cell": "mark"}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran");
+    let saved = on_disk(&server, "plots.ipynb");
+    assert_eq!(
+        saved["cells"][31]["outputs"][0]["text"], "marked\n",
+        "{saved}"
+    );
 }
 
 /// Edits of a 9.6 MB notebook of small values (under the write cap) succeed and cost the server

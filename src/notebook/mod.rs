@@ -398,21 +398,9 @@ impl NotebookStore {
             self.make_parent(&target, &display)?;
         }
         let _lock = WriteLock::acquire(&target, &display)?;
-        let cap = match shrinks {
-            Shrinks::No => MAX_WRITE_BYTES as u64,
-            Shrinks::Maybe => MAX_READ_BYTES,
-        };
-        let bytes = match read_capped(&target, &display, cap) {
+        let bytes = match read_for_change(&target, &display, shrinks) {
             Ok(bytes) => Some(bytes),
             Err(Error::NotFound { .. }) if create_missing => None,
-            // Refused before the file is read: the change could only leave it over the cap.
-            Err(Error::ReadTooLarge { path, size, .. }) if shrinks == Shrinks::No => {
-                return Err(Error::EditTooLarge {
-                    path,
-                    size,
-                    max: MAX_WRITE_BYTES,
-                });
-            }
             Err(e) => return Err(e),
         };
         let current = bytes.as_deref().map(revision);
@@ -439,10 +427,11 @@ impl NotebookStore {
         Ok((out, revision(&new)))
     }
 
-    /// Reads a notebook for a look that changes nothing (which cell to run, say), checking
-    /// `expected` against its revision like `change` does. Returns what `op` returned and the
-    /// revision read.
-    pub(crate) fn inspect<T>(
+    /// Reads a notebook to run its cells (execute_cell, execute_notebook), checking `expected`
+    /// against its revision like `change` does. Returns what `op` returned and the revision
+    /// read. The run's outputs will be saved into the notebook, so one already over the write
+    /// cap is refused here, before any code runs, rather than failing to save after it ran.
+    pub(crate) fn inspect_for_run<T>(
         &self,
         path: &str,
         expected: Option<&str>,
@@ -450,7 +439,7 @@ impl NotebookStore {
     ) -> Result<(T, String), Error> {
         let target = self.resolve(path)?;
         let display = display_path(path);
-        let bytes = read_capped(&target, &display, MAX_READ_BYTES)?;
+        let bytes = read_for_change(&target, &display, Shrinks::No)?;
         let current = revision(&bytes);
         if let Some(expected) = expected
             && current != expected
@@ -594,6 +583,23 @@ impl NotebookStore {
 }
 
 /// Renders `doc`, refusing a file over the write cap before building it.
+
+/// Reads a notebook about to be changed by a change that `shrinks` or not. One that cannot make
+/// it smaller is refused on a file over the write cap from its size alone, before it is read
+/// (the result could only be over the cap too); one that can reads up to the read cap.
+fn read_for_change(target: &Path, display: &str, shrinks: Shrinks) -> Result<Vec<u8>, Error> {
+    match shrinks {
+        Shrinks::Maybe => read_capped(target, display, MAX_READ_BYTES),
+        Shrinks::No => match read_capped(target, display, MAX_WRITE_BYTES as u64) {
+            Err(Error::ReadTooLarge { path, size, .. }) => Err(Error::EditTooLarge {
+                path,
+                size,
+                max: MAX_WRITE_BYTES,
+            }),
+            other => other,
+        },
+    }
+}
 fn render_capped(doc: &Doc<'_>, display: &str) -> Result<Vec<u8>, Error> {
     let size = doc.rendered_len().map_err(|e| unwritable(display, e))?;
     if size > MAX_WRITE_BYTES {

@@ -149,7 +149,7 @@ impl JupyterMcp {
             let (path, cell_ref, revision) = (a.path.clone(), a.cell, a.revision);
             let (cell, _) = self
                 .with_store(&ctx, move |s| {
-                    s.inspect(&path, revision.as_deref(), |doc, p| {
+                    s.inspect_for_run(&path, revision.as_deref(), |doc, p| {
                         edit::code_cell(doc, &cell_ref, p)
                     })
                 })
@@ -190,7 +190,7 @@ impl JupyterMcp {
             let (path, revision, start, stop) = (a.path.clone(), a.revision, a.start, a.stop);
             let (cells, mut revision) = self
                 .with_store(&ctx, move |s| {
-                    s.inspect(&path, revision.as_deref(), |doc, _| {
+                    s.inspect_for_run(&path, revision.as_deref(), |doc, _| {
                         Ok(range_cells(doc, start, stop))
                     })
                 })
