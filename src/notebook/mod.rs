@@ -582,8 +582,6 @@ impl NotebookStore {
     }
 }
 
-/// Renders `doc`, refusing a file over the write cap before building it.
-
 /// Reads a notebook about to be changed by a change that `shrinks` or not. One that cannot make
 /// it smaller is refused on a file over the write cap from its size alone, before it is read
 /// (the result could only be over the cap too); one that can reads up to the read cap.
@@ -600,6 +598,8 @@ fn read_for_change(target: &Path, display: &str, shrinks: Shrinks) -> Result<Vec
         },
     }
 }
+
+/// Renders `doc`, refusing a file over the write cap before building it.
 fn render_capped(doc: &Doc<'_>, display: &str) -> Result<Vec<u8>, Error> {
     let size = doc.rendered_len().map_err(|e| unwritable(display, e))?;
     if size > MAX_WRITE_BYTES {
