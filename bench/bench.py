@@ -8,8 +8,8 @@ Measures (one function each; bench/README.md says how each is taken):
   latency      p50/p99 of `1+1`, a warm plot and a 1 MB print, for raw jupyter_client over IPC,
                plain HTTP POSTs, the Python SDK (both eras) and the TypeScript SDK
                (bench/ts_client.mjs), interleaved in rounds so drift hits every client alike;
-  parallel     calls per second with 8 kernels busy at once: 8 concurrent plain-HTTP callers on
-               8 kernel names against 8 raw clients on 8 raw kernels;
+  parallel     calls per second with 8 kernels busy at once: 8 plain-HTTP caller processes on
+               8 kernel names against 8 raw caller processes, each with its own raw kernel;
   first call   execute_code on a new kernel name (warm spare ready);
   cold start   process start to the first execute_code answer, against a raw kernel's start to
                its first execute_reply;
@@ -286,60 +286,95 @@ async def measure_latency(url, n, n_heavy, rounds):
     return out
 
 
-async def measure_parallel(url, kernels, calls, rounds):
-    """Calls per second with KERNELS kernels busy at once: KERNELS concurrent callers doing
-    CALLS `1+1` calls each, raw (one raw client per raw kernel) and through the server (one
-    plain-HTTP client per kernel name), alternating in ROUNDS rounds; each side's rate is all
-    its calls over the wall time of its rounds."""
-    import httpx2
-    w = WORKLOADS["1+1"]
+def measure_parallel(url, kernels, calls, rounds):
+    """Calls per second with KERNELS kernels busy at once: KERNELS caller processes doing CALLS
+    `1+1` calls each, raw (each with its own raw kernel and client) and through the server (each
+    a plain-HTTP client on its own kernel name), alternating in ROUNDS rounds. A side's round
+    starts when all its callers are told to go and ends when the last one has answered; its rate
+    is all its calls over the wall time of its rounds. One process per caller, so that neither
+    side is held back by one Python process's event loop (the callers are the floor's too)."""
     names = [f"bench-par-{i}" for i in range(1, kernels + 1)]
+    workers = {"raw": [], "server": []}
     wall = {"raw": 0.0, "server": 0.0}
     lat = {"raw": [], "server": []}
-    async with AsyncExitStack() as stack:
-        raws = []
-        for _ in range(kernels):
-            k = await RawKernel().start()
-            stack.push_async_callback(k.stop)
-            raws.append(RawClient(k))
-        https = [await stack.enter_async_context(httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS))
-                 for _ in range(kernels)]
-        for http, name in zip(https, names):  # start the server's kernels, untimed
-            await post_execute(http, url, "1+1", w, kernel=name)
-        for raw in raws:
-            await raw.call("1+1", w)
-
-        async def raw_caller(client):
-            for _ in range(calls):
-                lat["raw"].append(await client.call("1+1", w))
-
-        async def server_caller(http, name):
-            for _ in range(calls):
-                lat["server"].append(await post_execute(http, url, "1+1", w, kernel=name))
-
+    kernel_pids = []
+    try:
+        for side in ("raw", "server"):
+            for name in names:
+                workers[side].append(subprocess.Popen(
+                    [str(VENV_PY), __file__, "--parallel-worker", side, "--url", url,
+                     "--kernel", name, "--parallel-calls", str(calls)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT))
+        for w in workers["raw"] + workers["server"]:  # kernels started and warm, untimed
+            line = w.stdout.readline().split()
+            if not line or line[0] != "ready":
+                raise RuntimeError(f"a parallel caller did not start: {line}")
+            kernel_pids += [int(x) for x in line[1:]]
         for r in range(rounds):
-            sides = ["raw", "server"] if r % 2 == 0 else ["server", "raw"]
-            for side in sides:
+            for side in (["raw", "server"] if r % 2 == 0 else ["server", "raw"]):
                 t = time.perf_counter()
-                async with anyio.create_task_group() as tg:
-                    if side == "raw":
-                        for c in raws:
-                            tg.start_soon(raw_caller, c)
-                    else:
-                        for http, name in zip(https, names):
-                            tg.start_soon(server_caller, http, name)
+                for w in workers[side]:
+                    w.stdin.write("go\n")
+                for w in workers[side]:
+                    line = w.stdout.readline()
+                    if not line.startswith("{"):
+                        raise RuntimeError(f"a {side} caller failed: {line!r}")
+                    lat[side] += json.loads(line)["latency_s"]
                 wall[side] += time.perf_counter() - t
-        for http, name in zip(https, names):  # give the memory back before the next measures
-            await http.post(url, headers=POST_HEADERS, json={
-                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "shutdown_kernel", "arguments": {"kernel": name}}})
+    finally:
+        for w in workers["raw"] + workers["server"]:
+            try:
+                w.stdin.close()  # EOF: the caller stops its kernel (raw) or shuts it down
+            except OSError:
+                pass
+        for w in workers["raw"] + workers["server"]:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                kill_pids([w.pid])
+                w.wait()
+        kill_pids([p for p in kernel_pids if pid_alive(p)])
     total = kernels * calls * rounds
-    out = {"kernels": kernels, "calls_per_caller_per_round": calls, "rounds": rounds}
+    out = {"kernels": kernels, "calls_per_caller_per_round": calls, "rounds": rounds,
+           "callers": "one process each"}
     for side in ("raw", "server"):
         out[side] = {"calls": total, "wall_s": round(wall[side], 3),
                      "calls_per_s": round(total / wall[side], 1), "latency": summary(lat[side])}
     out["ratio"] = ratio(out["server"]["calls_per_s"], out["raw"]["calls_per_s"])
     return out
+
+
+async def parallel_worker(side, url, kernel, calls):
+    """One caller process of measure_parallel: starts and warms its kernel, says `ready` (with
+    the raw kernel's PID, for the parent to kill if this process dies), then runs CALLS calls
+    for each `go` line and prints their latencies as one JSON line; at EOF it stops its kernel."""
+    import httpx2
+    w = WORKLOADS["1+1"]
+    readline = lambda: anyio.to_thread.run_sync(sys.stdin.readline)  # noqa: E731
+    if side == "raw":
+        k = await RawKernel().start()
+        try:
+            client = RawClient(k)
+            await client.call("1+1", w)
+            print("ready", k.pid or "", flush=True)
+            while (await readline()).strip() == "go":
+                print(json.dumps({"latency_s": [await client.call("1+1", w)
+                                                for _ in range(calls)]}), flush=True)
+        finally:
+            await k.stop()
+        return
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS) as http:
+        await post_execute(http, url, "1+1", w, kernel=kernel)
+        print("ready", flush=True)
+        try:
+            while (await readline()).strip() == "go":
+                print(json.dumps({"latency_s": [await post_execute(http, url, "1+1", w,
+                                                                   kernel=kernel)
+                                                for _ in range(calls)]}), flush=True)
+        finally:  # give the memory back before the next measures
+            await http.post(url, headers=POST_HEADERS, json={
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "shutdown_kernel", "arguments": {"kernel": kernel}}})
 
 
 async def measure_first_call(server, since):
@@ -413,8 +448,8 @@ async def bench_server(binary, args):
         server.note_children()
         rss["after_latency"] = vm_rss_kib(server.pid)
         print(f"parallel: {PARALLEL_KERNELS} kernels", file=sys.stderr)
-        out["parallel"] = await measure_parallel(server.url, PARALLEL_KERNELS, args.parallel_calls,
-                                                 args.rounds)
+        out["parallel"] = await anyio.to_thread.run_sync(
+            measure_parallel, server.url, PARALLEL_KERNELS, args.parallel_calls, args.rounds)
         server.note_children()
         rss["after_parallel"] = vm_rss_kib(server.pid)
         print("first call on a new kernel name", file=sys.stderr)
@@ -444,9 +479,9 @@ def render(res):
             lines.append(f"| `{k}` | {label} | {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms "
                          f"| {s['p50_ratio']:.2f}x | {s['p99_ratio']:.2f}x |")
     par = res["server"]["parallel"]
-    lines.append(f"| {par['kernels']} kernels busy, calls/s | raw: {par['kernels']} clients "
+    lines.append(f"| {par['kernels']} kernels busy, calls/s | raw: {par['kernels']} processes "
                  f"| {par['raw']['calls_per_s']:.0f}/s | | 1 | |")
-    lines.append(f"| {par['kernels']} kernels busy, calls/s | plain HTTP, {par['kernels']} callers "
+    lines.append(f"| {par['kernels']} kernels busy, calls/s | plain HTTP, {par['kernels']} processes "
                  f"| {par['server']['calls_per_s']:.0f}/s | | {par['ratio']:.2f}x | |")
     cold = res["server"]["cold_start"]
     fc = res["server"]["first_call"]
@@ -484,7 +519,14 @@ def main():
     ap.add_argument("--bin", help="server binary (default: target/release, else target/debug)")
     ap.add_argument("--raw-only", action="store_true", help="only the raw floor; needs no binary")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--parallel-worker", choices=["raw", "server"], help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--kernel", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.parallel_worker:  # one caller process of the parallel measure
+        anyio.run(parallel_worker, args.parallel_worker, args.url, args.kernel,
+                  args.parallel_calls)
+        return
 
     import ipykernel
     import jupyter_client
