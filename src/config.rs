@@ -408,8 +408,8 @@ pub struct Config {
     #[arg(long, env = ENV_API_KEYS_SECRET_ID)]
     pub api_keys_secret_id: Option<String>,
 
-    /// How long the secret's keys are cached, in seconds; an unknown key re-reads it at most
-    /// once a minute.
+    /// How long the secret's keys are cached, in seconds: past it they are accepted only after
+    /// a successful re-read (fail closed). An unknown key re-reads it at most once a minute.
     #[arg(long, env = ENV_API_KEYS_CACHE_SECONDS, default_value_t = 300)]
     pub api_keys_cache_seconds: u64,
 

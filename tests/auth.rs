@@ -945,6 +945,11 @@ fn moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
+    moto_on(port)
+}
+
+/// A moto server on `port` (to bring one back where a stopped one was).
+fn moto_on(port: u16) -> Moto {
     let child = Command::new(python())
         .args([
             "-m",
@@ -1066,6 +1071,114 @@ async fn api_keys_from_secrets_manager_work_and_rotation_is_picked_up() {
     for secret in [old, new] {
         assert!(!server.log_text().contains(secret));
     }
+}
+
+/// Waits until the server's log (read on another thread) holds `needle` at least `n` times,
+/// and returns how many times it does.
+async fn log_count(server: &Server, needle: &str, n: usize) -> usize {
+    for _ in 0..50 {
+        if server.log_text().matches(needle).count() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.log_text().matches(needle).count()
+}
+
+/// A key removed from the secret stops working once the cached table is older than
+/// --api-keys-cache-seconds: the next request re-reads the secret (one read), the removed key
+/// is 401, the key still in the secret works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_removed_from_the_secret_stops_working_when_the_cache_expires() {
+    let moto = moto();
+    let (alice, bob) = (
+        "jmcp_secret_alice_2222222222222222",
+        "jmcp_secret_bob_3333333333333333",
+    );
+    let both = json!({"alice": sha256_hex(alice), "bob": sha256_hex(bob)});
+    put_secret(&moto.endpoint, "jmcp/keys", &both, true);
+    let mut env: Vec<(&str, &str)> = FAKE_AWS.to_vec();
+    env.push(("AWS_ENDPOINT_URL", &moto.endpoint));
+    let server = Server::start_with(
+        &[
+            "--api-keys-secret-id",
+            "jmcp/keys",
+            "--api-keys-cache-seconds",
+            "2",
+        ],
+        &env,
+    );
+    for key in [alice, bob] {
+        let (code, _) = server.rpc_as(key, "tools/list", json!({})).await;
+        assert_eq!(code, 200);
+    }
+    put_secret(
+        &moto.endpoint,
+        "jmcp/keys",
+        &json!({"bob": sha256_hex(bob)}),
+        false,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (code, _) = server.rpc_as(alice, "tools/list", json!({})).await;
+    assert_eq!(
+        code, 401,
+        "a key removed from the secret still works after the cache time"
+    );
+    let (code, _) = server.rpc_as(bob, "tools/list", json!({})).await;
+    assert_eq!(code, 200);
+    // The first read, one after expiry, and one for alice's key now unknown (the rotation
+    // re-read, at most once a minute).
+    let reads = log_count(&server, "read the API keys secret", 3).await;
+    assert_eq!(reads, 3, "{}", server.log_text());
+}
+
+/// Fail closed: when the cached table is older than --api-keys-cache-seconds and Secrets
+/// Manager cannot be read, its keys are refused (401), and the outage costs one read attempt per
+/// retry interval, not one per request. When the API is back, the keys work again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_table_is_refused_while_the_secret_cannot_be_read() {
+    let moto = moto();
+    let port: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let alice = "jmcp_secret_alice_4444444444444444";
+    let table = json!({"alice": sha256_hex(alice)});
+    put_secret(&moto.endpoint, "jmcp/keys", &table, true);
+    let mut env: Vec<(&str, &str)> = FAKE_AWS.to_vec();
+    env.push(("AWS_ENDPOINT_URL", &moto.endpoint));
+    let server = Server::start_with(
+        &[
+            "--api-keys-secret-id",
+            "jmcp/keys",
+            "--api-keys-cache-seconds",
+            "2",
+        ],
+        &env,
+    );
+    let (code, _) = server.rpc_as(alice, "tools/list", json!({})).await;
+    assert_eq!(code, 200);
+
+    drop(moto); // Secrets Manager is down
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for _ in 0..5 {
+        let (code, body) = server.rpc_as(alice, "tools/list", json!({})).await;
+        assert_eq!(
+            code, 401,
+            "a stale table was used while the secret is unreadable: {body}"
+        );
+    }
+    let stale = "older than --api-keys-cache-seconds";
+    let failures = log_count(&server, stale, 1).await;
+    assert!(
+        (1..=2).contains(&failures),
+        "one read attempt per retry interval, not one per request ({failures}):\n{}",
+        server.log_text()
+    );
+
+    let moto = moto_on(port);
+    put_secret(&moto.endpoint, "jmcp/keys", &table, true);
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await; // past the retry interval
+    let (code, _) = server.rpc_as(alice, "tools/list", json!({})).await;
+    assert_eq!(code, 200, "the keys work again once the secret can be read");
+    assert!(!server.log_text().contains(alice));
 }
 
 /// Under 2025-03-26 a JSON-RPC batch is split into one request per message: each carries the

@@ -4,8 +4,13 @@
 //!
 //! The table is cached for `--api-keys-cache-seconds`; a key it does not hold makes one re-read
 //! at most every `MIN_UNKNOWN_REREAD`, so a rotated key works at once while a stream of wrong
-//! keys cannot turn into a stream of API calls. A failed read fails closed (the request is
-//! refused) and keeps the previous table.
+//! keys cannot turn into a stream of API calls.
+//!
+//! Fails closed: once the cache is older than `--api-keys-cache-seconds`, keys from it are no
+//! longer accepted. If the secret cannot be read then, requests with its keys are refused until
+//! a read succeeds (a key removed from the secret must stop working within the cache time, even
+//! while Secrets Manager is unreachable). A failed read is retried at most every
+//! `RETRY_AFTER_FAILURE`, so an outage costs one API call per interval, not one per request.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +21,9 @@ use crate::principal::Principal;
 /// Shortest time between two re-reads caused by unknown keys.
 const MIN_UNKNOWN_REREAD: Duration = Duration::from_secs(60);
 
+/// Shortest time between a failed read and the next attempt.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read the API keys secret {id}: {reason}")]
@@ -24,10 +32,19 @@ pub enum Error {
     Format { id: String, reason: String },
 }
 
-/// The cached table and when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reread {
+    /// The cache is stale.
+    IfStale,
+    /// A key the fresh table does not hold (a rotation).
+    Always,
+}
+
+/// The cached table, when it was read, and when a read last failed.
 struct Cached {
     table: Arc<KeyTable>,
     read_at: Option<Instant>,
+    failed_at: Option<Instant>,
 }
 
 pub struct SecretKeys {
@@ -51,6 +68,7 @@ impl SecretKeys {
             cached: Mutex::new(Cached {
                 table: Arc::new(KeyTable::default()),
                 read_at: None,
+                failed_at: None,
             }),
             unknown_reread: Mutex::new(None),
             reading: tokio::sync::Mutex::new(()),
@@ -58,16 +76,19 @@ impl SecretKeys {
     }
 
     /// The principal whose key this is, reading the secret when the cache is stale, and once
-    /// more (rate-limited) when the key is unknown.
+    /// more (rate-limited) when the key is unknown. None when the key is not in a fresh table,
+    /// including when the table is stale and the secret cannot be read (fail closed).
     pub async fn lookup(&self, key: &str) -> Option<Principal> {
+        if !self.table().1 {
+            self.reread(Reread::IfStale).await;
+        }
         let (table, fresh) = self.table();
         if !fresh {
-            self.reread().await;
+            return None;
         }
-        if let Some(p) = self.table().0.lookup(key) {
+        if let Some(p) = table.lookup(key) {
             return Some(p);
         }
-        drop(table);
         let allowed = match self.unknown_reread.lock() {
             Ok(mut last) if last.is_none_or(|t| t.elapsed() >= MIN_UNKNOWN_REREAD) => {
                 *last = Some(Instant::now());
@@ -78,8 +99,9 @@ impl SecretKeys {
         if !allowed {
             return None;
         }
-        self.reread().await;
-        self.table().0.lookup(key)
+        self.reread(Reread::Always).await;
+        let (table, fresh) = self.table();
+        if fresh { table.lookup(key) } else { None }
     }
 
     fn table(&self) -> (Arc<KeyTable>, bool) {
@@ -92,20 +114,44 @@ impl SecretKeys {
         }
     }
 
-    async fn reread(&self) {
+    /// Reads the secret into the cache, one read at a time; skipped while a failed read is
+    /// recent (`RETRY_AFTER_FAILURE`), and, for `IfStale`, when a read made while this one
+    /// waited for its turn left the table fresh.
+    async fn reread(&self, when: Reread) {
         let _one = self.reading.lock().await;
-        match self.read().await {
+        if when == Reread::IfStale && self.table().1 {
+            return;
+        }
+        let recent_failure = match self.cached.lock() {
+            Ok(c) => c
+                .failed_at
+                .is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE),
+            Err(_) => false,
+        };
+        if recent_failure {
+            return;
+        }
+        let result = self.read().await;
+        let Ok(mut c) = self.cached.lock() else {
+            return;
+        };
+        match result {
             Ok(table) => {
                 tracing::info!(secret = %self.id, principals = table.len(), "read the API keys secret");
-                if let Ok(mut c) = self.cached.lock() {
-                    *c = Cached {
-                        table: Arc::new(table),
-                        read_at: Some(Instant::now()),
-                    };
-                }
+                *c = Cached {
+                    table: Arc::new(table),
+                    read_at: Some(Instant::now()),
+                    failed_at: None,
+                };
             }
             Err(e) => {
-                tracing::error!(error = %e, "API keys from Secrets Manager unavailable; keeping the last table")
+                c.failed_at = Some(Instant::now());
+                let stale = !c.read_at.is_some_and(|t| t.elapsed() < self.cache_for);
+                if stale {
+                    tracing::error!(error = %e, "API keys from Secrets Manager unavailable and the cached table is older than --api-keys-cache-seconds: its keys are refused until a read succeeds");
+                } else {
+                    tracing::error!(error = %e, "API keys from Secrets Manager unavailable; the cached table stays in use until it is older than --api-keys-cache-seconds");
+                }
             }
         }
     }
