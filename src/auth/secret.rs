@@ -146,7 +146,7 @@ impl SecretKeys {
             }
             Err(e) => {
                 c.failed_at = Some(Instant::now());
-                let stale = !c.read_at.is_some_and(|t| t.elapsed() < self.cache_for);
+                let stale = c.read_at.is_none_or(|t| t.elapsed() >= self.cache_for);
                 if stale {
                     tracing::error!(error = %e, "API keys from Secrets Manager unavailable and the cached table is older than --api-keys-cache-seconds: its keys are refused until a read succeeds");
                 } else {
