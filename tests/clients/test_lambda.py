@@ -429,6 +429,10 @@ def print_emulator_log_if_failed(request, fixture, label):
     if report is not None and report.failed and fixture in request.fixturenames:
         emu = request.getfixturevalue(fixture)
         print(f"--- last lines of the {label(emu)} emulator log ---\n{emu.log_tail(80)}")
+        keep = os.environ.get("JMCP_EMULATOR_LOG_DIR")  # to study a failure, the whole log
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(emu.log_path, Path(keep) / f"{request.node.name}-{uuid.uuid4().hex[:8]}.log")
 
 
 @pytest.fixture(autouse=True)
