@@ -46,7 +46,7 @@ test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	@if command -v bwrap >/dev/null; then $(MAKE) --no-print-directory attacks-lambda-like lambda-like; \
 	  else echo "attacks and Lambda tests (lambda-like): not run: bwrap is not installed (Debian: apt-get install bubblewrap)"; fi
 	$(VENV_PY) -m pytest -q --ignore=tests/clients/test_lambda_like.py tests/clients || { \
-	  echo "FLAKY? re-running only the failed client tests once (the cargo-lambda emulator has been seen to fail a call about once in 20 runs under load); a second failure fails the build"; \
+	  echo "FLAKY? re-running only the failed client tests once (under load the cargo-lambda emulator loses about one buffered response in 10-20 runs: it answers the function before reading the response body; see the Emulator class in tests/clients/test_lambda.py); a second failure fails the build"; \
 	  $(VENV_PY) -m pytest -q --ignore=tests/clients/test_lambda_like.py --last-failed --last-failed-no-failures none tests/clients; }
 	scripts/check-leftovers
 
