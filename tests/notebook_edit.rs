@@ -1756,3 +1756,40 @@ async fn edits_of_a_notebook_under_the_write_cap_keep_the_server_small() {
     assert_eq!(nb["cells"][3]["source"], "y");
     assert_eq!(nb["cells"].as_array().unwrap().len(), 480);
 }
+
+/// A cell whose run never started (the kernel stayed busy past its timeout) keeps the outputs
+/// it had: they used to be overwritten with nothing although no code ran.
+#[tokio::test]
+async fn a_cell_that_never_ran_keeps_its_saved_outputs() {
+    let server = Server::start();
+    notebook(&server, "kept.ipynb", json!([code("print('first run')")])).await;
+    let r = server
+        .call("execute_cell", json!({"path": "kept.ipynb", "cell": 0}))
+        .await;
+    assert_eq!(ok(&r)["status"], "ok", "{r}");
+    let dir = server.workdir.path().to_path_buf();
+    // Holds the kernel until the test lets it go (at most 60 s).
+    let hold = server.exec(
+        "import os, time\nopen('holding', 'w').close()\nfor _ in range(1200):\n    if os.path.exists('release'):\n        break\n    time.sleep(0.05)",
+    );
+    let blocked = async {
+        while !dir.join("holding").exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let r = server
+            .call(
+                "execute_cell",
+                json!({"path": "kept.ipynb", "cell": 0, "timeout": 1}),
+            )
+            .await;
+        std::fs::write(dir.join("release"), "").unwrap();
+        r
+    };
+    let (held, r) = futures::join!(hold, blocked);
+    ok(&held);
+    assert_eq!(err_status(&r), "timeout", "{r}");
+    assert!(text(&r).contains("did not run"), "{r}");
+    let nb = on_disk(&server, "kept.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "first run\n", "{nb}");
+    assert!(nb["cells"][0]["execution_count"].is_u64(), "{nb}");
+}

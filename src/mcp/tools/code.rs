@@ -153,6 +153,9 @@ pub(super) struct Execution {
     pub(super) note: Option<String>,
     /// The outputs in nbformat form, when the run was asked to record them.
     pub(super) nb_outputs: Vec<serde_json::Value>,
+    /// False when the code never reached the kernel (the wait for its turn ended first):
+    /// there is nothing to save, and a cell's saved outputs must stay as they were.
+    pub(super) ran: bool,
 }
 
 impl Execution {
@@ -165,6 +168,7 @@ impl Execution {
             truncated: false,
             note: Some(note.to_string()),
             nb_outputs: Vec::new(),
+            ran: false,
         }
     }
 
@@ -466,6 +470,7 @@ impl JupyterMcp {
             truncated,
             note,
             nb_outputs,
+            ran: true,
         })
     }
 
@@ -520,6 +525,10 @@ impl JupyterMcp {
         expected: Option<String>,
         execution: &mut Execution,
     ) -> Option<SavedCell> {
+        if !execution.ran {
+            execution.add_note("the code did not run, so no cell was appended".into());
+            return None;
+        }
         let outputs = std::mem::take(&mut execution.nb_outputs);
         let count = execution.execution_count;
         let saved = self

@@ -106,6 +106,11 @@ impl JupyterMcp {
         cell: CodeCell,
         execution: &mut Execution,
     ) -> Option<SavedCell> {
+        // A cell that never reached the kernel keeps the outputs it had.
+        if !execution.ran {
+            execution.add_note("the cell did not run; its saved outputs are kept".into());
+            return None;
+        }
         let outputs = std::mem::take(&mut execution.nb_outputs);
         let count = execution.execution_count;
         let path = path.to_owned();
