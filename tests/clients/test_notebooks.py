@@ -182,6 +182,34 @@ def test_a_stale_revision_is_refused_by_every_notebook_tool(server, mode):
     run(body)
 
 
+def test_execute_notebook_reports_progress_per_cell(server, mode):
+    """execute_notebook sends progress per cell: progress counts cells up to the total, and
+    the messages name every cell with its status (merged ones keep one line each)."""
+    name = f"progress-{mode}.ipynb"
+
+    async def body():
+        async with Client(server.url, mode=mode, read_timeout_seconds=CALL_TIMEOUT) as client:
+            r, _ = await call(client, "create_notebook", path=name, cells=[
+                {"cell_type": "code", "source": f"import time\ntime.sleep(0.5)\n{i}"}
+                for i in range(3)])
+            assert not r.is_error, r
+            seen = []
+
+            async def on_progress(progress, total, message):
+                seen.append((progress, total, message))
+            result = await client.call_tool("execute_notebook", {"path": name},
+                                            progress_callback=on_progress)
+            assert not result.is_error, result
+            # The SDK runs callbacks as spawned tasks: let the last ones run (as test_sdk.py).
+            await anyio.sleep(0.2)
+            assert seen, "no progress notification"
+            assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen), seen
+            assert seen[-1][0] == 3 and all(t == 3 for _, t, _ in seen), seen
+            lines = "".join(m or "" for _, _, m in seen).splitlines()
+            assert lines == ["cell 0: ok", "cell 1: ok", "cell 2: ok"], seen
+    run(body)
+
+
 def test_notebook_workflow(server, mode):
     """Create, insert, edit, run a cell, read it back; run the notebook with a failing cell in
     the middle, with stop_on_error both ways; move, delete, clear; a stale revision refused."""
