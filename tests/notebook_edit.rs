@@ -1793,3 +1793,27 @@ async fn a_cell_that_never_ran_keeps_its_saved_outputs() {
     assert_eq!(nb["cells"][0]["outputs"][0]["text"], "first run\n", "{nb}");
     assert!(nb["cells"][0]["execution_count"].is_u64(), "{nb}");
 }
+
+/// clear_outputs with `cell` clears that cell only; the others keep their outputs.
+#[tokio::test]
+async fn clear_outputs_of_one_cell_keeps_the_others() {
+    let server = Server::start();
+    notebook(
+        &server,
+        "c.ipynb",
+        json!([code("print('a')"), code("print('b')")]),
+    )
+    .await;
+    ok(&server
+        .call("execute_notebook", json!({"path": "c.ipynb"}))
+        .await);
+    let r = server
+        .call("clear_outputs", json!({"path": "c.ipynb", "cell": 1}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 1, "{r}");
+    let nb = on_disk(&server, "c.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "a\n", "{nb}");
+    assert!(nb["cells"][0]["execution_count"].is_u64(), "{nb}");
+    assert_eq!(nb["cells"][1]["outputs"], json!([]), "{nb}");
+    assert!(nb["cells"][1]["execution_count"].is_null(), "{nb}");
+}
