@@ -16,7 +16,7 @@ LAMBDA_TOOLS  := PATH="$(abspath $(VENV))/bin:$$PATH"
 LAMBDA_BIN    := target/lambda/jupyter-mcp-server/bootstrap
 LAMBDA_ZIP    := build/jupyter-mcp-server-$(ARCH).zip
 
-.PHONY: run test attacks attacks-lambda-like lambda-like test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
+.PHONY: run test nbformat-samples attacks attacks-lambda-like lambda-like test-rust test-clients check-leftovers bench lint fmt clean invoke-local smoke
 
 run: $(if $(JUPYTER_MCP_PYTHON),,$(KERNEL_DEPS))
 	cargo run --release -- --port $(PORT) --host $(HOST) --working-dir ./notebooks --python $(KERNEL_PY)
@@ -30,6 +30,14 @@ $(TEST_DEPS): $(KERNEL_DEPS) requirements-test.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
 
+# nbformat's test notebooks (written by Jupyter tooling, nbformat 4.0-4.5), from its pinned
+# sdist on PyPI, for tests/clients/test_notebooks.py's notebooks-from-outside test.
+NBFORMAT_SAMPLES := target/nbformat-samples/nbformat-5.11.1.tar.gz
+nbformat-samples: $(NBFORMAT_SAMPLES)
+$(NBFORMAT_SAMPLES):
+	mkdir -p $(dir $@)
+	$(VENV_PY) -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: nbformat==5.11.1 -d $(dir $@)
+
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
@@ -39,7 +47,7 @@ $(NODE_DEPS): package.json package-lock.json
 # real MCP clients (Python SDK, TypeScript SDK, MCP Inspector CLI, the conformance suite, stdio),
 # the Lambda front door under the cargo-lambda emulator, the SAM template (cfn-lint and its own
 # checks), then a check that no kernel was left.
-test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
+test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS) $(NBFORMAT_SAMPLES)
 	cargo build --locked
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast -E 'not test(/^attacks::/)'
 	$(MAKE) --no-print-directory attacks

@@ -200,6 +200,11 @@ impl Files {
     }
 
     /// Writes `bytes` to `rel` atomically, creating parent directories. Returns the display path.
+    ///
+    /// It takes the notebooks' writer lock (`disk::WriteLock`), so a notebook change running
+    /// at the same time (a read-modify-write by insert_cell, execute_cell, ...) either finishes
+    /// before this write or reads what it wrote: neither is lost silently. A `.ipynb` must be
+    /// a valid nbformat 4 notebook, or every notebook tool would refuse it afterwards.
     pub(crate) fn write(&self, rel: &str, bytes: &[u8], overwrite: bool) -> Result<String, Error> {
         let target = self.store.resolve_any(rel)?;
         let display = display_path(rel);
@@ -211,12 +216,16 @@ impl Files {
                 hint: "write it in a kernel with execute_code, or split it",
             });
         }
+        if display.ends_with(".ipynb") {
+            notebook::Doc::parse(bytes, &display)?;
+        }
         match fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => return Err(Error::IsDirectory { path: display }),
             Ok(_) if !overwrite => return Err(Error::AlreadyExists { path: display }),
             _ => {}
         }
         self.store.make_parent(&target, &display)?;
+        let _lock = disk::WriteLock::acquire(&target, &display)?;
         disk::write_atomic(&target, bytes, overwrite, &display).map_err(|e| match e {
             notebook::Error::AlreadyExists { path } => Error::AlreadyExists { path },
             other => Error::Path(other),

@@ -54,12 +54,15 @@ pub enum OutputItem {
         mime_type: String,
         /// Size of the base64 data.
         bytes: usize,
+        /// Size of the image sent, in bytes (decoded, the unit of `original.bytes`).
+        sent_bytes: usize,
         /// Pixel width sent, when known.
         width: Option<u32>,
         /// Pixel height sent, when known.
         height: Option<u32>,
-        /// Set when the image was downscaled to fit: the original, saved in full and linked.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        /// The image the kernel produced (null only when it does not decode). When it was
+        /// downscaled to fit, it is saved in full and linked (`uri`, `path`); otherwise its
+        /// size equals the size sent.
         original: Option<OriginalImage>,
         #[serde(skip)]
         #[schemars(skip)]
@@ -367,6 +370,7 @@ fn from_bundle(
             return OutputItem::Image {
                 mime_type: mime.into(),
                 bytes: data.len(),
+                sent_bytes: decoded_len(&data),
                 width: None,
                 height: None,
                 original: None,
@@ -760,6 +764,12 @@ pub(crate) fn image_fit_limits(max_output_bytes: usize, max_px: u32) -> fit::Fit
     }
 }
 
+/// Bytes that standard base64 `data` (no whitespace) decodes to.
+fn decoded_len(data: &str) -> usize {
+    let pad = data.bytes().rev().take_while(|b| *b == b'=').count();
+    (data.len() / 4 * 3).saturating_sub(pad)
+}
+
 /// Fits an image item to `limits` (other items pass through). An image that does not decode
 /// is sent as it came.
 pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem {
@@ -783,6 +793,7 @@ pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem 
             OutputItem::Image {
                 mime_type: fitted.mime_type.into(),
                 bytes: data.len(),
+                sent_bytes: fitted.bytes.len(),
                 width: Some(fitted.width),
                 height: Some(fitted.height),
                 original: Some(OriginalImage {
@@ -808,11 +819,19 @@ pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem 
                     display_id,
                     ..
                 } => OutputItem::Image {
+                    original: size.map(|(width, height)| OriginalImage {
+                        mime_type: mime_type.clone(),
+                        width,
+                        height,
+                        bytes: raw.len(),
+                        uri: None,
+                        path: None,
+                    }),
                     mime_type,
                     bytes,
+                    sent_bytes: raw.len(),
                     width: size.map(|s| s.0),
                     height: size.map(|s| s.1),
-                    original: None,
                     data,
                     original_data: None,
                     display_id,

@@ -430,13 +430,145 @@ async fn a_stale_revision_is_refused() {
             "execute_notebook",
             json!({"path": "r.ipynb", "revision": stale}),
         ),
+        // Checked before the code runs: the side-effect file must not appear.
+        (
+            "execute_code",
+            json!({"code": "open('ran-stale', 'w').close()", "notebook": "r.ipynb",
+                   "revision": stale}),
+        ),
+        (
+            "create_notebook",
+            json!({"path": "r.ipynb", "cells": [], "overwrite": true, "revision": stale}),
+        ),
     ] {
         let r = server.call(tool, args).await;
         assert_refused(&r, "conflict", "read_notebook again");
     }
+    assert!(!server.workdir.path().join("ran-stale").exists());
     let nb = on_disk(&server, "r.ipynb");
     assert_eq!(nb["cells"][0]["source"], "2");
     assert_eq!(nb["cells"].as_array().unwrap().len(), 1);
+    // The fresh revision is accepted by both new takers of `revision`.
+    let r = server
+        .call(
+            "execute_code",
+            json!({"code": "print('fresh')", "notebook": "r.ipynb", "revision": fresh}),
+        )
+        .await;
+    let fresh = ok(&r)["notebook"]["revision"].clone();
+    let r = server
+        .call(
+            "create_notebook",
+            json!({"path": "r.ipynb", "cells": [], "overwrite": true, "revision": fresh}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(on_disk(&server, "r.ipynb")["cells"], json!([]));
+}
+
+/// write_file used to replace a notebook without the notebooks' writer lock, so an insert_cell
+/// that had read the old file wrote old+cell over the written content. It now takes the lock:
+/// with the folder's lock held by another process past the lock wait, write_file gives up
+/// (busy) instead of writing under it.
+#[tokio::test]
+async fn write_file_takes_the_notebook_writer_lock() {
+    let server = Server::start();
+    notebook(&server, "locked/nb.ipynb", json!([code("1")])).await;
+    let before = std::fs::read(server.workdir.path().join("locked/nb.ipynb")).unwrap();
+    let dir = std::fs::File::open(server.workdir.path().join("locked")).unwrap();
+    dir.lock().unwrap();
+    let replacement = json!({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "locked/nb.ipynb", "content": replacement.to_string(),
+                   "overwrite": true}),
+        )
+        .await;
+    assert_refused(&r, "busy", "retry");
+    assert_eq!(
+        std::fs::read(server.workdir.path().join("locked/nb.ipynb")).unwrap(),
+        before
+    );
+    dir.unlock().unwrap();
+    let r = server
+        .call(
+            "write_file",
+            json!({"path": "locked/nb.ipynb", "content": replacement.to_string(),
+                   "overwrite": true}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(on_disk(&server, "locked/nb.ipynb")["cells"], json!([]));
+}
+
+/// A write_file and 20 insert_cells on one notebook at once: the end state holds every insert
+/// made after the write, on top of the written notebook, or all of them before it; nothing is
+/// lost silently either way.
+#[tokio::test]
+async fn write_file_concurrent_with_inserts_loses_nothing() {
+    let server = Server::start();
+    notebook(&server, "race.ipynb", json!([code("old")])).await;
+    let written = json!({"cells": [{"cell_type": "markdown", "id": "written", "metadata": {},
+                                     "source": "written"}],
+                         "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    let inserts = (0..20).map(|i| {
+        server.call(
+            "insert_cell",
+            json!({"path": "race.ipynb", "cell_type": "code", "source": format!("i{i}")}),
+        )
+    });
+    let write = server.call(
+        "write_file",
+        json!({"path": "race.ipynb", "content": written.to_string(), "overwrite": true}),
+    );
+    let (results, w) = futures::join!(futures::future::join_all(inserts), write);
+    ok(&w);
+    results.iter().for_each(|r| {
+        ok(r);
+    });
+    let nb = on_disk(&server, "race.ipynb");
+    let sources: Vec<String> = nb["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap().to_owned())
+        .collect();
+    // The written content is there (not overwritten by an insert that read the old file)...
+    assert_eq!(sources[0], "written", "{sources:?}");
+    assert!(!sources.contains(&"old".to_owned()), "{sources:?}");
+    // ...followed by the inserts that came after it, each once (those before it were
+    // replaced by the write, which is what writing a whole file means).
+    let mut kept: Vec<&String> = sources[1..].iter().collect();
+    assert!(kept.iter().all(|s| s.starts_with('i')), "{sources:?}");
+    kept.sort();
+    kept.dedup();
+    assert_eq!(kept.len(), sources.len() - 1, "{sources:?}");
+}
+
+#[tokio::test]
+async fn bad_input_write_file_notebook_that_is_not_nbformat_4() {
+    let server = Server::start();
+    for (content, hint) in [
+        ("{ not json", "not valid JSON"),
+        (
+            r#"{"nbformat": 3, "metadata": {}, "worksheets": []}"#,
+            "nbformat 3",
+        ),
+        (
+            r#"{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}"#,
+            "nbformat 4",
+        ),
+    ] {
+        let r = server
+            .call(
+                "write_file",
+                json!({"path": "bad.ipynb", "content": content}),
+            )
+            .await;
+        assert_refused(&r, "invalid_argument", hint);
+        assert!(!server.workdir.path().join("bad.ipynb").exists());
+    }
 }
 
 #[tokio::test]
@@ -830,6 +962,8 @@ async fn bad_input_resource_read_unknown_missing_escaping_or_too_large() {
             r["error"]["message"].as_str().unwrap().contains(hint),
             "{uri}: {r}"
         );
+        // SEP-2164: every read error names the URI in `data`.
+        assert_eq!(r["error"]["data"]["uri"], uri, "{uri}: {r}");
     }
     let r = server
         .rpc("resources/list", json!({"cursor": "bogus"}))
@@ -975,6 +1109,15 @@ async fn a_big_figure_is_downscaled_and_its_original_linked() {
         (Some(1568), Some(941))
     );
     assert_eq!(img["mime_type"], "image/png", "a line plot stays PNG");
+    // Downscaled to the byte budget too: half the image budget of the default 131072-byte
+    // output cap (4 x 131072 / 2), in decoded bytes; the base64 size says the same.
+    let sent = img["sent_bytes"].as_u64().unwrap();
+    assert!(sent <= 4 * 131_072 / 2 * 3 / 4, "{img}");
+    assert_eq!(
+        img["bytes"].as_u64().unwrap(),
+        sent.div_ceil(3) * 4,
+        "{img}"
+    );
     let original = &img["original"];
     assert_eq!(
         (original["width"].as_u64(), original["height"].as_u64()),
@@ -1021,6 +1164,36 @@ async fn a_big_figure_is_downscaled_and_its_original_linked() {
             .any(|c| c["type"] == "resource_link" && c["uri"] == "workspace:///big_tmp.png"),
         "{r}"
     );
+    let image = &s["image"];
+    assert_eq!(
+        (
+            image["sent"]["width"].as_u64(),
+            image["sent"]["height"].as_u64()
+        ),
+        (Some(1568), Some(941)),
+        "{r}"
+    );
+    assert_eq!(
+        (
+            image["original"]["width"].as_u64(),
+            image["original"]["height"].as_u64()
+        ),
+        (Some(6000), Some(3600)),
+        "{r}"
+    );
+    assert_eq!(image["original"]["bytes"], s["size_bytes"], "{r}");
+    assert!(
+        image["sent"]["bytes"].as_u64().unwrap() <= 4 * 131_072 / 2 * 3 / 4,
+        "{r}"
+    );
+    // read_file takes a per-call limit like the other tools.
+    let r = server
+        .call(
+            "read_file",
+            json!({"path": "big_tmp.png", "max_image_px": 300}),
+        )
+        .await;
+    assert_eq!(ok(&r)["image"]["sent"]["width"], 300, "{r}");
 
     // A per-call limit asks for less.
     let r = server
@@ -1052,6 +1225,104 @@ async fn a_big_figure_is_downscaled_and_its_original_linked() {
         )
         .await;
     assert_eq!(ok(&r)["status"], "ok", "{r}");
+    // Only a failing cell's outputs come back from execute_notebook: its image is fitted.
+    let r = server
+        .call(
+            "insert_cell",
+            json!({"path": "fit.ipynb", "cell_type": "code",
+                   "source": "display(Image(filename='big_tmp.png'))\n1 / 0"}),
+        )
+        .await;
+    ok(&r);
+    let r = server
+        .call(
+            "execute_notebook",
+            json!({"path": "fit.ipynb", "max_image_px": 200}),
+        )
+        .await;
+    assert_eq!(err_status(&r), "error", "{r}");
+    let failed: Vec<&Value> = r["structuredContent"]["failed_outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "image")
+        .collect();
+    assert_eq!(failed.len(), 1, "{r}");
+    assert_eq!(failed[0]["width"], 200, "{r}");
+    assert!(
+        r["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "resource_link"),
+        "{r}"
+    );
+}
+
+/// read_file fits GIF and WebP like PNG and JPEG (they used to be sent as they were, at any
+/// size); a file that does not decode is linked, never sent unfitted; an image that already
+/// fits reports its original size equal to the size sent.
+#[tokio::test]
+async fn read_file_fits_gif_and_webp_and_links_what_does_not_decode() {
+    let server = Server::start();
+    let r = server
+        .exec(
+            "from PIL import Image, ImageDraw\n\
+             im = Image.new('RGB', (3000, 2000), 'white')\n\
+             ImageDraw.Draw(im).line([(0, 0), (3000, 2000)], fill='blue', width=9)\n\
+             im.save('big.gif')\nim.save('big.webp')\n\
+             Image.new('RGB', (40, 30), 'red').save('small.png')\n\
+             open('broken.gif', 'wb').write(b'GIF89a' + bytes(range(256)) * 4)",
+        )
+        .await;
+    assert_eq!(ok(&r)["status"], "ok", "{r}");
+    for path in ["big.gif", "big.webp"] {
+        let r = server.call("read_file", json!({"path": path})).await;
+        let s = ok(&r);
+        assert_eq!(s["image"]["sent"]["width"], 1568, "{path}: {r}");
+        assert_eq!(s["image"]["original"]["width"], 3000, "{path}: {r}");
+        let mime = image_block(&r).unwrap()["mimeType"].clone();
+        assert!(mime == "image/png" || mime == "image/jpeg", "{path}: {r}");
+        assert!(
+            r["content"].as_array().unwrap().iter().any(|c| c["type"] == "resource_link"
+                && c["uri"] == format!("workspace:///{path}")),
+            "{path}: {r}"
+        );
+        let r = server
+            .call("read_file", json!({"path": path, "max_image_px": 300}))
+            .await;
+        assert_eq!(ok(&r)["image"]["sent"]["width"], 300, "{path}: {r}");
+    }
+    let r = server
+        .call("read_file", json!({"path": "broken.gif"}))
+        .await;
+    let s = ok(&r);
+    assert!(image_block(&r).is_none(), "{r}");
+    assert!(
+        s["note"].as_str().unwrap().contains("could not be decoded"),
+        "{r}"
+    );
+    assert!(s["image"].is_null(), "{r}");
+    assert!(
+        r["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "resource_link"),
+        "{r}"
+    );
+    let r = server.call("read_file", json!({"path": "small.png"})).await;
+    let s = ok(&r);
+    assert_eq!(s["image"]["sent"], s["image"]["original"], "{r}");
+    assert_eq!(s["image"]["sent"]["width"], 40, "{r}");
+    // The same for an image output that was not downscaled.
+    let r = server
+        .exec("from IPython.display import Image as I, display\ndisplay(I(filename='small.png'))")
+        .await;
+    let img = &images(&r)[0];
+    assert_eq!(img["original"]["width"], img["width"], "{r}");
+    assert_eq!(img["original"]["bytes"], img["sent_bytes"], "{r}");
+    assert!(img["original"]["uri"].is_null(), "{r}");
 }
 
 #[tokio::test]
@@ -1484,4 +1755,65 @@ async fn edits_of_a_notebook_under_the_write_cap_keep_the_server_small() {
     assert_eq!(nb["cells"][1]["source"], "m");
     assert_eq!(nb["cells"][3]["source"], "y");
     assert_eq!(nb["cells"].as_array().unwrap().len(), 480);
+}
+
+/// A cell whose run never started (the kernel stayed busy past its timeout) keeps the outputs
+/// it had: they used to be overwritten with nothing although no code ran.
+#[tokio::test]
+async fn a_cell_that_never_ran_keeps_its_saved_outputs() {
+    let server = Server::start();
+    notebook(&server, "kept.ipynb", json!([code("print('first run')")])).await;
+    let r = server
+        .call("execute_cell", json!({"path": "kept.ipynb", "cell": 0}))
+        .await;
+    assert_eq!(ok(&r)["status"], "ok", "{r}");
+    let dir = server.workdir.path().to_path_buf();
+    // Holds the kernel until the test lets it go (at most 60 s).
+    let hold = server.exec(
+        "import os, time\nopen('holding', 'w').close()\nfor _ in range(1200):\n    if os.path.exists('release'):\n        break\n    time.sleep(0.05)",
+    );
+    let blocked = async {
+        while !dir.join("holding").exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let r = server
+            .call(
+                "execute_cell",
+                json!({"path": "kept.ipynb", "cell": 0, "timeout": 1}),
+            )
+            .await;
+        std::fs::write(dir.join("release"), "").unwrap();
+        r
+    };
+    let (held, r) = futures::join!(hold, blocked);
+    ok(&held);
+    assert_eq!(err_status(&r), "timeout", "{r}");
+    assert!(text(&r).contains("did not run"), "{r}");
+    let nb = on_disk(&server, "kept.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "first run\n", "{nb}");
+    assert!(nb["cells"][0]["execution_count"].is_u64(), "{nb}");
+}
+
+/// clear_outputs with `cell` clears that cell only; the others keep their outputs.
+#[tokio::test]
+async fn clear_outputs_of_one_cell_keeps_the_others() {
+    let server = Server::start();
+    notebook(
+        &server,
+        "c.ipynb",
+        json!([code("print('a')"), code("print('b')")]),
+    )
+    .await;
+    ok(&server
+        .call("execute_notebook", json!({"path": "c.ipynb"}))
+        .await);
+    let r = server
+        .call("clear_outputs", json!({"path": "c.ipynb", "cell": 1}))
+        .await;
+    assert_eq!(ok(&r)["cleared"], 1, "{r}");
+    let nb = on_disk(&server, "c.ipynb");
+    assert_eq!(nb["cells"][0]["outputs"][0]["text"], "a\n", "{nb}");
+    assert!(nb["cells"][0]["execution_count"].is_u64(), "{nb}");
+    assert_eq!(nb["cells"][1]["outputs"], json!([]), "{nb}");
+    assert!(nb["cells"][1]["execution_count"].is_null(), "{nb}");
 }

@@ -241,6 +241,20 @@ async fn every_tool_result_matches_its_output_schema() {
             true,
             "invalid_argument",
         ),
+        (
+            "create_notebook",
+            "stale revision",
+            json!({"path": "a.ipynb", "overwrite": true, "revision": "0000000000000000"}),
+            true,
+            "conflict",
+        ),
+        (
+            "execute_code",
+            "stale notebook revision",
+            json!({"code": "1", "notebook": "a.ipynb", "revision": "0000000000000000"}),
+            true,
+            "conflict",
+        ),
         ("read_notebook", "ok", json!({"path": "a.ipynb"}), false, ""),
         (
             "read_notebook",
@@ -409,6 +423,13 @@ async fn every_tool_result_matches_its_output_schema() {
         ),
         (
             "read_file",
+            "image, max_image_px",
+            json!({"path": "notes/dot.png", "max_image_px": 100}),
+            false,
+            "",
+        ),
+        (
+            "read_file",
             "binary",
             json!({"path": "notes/blob.bin"}),
             false,
@@ -448,6 +469,13 @@ async fn every_tool_result_matches_its_output_schema() {
             json!({"path": "notes/missing.txt"}),
             true,
             "not_found",
+        ),
+        (
+            "write_file",
+            "not a notebook",
+            json!({"path": "notes/bad.ipynb", "content": "{}"}),
+            true,
+            "invalid_argument",
         ),
         ("list_files", "ok", json!({}), false, ""),
         (

@@ -83,6 +83,15 @@ impl Drop for Closer {
 /// progress token. The collector throttles to its tick (a few per second); a client slower than
 /// that gets fewer, merged notifications.
 pub(crate) fn forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> {
+    forwarder_with_total(ctx, None)
+}
+
+/// Like [`forwarder`], with a known `total` (execute_notebook: the number of cells it runs)
+/// sent on every notification.
+pub(crate) fn forwarder_with_total(
+    ctx: &RequestContext<RoleServer>,
+    total: Option<u64>,
+) -> Option<ProgressFn> {
     let token = ctx.meta.get_progress_token()?;
     let peer = ctx.peer.clone();
     let mailbox = Arc::new(Mailbox::default());
@@ -97,8 +106,11 @@ pub(crate) fn forwarder(ctx: &RequestContext<RoleServer>) -> Option<ProgressFn> 
                     mailbox.wake.notified().await;
                     continue;
                 };
-                let param = ProgressNotificationParam::new(token.clone(), update.bytes as f64)
+                let mut param = ProgressNotificationParam::new(token.clone(), update.bytes as f64)
                     .with_message(update.message);
+                if let Some(total) = total {
+                    param = param.with_total(total as f64);
+                }
                 if peer.notify_progress(param).await.is_err() {
                     break;
                 }

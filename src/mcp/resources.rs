@@ -94,24 +94,28 @@ pub(crate) async fn read(
     principal: &str,
     uri: String,
 ) -> Result<ReadResourceResult, ErrorData> {
+    // Every error names the URI in `data`, as SEP-2164 asks.
+    let data = serde_json::json!({ "uri": uri });
     let Some(path) = path_from_uri(&uri) else {
         return Err(ErrorData::invalid_params(
             format!(
                 "{uri:?} is not a resource of this server; its URIs start with {URI_PREFIX} (see resources/list)"
             ),
-            None,
+            Some(data),
         ));
     };
     let files = files_of(app, principal)?;
-    let data = serde_json::json!({ "uri": uri });
-    let read = blocking(move || files.read(&path).map_err(|e| read_error(&e, data))).await?;
+    let read = {
+        let data = data.clone();
+        blocking(move || files.read(&path).map_err(|e| read_error(&e, data))).await?
+    };
     let (read, size, path) = read;
     if size > MAX_RESOURCE_BYTES {
         return Err(ErrorData::invalid_params(
             format!(
                 "{path} is {size} bytes, over the {MAX_RESOURCE_BYTES}-byte limit for resources/read; read a part with the read_file tool, or make a smaller copy"
             ),
-            None,
+            Some(data),
         ));
     }
     let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);

@@ -303,12 +303,16 @@ impl NotebookStore {
         &self.root
     }
 
-    /// Writes a new nbformat 4.5 notebook holding `cells`, creating parent directories.
+    /// Writes a new nbformat 4.5 notebook holding `cells`, creating parent directories. With
+    /// `expected` (only meaningful with `overwrite`), the notebook being replaced must still be
+    /// at that revision, checked under the writer lock (`Conflict` otherwise, also when it is
+    /// gone).
     pub(crate) fn create(
         &self,
         path: &str,
         cells: &[CellSpec],
         overwrite: bool,
+        expected: Option<&str>,
     ) -> Result<NotebookSummary, Error> {
         let target = self.resolve(path)?;
         let display = display_path(path);
@@ -328,6 +332,20 @@ impl NotebookStore {
         let bytes = render_capped(&doc, &display)?;
         self.make_parent(&target, &display)?;
         let _lock = WriteLock::acquire(&target, &display)?;
+        if let Some(expected) = expected {
+            let current = match read_capped(&target, &display, MAX_READ_BYTES) {
+                Ok(old) => revision(&old),
+                Err(Error::NotFound { .. }) => "absent".into(),
+                Err(e) => return Err(e),
+            };
+            if current != expected {
+                return Err(Error::Conflict {
+                    path: display,
+                    expected: expected.to_owned(),
+                    current,
+                });
+            }
+        }
         write_atomic(&target, &bytes, overwrite, &display)?;
         Ok(NotebookSummary {
             path: display,
@@ -732,7 +750,7 @@ mod tests {
             Err(Error::NotIpynb { .. })
         ));
         assert!(matches!(
-            store.create("x.py", &[], false),
+            store.create("x.py", &[], false, None),
             Err(Error::NotIpynb { .. })
         ));
     }
@@ -748,7 +766,7 @@ mod tests {
             Err(Error::SymlinkEscape { .. })
         ));
         assert!(matches!(
-            store.create("evil.ipynb", &[], true),
+            store.create("evil.ipynb", &[], true, None),
             Err(Error::SymlinkEscape { .. })
         ));
         assert_eq!(fs::read_to_string(&outside).unwrap(), "{}");
@@ -775,11 +793,11 @@ mod tests {
         fs::create_dir(&outside).unwrap();
         symlink(&outside, store.root.join("sub")).unwrap();
         assert!(matches!(
-            store.create("sub/x.ipynb", &cells(), false),
+            store.create("sub/x.ipynb", &cells(), false, None),
             Err(Error::SymlinkEscape { .. })
         ));
         assert!(matches!(
-            store.create("sub/deeper/x.ipynb", &cells(), false),
+            store.create("sub/deeper/x.ipynb", &cells(), false, None),
             Err(Error::SymlinkEscape { .. })
         ));
         assert!(fs::read_dir(&outside).unwrap().next().is_none());
@@ -797,12 +815,12 @@ mod tests {
     #[test]
     fn refuses_existing_without_overwrite() {
         let (_dir, store) = store();
-        store.create("a.ipynb", &cells(), false).unwrap();
+        store.create("a.ipynb", &cells(), false, None).unwrap();
         assert!(matches!(
-            store.create("a.ipynb", &[], false),
+            store.create("a.ipynb", &[], false, None),
             Err(Error::AlreadyExists { .. })
         ));
-        let replaced = store.create("a.ipynb", &[], true).unwrap();
+        let replaced = store.create("a.ipynb", &[], true, None).unwrap();
         assert_eq!(replaced.cell_count, 0);
         assert_eq!(
             store.read("a.ipynb", false, 0, None).unwrap().total_cells,
@@ -818,7 +836,7 @@ mod tests {
             source: "x".repeat(MAX_WRITE_BYTES),
         }];
         assert!(matches!(
-            store.create("big.ipynb", &big, false),
+            store.create("big.ipynb", &big, false, None),
             Err(Error::WriteTooLarge { .. })
         ));
         assert!(!store.root.join("big.ipynb").exists());
@@ -867,7 +885,9 @@ mod tests {
     #[test]
     fn round_trip_create_then_read() {
         let (_dir, store) = store();
-        let summary = store.create("sub/dir/nb.ipynb", &cells(), false).unwrap();
+        let summary = store
+            .create("sub/dir/nb.ipynb", &cells(), false, None)
+            .unwrap();
         assert_eq!(summary.path, "sub/dir/nb.ipynb");
         assert_eq!(summary.cell_count, 3);
         let view = store.read("sub/dir/nb.ipynb", true, 0, None).unwrap();
@@ -934,7 +954,7 @@ mod tests {
     fn list_is_sorted_recursive_and_skips_hidden_and_links() {
         let (dir, store) = store();
         for p in ["b.ipynb", "a/z.ipynb", "a.ipynb", "c/d/e.ipynb"] {
-            store.create(p, &[], false).unwrap();
+            store.create(p, &[], false, None).unwrap();
         }
         fs::write(store.root.join("notes.txt"), "x").unwrap();
         fs::create_dir_all(store.root.join(".packages")).unwrap();
@@ -1015,7 +1035,7 @@ mod tests {
     #[test]
     fn insert_move_delete_by_index_and_id() {
         let (_dir, store) = store();
-        let made = store.create("nb.ipynb", &cells(), false).unwrap();
+        let made = store.create("nb.ipynb", &cells(), false, None).unwrap();
         let (moved, _) = store
             .change("nb.ipynb", None, false, Shrinks::No, |doc, p| {
                 edit::move_to(doc, &CellRef::Id(made.cell_ids[0].clone()), 2, p)
@@ -1045,7 +1065,7 @@ mod tests {
     #[test]
     fn a_stale_revision_is_refused_and_changes_nothing() {
         let (_dir, store) = store();
-        let made = store.create("nb.ipynb", &cells(), false).unwrap();
+        let made = store.create("nb.ipynb", &cells(), false, None).unwrap();
         let (_, rev2) = store
             .change(
                 "nb.ipynb",
@@ -1075,7 +1095,7 @@ mod tests {
     #[test]
     fn concurrent_inserts_from_threads_lose_nothing() {
         let (_dir, store) = store();
-        store.create("nb.ipynb", &[], false).unwrap();
+        store.create("nb.ipynb", &[], false, None).unwrap();
         std::thread::scope(|scope| {
             for t in 0..8 {
                 let store = store.clone();
@@ -1107,7 +1127,7 @@ mod tests {
     #[test]
     fn another_process_holding_the_lock_makes_a_change_wait_and_give_up() {
         let (_dir, store) = store();
-        store.create("sub/nb.ipynb", &[], false).unwrap();
+        store.create("sub/nb.ipynb", &[], false, None).unwrap();
         let before = fs::read(store.root.join("sub/nb.ipynb")).unwrap();
         let ready = tempfile::tempdir().unwrap();
         let flag = ready.path().join("held");
@@ -1163,7 +1183,7 @@ mod tests {
             return;
         }
         let (_dir, store) = store();
-        store.create("valid.ipynb", &cells(), false).unwrap();
+        store.create("valid.ipynb", &cells(), false, None).unwrap();
         let status = std::process::Command::new(python)
             .args([
                 "-c",

@@ -39,6 +39,11 @@ pub struct ExecuteCodeArgs {
     /// Also append the code and its outputs as a new cell at the end of this notebook (a
     /// relative .ipynb path; created if missing), so the session can be opened in Jupyter.
     pub notebook: Option<String>,
+    /// With `notebook`: the revision (from read_notebook or the last change) the notebook must
+    /// still have. Checked before the code runs, and again when the cell is appended; if it
+    /// changed, the code does not run (or its cell is not appended) and a conflict says to read
+    /// again.
+    pub revision: Option<String>,
 }
 
 /// Where a run's outputs were saved in a notebook.
@@ -148,6 +153,9 @@ pub(super) struct Execution {
     pub(super) note: Option<String>,
     /// The outputs in nbformat form, when the run was asked to record them.
     pub(super) nb_outputs: Vec<serde_json::Value>,
+    /// False when the code never reached the kernel (the wait for its turn ended first):
+    /// there is nothing to save, and a cell's saved outputs must stay as they were.
+    pub(super) ran: bool,
 }
 
 impl Execution {
@@ -160,6 +168,7 @@ impl Execution {
             truncated: false,
             note: Some(note.to_string()),
             nb_outputs: Vec::new(),
+            ran: false,
         }
     }
 
@@ -461,6 +470,7 @@ impl JupyterMcp {
             truncated,
             note,
             nb_outputs,
+            ran: true,
         })
     }
 
@@ -512,14 +522,20 @@ impl JupyterMcp {
         ctx: &RequestContext<RoleServer>,
         path: String,
         code: String,
+        expected: Option<String>,
         execution: &mut Execution,
     ) -> Option<SavedCell> {
+        if !execution.ran {
+            execution.add_note("the code did not run, so no cell was appended".into());
+            return None;
+        }
         let outputs = std::mem::take(&mut execution.nb_outputs);
         let count = execution.execution_count;
         let saved = self
             .with_store(ctx, move |s| {
+                let shrinks = crate::notebook::Shrinks::No;
                 let (pos, revision) =
-                    s.change(&path, None, true, crate::notebook::Shrinks::No, |doc, p| {
+                    s.change(&path, expected.as_deref(), true, shrinks, |doc, p| {
                         crate::notebook::edit::append_run(doc, &code, outputs, count, p)
                     })?;
                 Ok((path, pos, revision))
@@ -627,10 +643,17 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let result = async {
-            // A notebook path that cannot be saved to is refused before the code runs.
+            // A notebook path that cannot be saved to, or a stale revision, is refused before
+            // the code runs.
             if let Some(path) = args.notebook.clone() {
-                self.with_store(&ctx, move |s| s.resolve(&path).map(drop))
-                    .await?;
+                let expected = args.revision.clone();
+                self.with_store(&ctx, move |s| match expected {
+                    Some(rev) => s
+                        .inspect_for_run(&path, Some(&rev), |_, _| Ok(()))
+                        .map(drop),
+                    None => s.resolve(&path).map(drop),
+                })
+                .await?;
             }
             let record = args.notebook.is_some();
             let progress = progress_forwarder(&ctx);
@@ -648,7 +671,11 @@ impl JupyterMcp {
                 )
                 .await?;
             let saved = match args.notebook {
-                Some(path) => self.append_run(&ctx, path, args.code, &mut execution).await,
+                Some(path) => {
+                    let expected = args.revision;
+                    self.append_run(&ctx, path, args.code, expected, &mut execution)
+                        .await
+                }
                 None => None,
             };
             execution_result(kernel, execution, saved)

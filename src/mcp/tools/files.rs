@@ -14,7 +14,7 @@ use crate::files::{FileEntry, FileRead, Files, mime_from_name, uri_for};
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{ToolError, respond, structured};
-use crate::output::fit::{Fitted, fit};
+use crate::output::fit::{Fitted, dimensions, fit};
 use crate::output::{IMAGE_BUDGET_FACTOR, image_fit_limits};
 
 /// Lines read_file returns when no limit is given.
@@ -47,6 +47,27 @@ pub struct ReadFileArgs {
     pub offset: usize,
     /// Text files: how many lines to return (default 2000; fewer if over the output cap).
     pub limit: Option<usize>,
+    /// Images: longest side, in pixels, of the image sent back (default and maximum: the
+    /// server's --max-image-px). A larger image is downscaled; the file itself is linked.
+    pub max_image_px: Option<u32>,
+}
+
+/// The pixel and byte size of an image (bytes: the encoded image, not base64).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageSize {
+    pub mime_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: usize,
+}
+
+/// An image file as read_file sent it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageSent {
+    /// What was sent (equal to `original` when the file already fit).
+    pub sent: ImageSize,
+    /// The file itself.
+    pub original: ImageSize,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -66,6 +87,9 @@ pub struct ReadFileOutput {
     pub total_lines: Option<usize>,
     /// Text: the offset to read on from, when lines were left.
     pub next_offset: Option<usize>,
+    /// Images: the size sent and the file's own size (null when no image was sent: the file
+    /// did not decode, or even fitted it was over the image budget, so it is linked).
+    pub image: Option<ImageSent>,
     pub note: Option<String>,
 }
 
@@ -150,13 +174,13 @@ impl JupyterMcp {
     ) -> Result<CallToolResult, ErrorData> {
         let path = a.path.clone();
         let cap = self.app.settings.max_output_bytes;
-        let limits = image_fit_limits(cap, self.app.settings.max_image_px);
+        let limits = image_fit_limits(cap, self.max_image_px(a.max_image_px));
         // An image is fitted like a plot; the file itself is the original, linked.
         let read = self
             .with_files(&ctx, move |f| {
                 let (read, size, path) = f.read(&path)?;
                 let fitted = match &read {
-                    FileRead::Image { bytes, .. } => fit(bytes, limits).ok().flatten(),
+                    FileRead::Image { bytes, .. } => Some(Fit::of(bytes, limits)),
                     _ => None,
                 };
                 Ok((read, size, path, fitted))
@@ -206,10 +230,40 @@ fn decode_base64(content: &str) -> Result<Vec<u8>, crate::files::Error> {
         })
 }
 
+/// What fitting an image file to the model gave.
+enum Fit {
+    /// It already fits: sent as is, at this pixel size.
+    AsIs {
+        width: u32,
+        height: u32,
+    },
+    Downscaled(Fitted),
+    /// It does not decode: linked, never sent unfitted.
+    Undecodable(String),
+}
+
+impl Fit {
+    fn of(bytes: &[u8], limits: crate::output::fit::FitLimits) -> Fit {
+        match fit(bytes, limits) {
+            Ok(Some(f)) => Fit::Downscaled(f),
+            // `fit` reads only the header of an image that fits; decode it whole before
+            // sending it, so a broken file is linked rather than sent.
+            Ok(None) => match image::load_from_memory(bytes) {
+                Ok(img) => Fit::AsIs {
+                    width: img.width(),
+                    height: img.height(),
+                },
+                Err(e) => Fit::Undecodable(e.to_string()),
+            },
+            Err(e) => Fit::Undecodable(e.to_string()),
+        }
+    }
+}
+
 /// The structured description and the content blocks of a file read.
 fn file_content(
     read: FileRead,
-    fitted: Option<Fitted>,
+    fitted: Option<Fit>,
     size: u64,
     path: String,
     offset: usize,
@@ -227,6 +281,7 @@ fn file_content(
         lines: None,
         total_lines: None,
         next_offset: None,
+        image: None,
         note: None,
     };
     let link = |out: &ReadFileOutput| {
@@ -267,15 +322,43 @@ fn file_content(
         FileRead::Image { mime_type, bytes } => {
             out.kind = "image";
             out.mime_type = mime_type.to_owned();
-            let (mime_type, bytes) = match fitted {
-                Some(f) => {
+            let size = |mime_type: &str, width, height, bytes| ImageSize {
+                mime_type: mime_type.to_owned(),
+                width,
+                height,
+                bytes,
+            };
+            let fitted =
+                fitted.unwrap_or_else(|| Fit::Undecodable("it was not read as an image".into()));
+            let (mime_type, bytes, image) = match fitted {
+                Fit::Downscaled(f) => {
                     out.note = Some(format!(
                         "downscaled to {}x{} {} to fit the model; the full-size file is linked",
                         f.width, f.height, f.mime_type
                     ));
-                    (f.mime_type, f.bytes)
+                    let (w, h) = dimensions(&bytes).unwrap_or_default();
+                    let image = ImageSent {
+                        sent: size(f.mime_type, f.width, f.height, f.bytes.len()),
+                        original: size(mime_type, w, h, bytes.len()),
+                    };
+                    (f.mime_type, f.bytes, image)
                 }
-                None => (mime_type, bytes),
+                Fit::AsIs { width, height } => {
+                    let image = ImageSent {
+                        sent: size(mime_type, width, height, bytes.len()),
+                        original: size(mime_type, width, height, bytes.len()),
+                    };
+                    (mime_type, bytes, image)
+                }
+                Fit::Undecodable(reason) => {
+                    let note = format!(
+                        "{} ({mime_type}, {} bytes) could not be decoded ({reason}), so it cannot be fitted to the model; it is linked, not shown",
+                        out.path, out.size_bytes
+                    );
+                    out.note = Some(note.clone());
+                    let content = vec![ContentBlock::text(note), link(&out)];
+                    return (out, content);
+                }
             };
             let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
             let budget = cap.saturating_mul(IMAGE_BUDGET_FACTOR);
@@ -289,6 +372,9 @@ fn file_content(
                 }
                 ContentBlock::text(caption)
             };
+            if data.len() <= budget {
+                out.image = Some(image);
+            }
             if data.len() <= budget && out.note.is_some() {
                 vec![
                     caption(&out),

@@ -32,6 +32,9 @@ pub struct CreateNotebookArgs {
     /// Replace an existing file (default false: an existing file is an error).
     #[serde(default)]
     pub overwrite: bool,
+    /// With `overwrite`: the revision (from read_notebook or the last change) the notebook
+    /// being replaced must still have; if it changed since, nothing is written (conflict).
+    pub revision: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -109,11 +112,14 @@ impl JupyterMcp {
             path,
             cells,
             overwrite,
+            revision,
         }): Parameters<CreateNotebookArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let result = self
-            .with_store(&ctx, move |s| s.create(&path, &cells, overwrite))
+            .with_store(&ctx, move |s| {
+                s.create(&path, &cells, overwrite, revision.as_deref())
+            })
             .await;
         respond(result.and_then(|summary| structured(vec![], &summary)))
     }

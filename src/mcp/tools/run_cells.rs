@@ -106,6 +106,11 @@ impl JupyterMcp {
         cell: CodeCell,
         execution: &mut Execution,
     ) -> Option<SavedCell> {
+        // A cell that never reached the kernel keeps the outputs it had.
+        if !execution.ran {
+            execution.add_note("the cell did not run; its saved outputs are kept".into());
+            return None;
+        }
         let outputs = std::mem::take(&mut execution.nb_outputs);
         let count = execution.execution_count;
         let path = path.to_owned();
@@ -197,7 +202,8 @@ impl JupyterMcp {
                 .await?;
             let cells = cells.map_err(ToolError::invalid)?;
             let stop_on_error = a.stop_on_error.unwrap_or(true);
-            let mut progress = progress_forwarder(&ctx);
+            let total = cells.len() as u64;
+            let mut progress = crate::mcp::progress::forwarder_with_total(&ctx, Some(total));
             let mut out = ExecuteNotebookOutput {
                 status: ExecStatus::Ok,
                 path: crate::notebook::display_path(&a.path),
@@ -256,7 +262,11 @@ impl JupyterMcp {
                 }
                 let status = execution.status;
                 if let Some(p) = progress.as_mut() {
-                    p(n as u64 + 1, format!("cell {index}: {status:?}"));
+                    // One line per cell: updates the client has not taken yet are merged.
+                    p(
+                        n as u64 + 1,
+                        format!("cell {index}: {}\n", status_name(status)),
+                    );
                 }
                 out.cells.push(CellRun {
                     index,
@@ -333,4 +343,12 @@ fn notebook_run_result(out: ExecuteNotebookOutput) -> Result<CallToolResult, Too
     let mut result = structured(content, &out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
     Ok(result)
+}
+
+/// The status as the results name it (`ok`, `kernel_died`), not its Rust name.
+fn status_name(status: ExecStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
