@@ -9,6 +9,13 @@
 //! `.packages`. The one exception is the unauthenticated `local` principal of a server with no
 //! authentication source off Lambda: it is the only principal such a server can ever have, so it
 //! keeps the working directory itself, where notebooks were before principals existed.
+//!
+//! Names: one namespace for every source, kept apart by construction so that no source can name
+//! a principal of another. API-key names (keys file, `JUPYTER_MCP_API_KEYS`, Secrets Manager)
+//! contain no `:` and are never `local`; an OIDC principal is `oidc:<claim value>`; an IAM
+//! principal is its ARN (`arn:...`); the unauthenticated caller is `local`. So a token whose
+//! claim is `alice` or `local` is `oidc:alice` / `oidc:local`, never the key holder `alice` or the
+//! anonymous caller, and no key name can equal an ARN or an OIDC name.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +25,10 @@ use sha2::{Digest, Sha256};
 
 /// The principal of every request on a server without authentication.
 pub const LOCAL: &str = "local";
+/// The start of every OIDC principal's name (then the principal claim's value).
+pub const OIDC_PREFIX: &str = "oidc:";
+/// The start of every IAM principal's name (an ARN).
+pub const IAM_PREFIX: &str = "arn:";
 
 /// Longest principal name accepted (an IAM role-session ARN is at most about 200 bytes).
 pub const MAX_NAME_LEN: usize = 256;
@@ -54,6 +65,12 @@ pub enum Error {
         "invalid principal name: use 1 to {MAX_NAME_LEN} bytes of printable characters without spaces"
     )]
     InvalidName,
+    #[error(
+        "an API key's principal name cannot contain `:` or be `local`: those are kept for OIDC (`oidc:...`), IAM (`arn:...`) and unauthenticated callers"
+    )]
+    ReservedKeyName,
+    #[error("an IAM principal must be an ARN (`arn:...`)")]
+    NotAnArn,
 }
 
 impl Principal {
@@ -65,12 +82,35 @@ impl Principal {
         }
     }
 
-    /// A named principal; the name comes from a key file, a JWT claim or an IAM ARN.
-    pub fn new(name: &str, source: Source) -> Result<Principal, Error> {
-        valid_name(name)?;
+    /// The holder of an API key named `name` (see `valid_key_name`).
+    pub fn api_key(name: &str) -> Result<Principal, Error> {
+        valid_key_name(name)?;
         Ok(Principal {
             name: name.to_string(),
-            source,
+            source: Source::ApiKey,
+        })
+    }
+
+    /// The subject of a verified OIDC token whose principal claim is `claim`: `oidc:<claim>`.
+    pub fn oidc(claim: &str) -> Result<Principal, Error> {
+        let name = format!("{OIDC_PREFIX}{claim}");
+        valid_name(claim)?;
+        valid_name(&name)?;
+        Ok(Principal {
+            name,
+            source: Source::Oidc,
+        })
+    }
+
+    /// The IAM identity with this ARN.
+    pub fn iam(arn: &str) -> Result<Principal, Error> {
+        valid_name(arn)?;
+        if !arn.starts_with(IAM_PREFIX) {
+            return Err(Error::NotAnArn);
+        }
+        Ok(Principal {
+            name: arn.to_string(),
+            source: Source::AwsIam,
         })
     }
 
@@ -89,6 +129,16 @@ pub fn valid_name(name: &str) -> Result<(), Error> {
         && name.len() <= MAX_NAME_LEN
         && name.chars().all(|c| !c.is_control() && !c.is_whitespace());
     if ok { Ok(()) } else { Err(Error::InvalidName) }
+}
+
+/// Checks an API key's principal name: a valid name without `:` that is not `local`, so it can
+/// never be an OIDC name, an ARN or the unauthenticated caller (see the module doc).
+pub fn valid_key_name(name: &str) -> Result<(), Error> {
+    valid_name(name)?;
+    if name.contains(':') || name == LOCAL {
+        return Err(Error::ReservedKeyName);
+    }
+    Ok(())
 }
 
 /// The directory name of a principal: a hash prefix (so no two names share a directory and no
@@ -235,14 +285,38 @@ mod tests {
 
     #[test]
     fn names_with_spaces_or_controls_are_refused() {
-        assert!(Principal::new("alice", Source::ApiKey).is_ok());
+        assert!(Principal::api_key("alice").is_ok());
         for bad in ["", "a b", "a\nb", "a\u{7}"] {
+            assert_eq!(Principal::api_key(bad), Err(Error::InvalidName), "{bad:?}");
+            assert_eq!(Principal::oidc(bad), Err(Error::InvalidName), "{bad:?}");
+            assert_eq!(Principal::iam(bad), Err(Error::InvalidName), "{bad:?}");
+        }
+        assert!(Principal::api_key(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(
+            Principal::oidc(&"x".repeat(MAX_NAME_LEN)).is_err(),
+            "prefix counts"
+        );
+    }
+
+    /// No source can name another source's principal: keys never hold `:` or `local`, OIDC
+    /// names always start with `oidc:`, IAM names with `arn:`.
+    #[test]
+    fn each_source_has_its_own_names() {
+        for reserved in ["local", "a:b", "oidc:alice", "arn:aws:iam::1:user/alice"] {
             assert_eq!(
-                Principal::new(bad, Source::ApiKey),
-                Err(Error::InvalidName),
-                "{bad:?}"
+                Principal::api_key(reserved),
+                Err(Error::ReservedKeyName),
+                "{reserved}"
             );
         }
-        assert!(Principal::new(&"x".repeat(MAX_NAME_LEN + 1), Source::ApiKey).is_err());
+        let oidc = Principal::oidc("alice").unwrap();
+        assert_eq!((oidc.name(), oidc.source()), ("oidc:alice", Source::Oidc));
+        assert_eq!(Principal::oidc("local").unwrap().name(), "oidc:local");
+        assert_ne!(oidc, Principal::api_key("alice").unwrap());
+        assert_ne!(dir_name(oidc.name()), dir_name("alice"));
+        assert_eq!(Principal::iam("alice"), Err(Error::NotAnArn));
+        assert_eq!(Principal::iam("oidc:alice"), Err(Error::NotAnArn));
+        let arn = "arn:aws:iam::123456789012:user/alice";
+        assert_eq!(Principal::iam(arn).unwrap().source(), Source::AwsIam);
     }
 }

@@ -1082,12 +1082,15 @@ async fn principals_kept_apart_by_uid() {
         return;
     };
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let index = LocalIndex::start(&["jmcp-uidpkg==1.0"]);
     let server = Server::start_wrapped(
         &wrapper,
         &[
             "--kernel-uid-per-principal",
             "--kernel-uid-range",
             UID_RANGE,
+            "--package-index-url",
+            &index.url,
         ],
         &env,
     );
@@ -1126,6 +1129,30 @@ async fn principals_kept_apart_by_uid() {
             (m.uid(), m.gid(), m.mode() & 0o777),
             (uid, uid, 0o700),
             "{home}"
+        );
+    }
+    // pip runs as the principal's uid too: what it installs in `.packages` is alice's.
+    let r = server
+        .call_as(
+            ALICE_KEY,
+            "install_package",
+            json!({"package": "jmcp-uidpkg==1.0"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let packages = std::path::Path::new(&alice_home).join(".packages");
+    for path in [
+        packages.clone(),
+        packages.join("jmcp_uidpkg"),
+        packages.join("jmcp_uidpkg/__init__.py"),
+    ] {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (alice_uid, alice_uid),
+            "{}",
+            path.display()
         );
     }
     // The operator's working directory is not handed to anyone.

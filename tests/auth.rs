@@ -45,8 +45,9 @@ async fn post_with(server: &Server, headers: &[(&str, &str)]) -> reqwest::Respon
     req.body(body.to_string()).send().await.unwrap()
 }
 
-/// 401, a JSON-RPC error body, and a challenge pointing at the resource metadata.
-async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) {
+/// 401, a JSON-RPC error body, and a challenge pointing at the resource metadata; returns the
+/// challenge and the body.
+async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) -> (String, Value) {
     let resp = post_with(server, headers).await;
     assert_eq!(resp.status().as_u16(), 401, "{headers:?}");
     let challenge = resp
@@ -70,6 +71,20 @@ async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) {
             assert!(!message.contains(token), "the token is echoed: {message}");
         }
     }
+    (challenge, body)
+}
+
+/// A bearer token refused as `invalid_token` (RFC 6750) for `reason`, never echoed.
+async fn assert_invalid_token(server: &Server, token: &str, reason: &str) {
+    let auth = format!("Bearer {token}");
+    let (challenge, body) = assert_unauthorized(server, &[("authorization", &auth)]).await;
+    assert!(
+        challenge.ends_with(", error=\"invalid_token\""),
+        "{reason}: {challenge}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(reason), "{reason}: {message}");
+    assert!(!body.to_string().contains(token), "{reason}: token echoed");
 }
 
 #[tokio::test]
@@ -322,6 +337,306 @@ async fn two_principals_cannot_see_each_others_things() {
     let mode = std::fs::metadata(&alice_cwd).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
     assert!(!root.join("a.ipynb").exists() && !root.join(".packages").exists());
+}
+
+/// Bob's calls, remembering which tools he used, so the test can check it used every tool the
+/// server lists.
+struct Attacker<'a> {
+    server: &'a Server,
+    key: &'a str,
+    used: std::collections::BTreeSet<String>,
+}
+
+impl Attacker<'_> {
+    async fn call(&mut self, tool: &str, args: Value) -> Value {
+        self.used.insert(tool.to_string());
+        self.server.call_as(self.key, tool, args).await
+    }
+
+    /// A call that must fail (not found, refused): alice's things are not bob's to touch.
+    async fn refused(&mut self, tool: &str, args: Value) -> Value {
+        let r = self.call(tool, args.clone()).await;
+        assert!(is_error(&r), "bob's {tool} {args} worked: {r}");
+        r
+    }
+}
+
+/// Every tool the server lists, called by bob against alice's kernel, variables, notebook, files
+/// and packages, by plain name, by `../<alice's dir>/` and by absolute path, plus MCP resources:
+/// nothing of alice's is shown, changed, stopped or run. A tool added to the server fails this
+/// test until it is attacked here too.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_principals_are_kept_apart_through_every_tool() {
+    let index = LocalIndex::start(&["jmcp-alicepkg==1.0", "jmcp-bobpkg==1.0"]);
+    let (server, _keys) = keyed_server(&["--package-index-url", &index.url]);
+    let a = ALICE_KEY;
+
+    // Alice: a variable in kernel `work`, a file, a notebook with outputs, a package.
+    let r = server
+        .call_as(a, "execute_code", json!({"kernel": "work", "code":
+            "import os\nx = 'alice-var'\nopen('alice.txt', 'w').write('alice-file')\nprint(os.getpid(), os.getcwd())"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let (alice_pid, alice_cwd) = text(&r)
+        .trim()
+        .split_once(' ')
+        .map(|(p, c)| (p.to_string(), c.to_string()))
+        .unwrap();
+    let alice_dir = std::path::Path::new(&alice_cwd)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cells = json!([{"cell_type": "code", "source": "print('alice-out')"},
+                       {"cell_type": "markdown", "source": "alice notes"}]);
+    let r = server
+        .call_as(
+            a,
+            "create_notebook",
+            json!({"path": "a.ipynb", "cells": cells}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let r = server
+        .call_as(
+            a,
+            "execute_notebook",
+            json!({"path": "a.ipynb", "kernel": "work"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let r = server
+        .call_as(
+            a,
+            "install_package",
+            json!({"package": "jmcp-alicepkg==1.0", "kernel": "work"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let alice_file = std::path::Path::new(&alice_cwd).join("alice.txt");
+    let alice_nb = std::path::Path::new(&alice_cwd).join("a.ipynb");
+    let file_before = std::fs::read(&alice_file).unwrap();
+    let nb_before = std::fs::read(&alice_nb).unwrap();
+    assert!(String::from_utf8_lossy(&nb_before).contains("alice-out"));
+
+    let mut bob = Attacker {
+        server: &server,
+        key: BOB_KEY,
+        used: Default::default(),
+    };
+    let (_, listed) = server.rpc_as(BOB_KEY, "tools/list", json!({})).await;
+    let tools: Vec<String> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(tools.len() >= 23, "{listed}");
+    let files = [
+        "alice.txt".to_string(),
+        format!("../{alice_dir}/alice.txt"),
+        format!("{alice_cwd}/alice.txt"),
+    ];
+    let notebooks = [
+        "a.ipynb".to_string(),
+        format!("../{alice_dir}/a.ipynb"),
+        format!("{alice_cwd}/a.ipynb"),
+    ];
+    // What alice has; a refusal may echo the path bob gave, but nothing of these.
+    let secrets = [
+        "alice-file",
+        "alice-out",
+        "alice notes",
+        "alice-var",
+        "alicepkg",
+    ];
+    let shows_nothing_of_alice = |what: &str, r: &Value| {
+        let s = r.to_string();
+        for secret in secrets {
+            assert!(!s.contains(secret), "{what} shows {secret:?}: {s}");
+        }
+    };
+    let lists_nothing_of_alice = |what: &str, r: &Value| {
+        shows_nothing_of_alice(what, r);
+        let s = r.to_string();
+        for name in [alice_dir.as_str(), "alice.txt", "a.ipynb"] {
+            assert!(!s.contains(name), "{what} lists {name:?}: {s}");
+        }
+    };
+
+    // MCP resources: no URI of alice's, and none of her files read by any path.
+    let (code, r) = server.rpc_as(BOB_KEY, "resources/list", json!({})).await;
+    assert_eq!(code, 200, "{r}");
+    assert!(r["result"]["resources"].is_array(), "{r}");
+    lists_nothing_of_alice("resources/list", &r);
+    for path in &files {
+        let uri = format!("workspace:///{path}");
+        let (_, r) = server
+            .rpc_as(BOB_KEY, "resources/read", json!({"uri": uri}))
+            .await;
+        assert!(r.get("error").is_some(), "resources/read {uri}: {r}");
+        shows_nothing_of_alice(&uri, &r);
+    }
+
+    // Files.
+    let r = bob.call("list_files", json!({"recursive": true})).await;
+    assert!(!is_error(&r), "{r}");
+    lists_nothing_of_alice("list_files", &r);
+    for dir in [format!("../{alice_dir}"), alice_cwd.clone(), "..".into()] {
+        let r = bob
+            .refused("list_files", json!({"path": dir, "recursive": true}))
+            .await;
+        shows_nothing_of_alice("list_files", &r);
+    }
+    for path in &files {
+        let r = bob.refused("read_file", json!({"path": path})).await;
+        shows_nothing_of_alice("read_file", &r);
+    }
+
+    // Kernels: bob's `work` is not alice's.
+    let r = bob.call("list_kernels", json!({})).await;
+    assert_eq!(r["structuredContent"]["kernels"], json!([]), "{r}");
+    let r = bob
+        .call("get_kernel_status", json!({"kernel": "work"}))
+        .await;
+    assert_eq!(r["structuredContent"]["state"], "not_started", "{r}");
+    assert_eq!(r["structuredContent"]["security"]["principal"], "bob");
+    bob.refused("interrupt_kernel", json!({"kernel": "work"}))
+        .await;
+    bob.refused("shutdown_kernel", json!({"kernel": "work"}))
+        .await;
+    let r = bob.call("restore_kernel", json!({"kernel": "work"})).await;
+    shows_nothing_of_alice("restore_kernel", &r);
+    assert!(
+        is_error(&r) || r["structuredContent"]["steps_total"] == 0,
+        "bob restored something: {r}"
+    );
+    let r = bob.call("restart_kernel", json!({"kernel": "work"})).await;
+    shows_nothing_of_alice("restart_kernel", &r);
+    let r = bob.call("get_variables", json!({"kernel": "work"})).await;
+    shows_nothing_of_alice("get_variables", &r);
+    let r = bob
+        .call("inspect_variable", json!({"kernel": "work", "name": "x"}))
+        .await;
+    shows_nothing_of_alice("inspect_variable", &r);
+
+    // Alice's notebook, by every path, with every notebook tool (bob has no `a.ipynb` yet).
+    let r = bob.call("list_notebooks", json!({})).await;
+    assert_eq!(r["structuredContent"]["notebooks"], json!([]), "{r}");
+    for path in &notebooks {
+        let attacks = [
+            ("read_notebook", json!({"path": path})),
+            (
+                "insert_cell",
+                json!({"path": path, "cell_type": "code", "source": "print('bob')"}),
+            ),
+            (
+                "edit_cell",
+                json!({"path": path, "cell": 0, "source": "print('bob')"}),
+            ),
+            ("delete_cell", json!({"path": path, "cell": 0})),
+            ("move_cell", json!({"path": path, "cell": 0, "to": 1})),
+            ("clear_outputs", json!({"path": path})),
+            (
+                "execute_cell",
+                json!({"path": path, "cell": 0, "kernel": "work"}),
+            ),
+            ("execute_notebook", json!({"path": path, "kernel": "work"})),
+        ];
+        for (tool, args) in attacks {
+            let r = bob.refused(tool, args).await;
+            shows_nothing_of_alice(tool, &r);
+        }
+    }
+    for path in &notebooks[1..] {
+        let r = bob
+            .refused(
+                "execute_code",
+                json!({"code": "print('bob')", "notebook": path}),
+            )
+            .await;
+        shows_nothing_of_alice("execute_code", &r);
+        bob.refused(
+            "create_notebook",
+            json!({"path": path, "cells": [], "overwrite": true}),
+        )
+        .await;
+    }
+    for path in &files[1..] {
+        bob.refused(
+            "write_file",
+            json!({"path": path, "content": "bob", "overwrite": true}),
+        )
+        .await;
+    }
+    // By plain name they are bob's own, in bob's directory.
+    let r = bob
+        .call(
+            "write_file",
+            json!({"path": "alice.txt", "content": "bob", "overwrite": true}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let r = bob
+        .call(
+            "create_notebook",
+            json!({"path": "a.ipynb", "cells": [], "overwrite": true}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let r = bob
+        .call(
+            "execute_code",
+            json!({"code": "print('bob')", "notebook": "a.ipynb"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+
+    // Packages: each principal's install is its own.
+    let r = bob
+        .call(
+            "install_package",
+            json!({"package": "jmcp-bobpkg==1.0", "kernel": "work"}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let probe = "import importlib, importlib.util, os\nimportlib.invalidate_caches()\nprint(os.getpid(), globals().get('x'), importlib.util.find_spec('jmcp_alicepkg') is not None, importlib.util.find_spec('jmcp_bobpkg') is not None, open('alice.txt').read())";
+    let r = bob
+        .call("execute_code", json!({"code": probe, "kernel": "work"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let out = text(&r);
+    assert!(out.ends_with(" None False True bob\n"), "{out}");
+    assert!(!out.starts_with(&format!("{alice_pid} ")), "{out}");
+
+    let missing: Vec<&String> = tools.iter().filter(|t| !bob.used.contains(*t)).collect();
+    assert!(
+        missing.is_empty(),
+        "tools not attacked across principals: {missing:?}; add them to this test"
+    );
+
+    // Alice: same kernel, same variable, her package only, her file and notebook byte-identical.
+    let r = server
+        .call_as(a, "execute_code", json!({"code": probe, "kernel": "work"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    assert_eq!(
+        text(&r),
+        format!("{alice_pid} alice-var True False alice-file\n"),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&alice_file).unwrap(), file_before);
+    assert_eq!(std::fs::read(&alice_nb).unwrap(), nb_before);
+    let r = server.call_as(a, "list_notebooks", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["notebooks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{r}"
+    );
 }
 
 #[tokio::test]
@@ -675,8 +990,9 @@ fn oidc_server(jwks_url: &str, audit: &std::path::Path) -> Server {
     )
 }
 
-/// RS256 and ES256 tokens from the issuer are accepted and name their principal; every forged,
-/// expired, misdirected or algorithm-confused token is refused with 401.
+/// RS256 and ES256 tokens from the issuer are accepted and name their principal (`oidc:<sub>`);
+/// every forged, expired, misdirected or algorithm-confused token is refused with 401 and
+/// `error="invalid_token"`.
 #[tokio::test(flavor = "multi_thread")]
 async fn oidc_tokens_are_verified_and_every_bad_one_is_401() {
     let made = make_jwts(ISSUER, AUDIENCE);
@@ -689,14 +1005,14 @@ async fn oidc_tokens_are_verified_and_every_bad_one_is_401() {
         .call_as(&token("rs256"), "get_kernel_status", json!({}))
         .await;
     assert_eq!(
-        r["structuredContent"]["security"]["principal"], "carol",
+        r["structuredContent"]["security"]["principal"], "oidc:carol",
         "{r}"
     );
     let r = server
         .call_as(&token("es256"), "get_kernel_status", json!({}))
         .await;
     assert_eq!(
-        r["structuredContent"]["security"]["principal"], "dave",
+        r["structuredContent"]["security"]["principal"], "oidc:dave",
         "{r}"
     );
 
@@ -711,15 +1027,11 @@ async fn oidc_tokens_are_verified_and_every_bad_one_is_401() {
         ("alg_none", "not a well-formed JWT"),
         ("hs256_public_key", "HS256 is not accepted"),
         ("rs256_with_ec_kid", "not a RSA key"),
+        ("es256_with_rsa_kid", "not a P-256 key"),
         ("unknown_kid", "signing key the issuer does not publish"),
         ("no_sub", "no string claim \"sub\""),
     ] {
-        let t = token(bad);
-        let (code, body) = server.rpc_as(&t, "tools/list", json!({})).await;
-        assert_eq!(code, 401, "{bad} was accepted: {body}");
-        let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(reason), "{bad}: {message}");
-        assert!(!body.to_string().contains(&t), "{bad}: token echoed");
+        assert_invalid_token(&server, &token(bad), reason).await;
     }
     let metadata: Value = reqwest::get(
         server
@@ -787,10 +1099,214 @@ async fn oidc_refetches_the_jwks_on_an_unknown_kid_at_most_every_30_s() {
         .call_as(&token("rotated"), "get_kernel_status", json!({}))
         .await;
     assert_eq!(
-        r["structuredContent"]["security"]["principal"], "erin",
+        r["structuredContent"]["security"]["principal"], "oidc:erin",
         "{r}"
     );
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+}
+
+/// The principal of a token, as get_kernel_status reports it.
+async fn principal_of(server: &Server, token: &str) -> Value {
+    let r = server.call_as(token, "get_kernel_status", json!({})).await;
+    r["structuredContent"]["security"]["principal"].clone()
+}
+
+/// Clock skew: `exp` 10 s past and `nbf` 10 s ahead are inside the 30 s leeway (`LEEWAY_SECS`
+/// in src/auth/oidc.rs) and accepted; `exp` 60 s past is refused. The tokens are made after the
+/// server is up (the JWKS is fetched on first use), so the 20 s margin is not spent starting it.
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_tolerates_30_s_of_clock_skew_and_no_more() {
+    let jwks = jwks_server(json!({"keys": []})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = oidc_server(&jwks.url, &dir.path().join("audit"));
+    let made = make_jwts(ISSUER, AUDIENCE);
+    *jwks.doc.lock().unwrap() = made["jwks"].clone();
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+    for ok in ["expired_within_leeway", "nbf_within_leeway"] {
+        assert_eq!(
+            principal_of(&server, &token(ok)).await,
+            "oidc:carol",
+            "{ok}"
+        );
+    }
+    assert_invalid_token(&server, &token("expired_past_leeway"), "expired").await;
+}
+
+/// `--oidc-jwks-file`: the keys come from the file, read at start-up; a token naming a key that
+/// is not in it is refused without any fetch (there is nothing to fetch from).
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_keys_from_a_jwks_file_work_without_a_fetch() {
+    let made = make_jwts(ISSUER, AUDIENCE);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, made["jwks"].to_string()).unwrap();
+    let server = Server::start_with(
+        &[
+            "--oidc-issuer",
+            ISSUER,
+            "--oidc-audience",
+            AUDIENCE,
+            "--oidc-jwks-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+    assert_eq!(principal_of(&server, &token("rs256")).await, "oidc:carol");
+    assert_eq!(principal_of(&server, &token("es256")).await, "oidc:dave");
+    assert_invalid_token(&server, &token("rotated"), "does not publish").await;
+    assert!(
+        !server.log_text().contains("fetched the OIDC issuer's keys"),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn a_malformed_jwks_file_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, "{\"keys\": [{\"kty\": ").unwrap();
+    let missing = dir.path().join("missing.json");
+    for path in [&file, &missing] {
+        let (ok, _, err) = run_binary(
+            &[
+                "--oidc-issuer",
+                ISSUER,
+                "--oidc-audience",
+                AUDIENCE,
+                "--oidc-jwks-file",
+                path.to_str().unwrap(),
+            ],
+            &[],
+            "",
+        );
+        assert!(!ok, "started with {}: {err}", path.display());
+        assert!(
+            err.contains(&format!("cannot read the JWKS file {}", path.display())),
+            "{err}"
+        );
+    }
+}
+
+/// `--oidc-principal-claim email`: the email claim names the principal; a token without one is
+/// refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn oidc_principal_claim_names_the_principal() {
+    let made = make_jwts(ISSUER, AUDIENCE);
+    let jwks = jwks_server(made["jwks"].clone()).await;
+    let server = Server::start_with(
+        &[
+            "--oidc-issuer",
+            ISSUER,
+            "--oidc-audience",
+            AUDIENCE,
+            "--oidc-jwks-url",
+            &jwks.url,
+            "--oidc-principal-claim",
+            "email",
+        ],
+        &[],
+    );
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+    assert_eq!(
+        principal_of(&server, &token("with_email")).await,
+        "oidc:carol@example.com"
+    );
+    assert_invalid_token(&server, &token("rs256"), "no string claim \"email\"").await;
+}
+
+/// A token's claim never names an API key holder or the unauthenticated caller: OIDC principals
+/// are `oidc:<claim>`, so the key holder `alice` and a token with `sub: alice` have their own
+/// directories and kernels.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_subject_cannot_become_an_api_key_principal() {
+    let made = make_jwts(ISSUER, AUDIENCE);
+    let jwks = jwks_server(made["jwks"].clone()).await;
+    let (server, _keys) = keyed_server(&[
+        "--oidc-issuer",
+        ISSUER,
+        "--oidc-audience",
+        AUDIENCE,
+        "--oidc-jwks-url",
+        &jwks.url,
+    ]);
+    let token = |name: &str| made["tokens"][name].as_str().unwrap().to_string();
+    let (oidc_alice, oidc_local) = (token("sub_alice"), token("sub_local"));
+    let who = "import os\nprint(os.getpid(), os.getcwd(), globals().get('mine'))\nmine = 1";
+    let run = |key: String| {
+        let server = &server;
+        async move {
+            let r = server
+                .call_as(&key, "execute_code", json!({"code": who}))
+                .await;
+            assert_eq!(status(&r), "ok", "{r}");
+            text(&r)
+        }
+    };
+    let key_alice = run(ALICE_KEY.to_string()).await;
+    let token_alice = run(oidc_alice.clone()).await;
+    let token_local = run(oidc_local.clone()).await;
+    let fields = |s: &str| -> (String, String, String) {
+        let v: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!(v.len(), 3, "{s}");
+        (v[0].into(), v[1].into(), v[2].into())
+    };
+    let (key_pid, key_cwd, key_seen) = fields(&key_alice);
+    let (tok_pid, tok_cwd, tok_seen) = fields(&token_alice);
+    let (loc_pid, loc_cwd, _) = fields(&token_local);
+    assert_eq!((key_seen.as_str(), tok_seen.as_str()), ("None", "None"));
+    assert_ne!(key_pid, tok_pid, "one kernel for both");
+    assert_ne!(key_cwd, tok_cwd, "one directory for both");
+    assert_ne!(loc_pid, key_pid);
+    assert_ne!(
+        loc_cwd,
+        std::fs::canonicalize(server.workdir.path())
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_eq!(principal_of(&server, &oidc_alice).await, "oidc:alice");
+    assert_eq!(principal_of(&server, &oidc_local).await, "oidc:local");
+    assert_eq!(principal_of(&server, ALICE_KEY).await, "alice");
+    let r = server.call_as(ALICE_KEY, "list_kernels", json!({})).await;
+    assert_eq!(
+        r["structuredContent"]["kernels"].as_array().unwrap().len(),
+        1,
+        "{r}"
+    );
+}
+
+/// `local` (the unauthenticated caller) and names with `:` (OIDC and IAM names) are not API key
+/// principals: a keys-file line or an inline entry with one stops start-up, naming where.
+#[test]
+fn a_reserved_key_principal_name_stops_start_up_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    for (i, name) in ["local", "a:b", "oidc:alice", "arn:aws:iam::1:user/x"]
+        .iter()
+        .enumerate()
+    {
+        let other = sha256_hex(&format!("other-{i}"));
+        std::fs::write(
+            &keys,
+            format!("# keys\nalice {}\n{name} {other}\n", sha256_hex(ALICE_KEY)),
+        )
+        .unwrap();
+        let (ok, _, err) = run_binary(&["--api-keys-file", keys.to_str().unwrap()], &[], "");
+        assert!(!ok, "{name}: started");
+        assert!(
+            err.contains(&format!("{}:3:", keys.display())),
+            "{name}: {err}"
+        );
+        assert!(
+            err.contains("cannot contain `:` or be `local`"),
+            "{name}: {err}"
+        );
+    }
+    let inline = format!("alice:{},local:{}", sha256_hex(ALICE_KEY), sha256_hex("x"));
+    let (ok, _, err) = run_binary(&[], &[("JUPYTER_MCP_API_KEYS", &inline)], "");
+    assert!(!ok && err.contains("JUPYTER_MCP_API_KEYS entry 2"), "{err}");
 }
 
 #[test]

@@ -4,13 +4,18 @@
 //! (`subtle`), so neither the comparison nor the position of a match in the table shows in the
 //! response time. Parse errors name the file and line but never echo the value on it: a line
 //! that is wrong may be a raw key pasted by mistake.
+//!
+//! A key's principal name has no `:` and is not `local` (`principal::valid_key_name`), so no key
+//! holder shares a name with an OIDC or IAM principal or the unauthenticated caller: a keys-file
+//! line or `JUPYTER_MCP_API_KEYS` entry that breaks this stops start-up; a Secrets Manager entry
+//! that does is skipped with a warning when the table is built (`KeyTable::new`).
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::principal::{self, Principal, Source};
+use crate::principal::{self, Principal};
 
 /// Length of a SHA-256 digest in hex.
 const DIGEST_HEX_LEN: usize = 64;
@@ -82,7 +87,7 @@ pub fn parse_keys_file(text: &str) -> Result<Vec<KeyEntry>, (usize, String)> {
         let [name, digest] = fields.as_slice() else {
             return Err((i + 1, format!("expected 2 fields, found {}", fields.len())));
         };
-        out.push(entry(name, digest).map_err(|reason| (i + 1, reason))?);
+        out.push(key_entry(name, digest).map_err(|reason| (i + 1, reason))?);
     }
     Ok(out)
 }
@@ -98,7 +103,7 @@ pub fn parse_keys_inline(text: &str) -> Result<Vec<KeyEntry>, KeysError> {
                 entry: i + 1,
                 reason: "expected principal:sha256hex".into(),
             })?;
-            entry(name.trim(), digest.trim()).map_err(|reason| KeysError::Inline {
+            key_entry(name.trim(), digest.trim()).map_err(|reason| KeysError::Inline {
                 entry: i + 1,
                 reason,
             })
@@ -120,6 +125,12 @@ pub fn check_unique(entries: &[KeyEntry]) -> Result<(), KeysError> {
         }
     }
     Ok(())
+}
+
+/// An entry of the keys file or `JUPYTER_MCP_API_KEYS`: `entry` plus the key-name rule.
+fn key_entry(name: &str, digest: &str) -> Result<KeyEntry, String> {
+    principal::valid_key_name(name).map_err(|e| e.to_string())?;
+    entry(name, digest)
 }
 
 pub(super) fn entry(name: &str, digest: &str) -> Result<KeyEntry, String> {
@@ -159,7 +170,20 @@ pub struct KeyTable {
 }
 
 impl KeyTable {
+    /// The table of `entries`, without those whose principal name is not a key name (only a
+    /// Secrets Manager secret can bring one here: the file and env parsers refuse them), each
+    /// skipped with a warning naming it.
     pub fn new(entries: Vec<KeyEntry>) -> KeyTable {
+        let entries = entries
+            .into_iter()
+            .filter(|e| match principal::valid_key_name(&e.principal) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(principal = %e.principal.escape_debug(), %error, "API key entry skipped");
+                    false
+                }
+            })
+            .collect();
         KeyTable { entries }
     }
 
@@ -181,7 +205,7 @@ impl KeyTable {
                 found = Some(entry);
             }
         }
-        found.and_then(|e| Principal::new(&e.principal, Source::ApiKey).ok())
+        found.and_then(|e| Principal::api_key(&e.principal).ok())
     }
 }
 
@@ -253,6 +277,31 @@ mod tests {
         );
         assert!(parse_keys_file(&format!("alice {}", &ABC_SHA256[1..])).is_err());
         assert!(parse_keys_file(&format!("alice {}g", &ABC_SHA256[1..])).is_err());
+    }
+
+    /// `local` and names with `:` belong to other sources: refused in a file and inline, skipped
+    /// in a table (as a Secrets Manager secret builds it).
+    #[test]
+    fn reserved_principal_names_are_not_key_names() {
+        for name in ["local", "a:b", "oidc:alice"] {
+            let text = format!("alice {ABC_SHA256}\n{name} {ABC_SHA256}\n");
+            let (line, reason) = parse_keys_file(&text).unwrap_err();
+            assert_eq!(line, 2, "{name}");
+            assert!(
+                reason.contains("cannot contain `:` or be `local`"),
+                "{reason}"
+            );
+        }
+        let err = parse_keys_inline(&format!("alice:{ABC_SHA256},local:{ABC_SHA256}")).unwrap_err();
+        assert!(err.to_string().contains("entry 2"), "{err}");
+        let err = parse_keys_inline(&format!("a:b:{ABC_SHA256}")).unwrap_err();
+        assert!(err.to_string().contains("entry 1"), "{err}");
+        let digest = parse_digest(ABC_SHA256).unwrap();
+        let table = KeyTable::new(vec![KeyEntry {
+            principal: "local".into(),
+            digest,
+        }]);
+        assert!(table.is_empty() && table.lookup("abc").is_none());
     }
 
     #[test]

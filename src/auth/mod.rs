@@ -26,7 +26,7 @@ pub use keys::{
 use crate::audit::Audit;
 use crate::config::Settings;
 use crate::limits::{LimitError, Limits};
-use crate::principal::{Principal, Source};
+use crate::principal::Principal;
 
 /// The JSON-RPC error code of a refused request (in the server-defined range).
 const UNAUTHORIZED_CODE: i32 = -32001;
@@ -125,7 +125,7 @@ impl Authenticator {
         if self.lambda
             && let Some(arn) = iam::caller_arn(&parts.extensions)
         {
-            return Principal::new(&arn, Source::AwsIam).map_err(|_| Refusal::BadPrincipal);
+            return Principal::iam(&arn).map_err(|_| Refusal::BadPrincipal);
         }
         let presented = parts.headers.get(header::AUTHORIZATION);
         match presented {
@@ -333,6 +333,7 @@ pub async fn resource_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::Source;
     use clap::Parser;
 
     /// Settings as the binary would resolve them from these arguments.

@@ -5,7 +5,9 @@
 //! HMAC and `none` never verify anything (`none` does not even parse). `iss`, `aud` and `exp` are
 //! required; `nbf` is checked when present; both with `LEEWAY_SECS` of clock skew. The JWKS is
 //! cached; a token naming a key id not in the cache triggers one refetch, at most every
-//! `MIN_REFETCH` (so a stream of made-up ids cannot hammer the issuer).
+//! `MIN_REFETCH` (so a stream of made-up ids cannot hammer the issuer). The principal is
+//! `oidc:<claim value>` (`Principal::oidc`), so no token can name a key holder, an IAM ARN or
+//! `local`.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::config::{JwksSource, OidcSettings};
-use crate::principal::{Principal, Source};
+use crate::principal::Principal;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
@@ -126,7 +128,7 @@ impl Verifier {
             .get(&self.claim)
             .and_then(|v| v.as_str())
             .ok_or_else(|| Error::NoPrincipalClaim(self.claim.clone()))?;
-        Principal::new(name, Source::Oidc).map_err(|_| Error::NoPrincipalClaim(self.claim.clone()))
+        Principal::oidc(name).map_err(|_| Error::NoPrincipalClaim(self.claim.clone()))
     }
 
     /// The key `kid` names; without a kid, the only key of a one-key set.

@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 from mcp import Client
@@ -90,13 +92,33 @@ def test_inspector_connects_with_a_bearer_header(keyed_server, inspector_env, er
 def test_inspector_without_a_key_is_refused(keyed_server, inspector_env, era):
     r = inspector(keyed_server, inspector_env, era, "tools/list")
     assert r.returncode != 0, str(r)
+    out = r.stdout + r.stderr
+    assert "401" in out or "Unauthorized" in out, str(r)
 
 
 def test_no_key_reaches_the_logs(keyed_server):
-    """After the sessions above: every record names its principal and no key appears anywhere."""
+    """Calls as alice and bob and refused ones (this test makes its own, so it passes alone):
+    every record names its principal and no key appears in the log or the audit file."""
+    async def calls():
+        for key in (ALICE, BOB):
+            async with client(keyed_server, "legacy", key) as c:
+                r = await c.call_tool("execute_code", {"code": "print('logged')", "kernel": "logs"})
+                assert text(r) == "logged\n", r
+    run(calls)
+    for headers in ({}, {"Authorization": "Bearer jmcp_wrong"}):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+        req = urllib.request.Request(keyed_server.url, data=body, method="POST", headers={
+            **headers, "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 401
     logs = "".join(keyed_server.log) + keyed_server.audit.read_text()
     for key in (ALICE, BOB, "jmcp_wrong"):
         assert key not in logs
     records = [json.loads(l) for l in keyed_server.audit.read_text().splitlines()]
     assert any(r["event"] == "refused" for r in records)
-    assert {r["principal"] for r in records if r["event"] == "tool_call"} == {"alice", "bob"}
+    called = [r for r in records if r["event"] == "tool_call"]
+    assert {r["principal"] for r in called} == {"alice", "bob"}
+    assert {r["principal"] for r in called if r["tool"] == "execute_code" and r["kernel"] == "logs"} \
+        == {"alice", "bob"}

@@ -55,9 +55,9 @@ def read_baseline(path=BASELINE):
     return tables
 
 
-def list_scenarios():
-    """{scenario: [spec versions or "extension"]} from `conformance list --server`."""
-    proc = subprocess.run([str(NODE), str(SUITE), "list", "--server"], capture_output=True,
+def list_scenarios(kind="server"):
+    """{scenario: [spec versions or "extension"]} from `conformance list --KIND`."""
+    proc = subprocess.run([str(NODE), str(SUITE), "list", f"--{kind}"], capture_output=True,
                           text=True, timeout=60, env=suite_env(), stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"conformance list failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -67,8 +67,22 @@ def list_scenarios():
         if m:
             scenarios[m.group(1)] = [v.strip() for v in m.group(2).split(",") if v.strip()]
     if not scenarios:
-        raise RuntimeError(f"conformance list printed no server scenario:\n{proc.stdout}")
+        raise RuntimeError(f"conformance list printed no {kind} scenario:\n{proc.stdout}")
     return scenarios
+
+
+def read_authorization_table(path=BASELINE):
+    """The scenario names in the first column of the table under "## Authorization scenarios"
+    (several per row, each in backquotes)."""
+    names, inside = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line[3:].strip().lower().startswith("authorization scenarios")
+            continue
+        if inside and line.startswith("|"):
+            first = line.strip().strip("|").split("|")[0]
+            names.update(re.findall(r"`([^`]+)`", first))
+    return names
 
 
 def _applies(row_version, version):
@@ -109,6 +123,23 @@ def test_baseline_names_known_scenarios():
             if version and name in scenarios and version not in scenarios[name]:
                 unknown.append(f"{table}: {entry}@{version} (scenario has versions {scenarios[name]})")
     assert not unknown, "baseline.md names what the suite does not have:\n" + "\n".join(unknown)
+
+
+def test_authorization_scenarios_are_all_listed():
+    """baseline.md's authorization table lists every `auth/*` client scenario and every
+    authorization-server scenario of the pinned suite, and nothing else; no server scenario is
+    about auth. So a suite upgrade that adds an auth scenario, above all one for a resource
+    server, fails here until it is run or listed with its reason."""
+    if not NODE.exists() or not SUITE.exists():
+        pytest.fail(f"{NODE} or {SUITE} missing: run `npm ci` in {ROOT}")
+    suite = {n for n in list_scenarios("client") if n.startswith("auth/")}
+    suite |= set(list_scenarios("authorization"))
+    assert len(suite) > 2, suite
+    table = read_authorization_table()
+    assert not suite - table, f"auth scenarios missing from baseline.md: {sorted(suite - table)}"
+    assert not table - suite, f"baseline.md lists what the suite lacks: {sorted(table - suite)}"
+    server_auth = [n for n in list_scenarios("server") if "auth" in n.lower()]
+    assert not server_auth, f"server scenarios about auth, to run or list: {server_auth}"
 
 
 def summarize(out_dir):
