@@ -31,25 +31,35 @@ pub enum Error {
     },
 }
 
-/// One tool call, as recorded.
+/// One tool call (or resource request), as recorded.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ToolCall<'a> {
-    /// The Lambda request id, when there is one.
+    /// The HTTP request's id (Lambda's on Lambda, a UUID otherwise; the `x-request-id`
+    /// response header); none over stdio.
     pub request_id: Option<&'a str>,
-    /// The JSON-RPC id of the call.
+    /// The JSON-RPC id of the call, as a string.
     pub rpc_id: Option<String>,
+    /// The caller's IP address (the TCP peer locally, the event's source IP on Lambda).
+    pub client_addr: Option<String>,
     pub principal: &'a str,
     /// How the principal was established (api_key, oidc, aws_iam, unauthenticated).
     pub auth: Option<crate::principal::Source>,
+    /// The tool's name, or `resources/list` / `resources/read`.
     pub tool: &'a str,
+    /// The kernel of a tool that takes one (its `kernel` argument, else "default").
     pub kernel: Option<&'a str>,
-    /// SHA-256 of the code of execute_code.
+    /// SHA-256 of the code the call sent to a kernel: one piece (execute_code, execute_cell)
+    /// or, in order and concatenated, every cell execute_notebook ran or restore_kernel
+    /// replayed. None when no code reached a kernel.
     pub code_sha256: Option<String>,
-    /// The code itself (capped), only with --audit-code.
+    /// How many pieces of code `code_sha256` covers (0 when none).
+    pub code_count: usize,
+    /// The code itself (the same concatenation, capped), only with --audit-code.
     pub code: Option<String>,
     /// The requirement of install_package.
     pub package: Option<&'a str>,
-    /// Notebook path of the notebook tools.
+    /// The notebook or file the call names (`path`, execute_code's `notebook`, the URI of
+    /// `resources/read`).
     pub path: Option<&'a str>,
     /// ok, error or the tool's own status (timeout, refused, limit_reached...).
     pub status: &'a str,
@@ -66,11 +76,18 @@ struct Line<T: serde::Serialize> {
     body: T,
 }
 
-#[derive(serde::Serialize)]
-struct RefusedBody<'a> {
-    request_id: Option<&'a str>,
-    principal: Option<&'a str>,
-    reason: &'a str,
+/// A request refused before any tool ran, as recorded.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Refused<'a> {
+    /// As in [`ToolCall::request_id`].
+    pub request_id: Option<&'a str>,
+    /// The JSON-RPC id of the refused request (as the 401 body answers it), as a string.
+    pub rpc_id: Option<String>,
+    /// As in [`ToolCall::client_addr`].
+    pub client_addr: Option<String>,
+    /// Who it was, when the refusal came after authentication (a rate limit).
+    pub principal: Option<&'a str>,
+    pub reason: &'a str,
 }
 
 /// Where records go.
@@ -90,13 +107,27 @@ impl Audit {
         })
     }
 
-    /// SHA-256 of some code, and the code itself when records carry it.
-    pub fn code_fields(&self, code: &str) -> (String, Option<String>) {
-        let digest = hex(&Sha256::digest(code.as_bytes()));
-        let kept = self
-            .include_code
-            .then(|| cap(code, MAX_AUDIT_CODE_BYTES).to_string());
-        (digest, kept)
+    /// SHA-256 of the code pieces a call ran, concatenated in order, and that code itself
+    /// (capped) when records carry it. Nothing when no code ran.
+    pub fn code_fields(&self, pieces: &[String]) -> (Option<String>, Option<String>) {
+        if pieces.is_empty() {
+            return (None, None);
+        }
+        let mut digest = Sha256::new();
+        for piece in pieces {
+            digest.update(piece.as_bytes());
+        }
+        let kept = self.include_code.then(|| {
+            let mut text = String::new();
+            for piece in pieces {
+                text.push_str(cap(piece, MAX_AUDIT_CODE_BYTES - text.len()));
+                if text.len() >= MAX_AUDIT_CODE_BYTES {
+                    break;
+                }
+            }
+            text
+        });
+        (Some(hex(&digest.finalize())), kept)
     }
 
     pub fn tool_call(&self, record: &ToolCall<'_>) {
@@ -104,15 +135,8 @@ impl Audit {
     }
 
     /// A request refused before any tool ran: missing or bad credentials, or a limit.
-    pub fn refused(&self, request_id: Option<&str>, principal: Option<&str>, reason: &str) {
-        self.write(
-            "refused",
-            &RefusedBody {
-                request_id,
-                principal,
-                reason,
-            },
-        );
+    pub fn refused(&self, record: &Refused<'_>) {
+        self.write("refused", record);
     }
 
     fn write<T: serde::Serialize>(&self, event: &'static str, body: &T) {
@@ -181,26 +205,34 @@ mod tests {
             to_stderr: false,
         })
         .unwrap();
-        let (sha, code) = audit.code_fields("print(1)");
+        let (sha, code) = audit.code_fields(&["print(1)".to_string()]);
         assert!(code.is_none());
         audit.tool_call(&ToolCall {
             principal: "alice",
             tool: "execute_code",
-            code_sha256: Some(sha.clone()),
+            code_sha256: sha.clone(),
+            code_count: 1,
             status: "ok",
             ..Default::default()
         });
-        audit.refused(None, None, "no credentials");
+        audit.refused(&Refused {
+            rpc_id: Some("7".into()),
+            client_addr: Some("127.0.0.1".into()),
+            reason: "no credentials",
+            ..Default::default()
+        });
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "earlier");
         let call: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(call["event"], "tool_call");
         assert_eq!(call["principal"], "alice");
-        assert_eq!(call["code_sha256"], sha);
+        assert_eq!(call["code_sha256"].as_str(), sha.as_deref());
         let refused: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
         assert_eq!(refused["event"], "refused");
         assert_eq!(refused["reason"], "no credentials");
+        assert_eq!(refused["rpc_id"], "7");
+        assert_eq!(refused["client_addr"], "127.0.0.1");
     }
 
     #[test]
@@ -212,8 +244,27 @@ mod tests {
         })
         .unwrap();
         let long = "é".repeat(MAX_AUDIT_CODE_BYTES);
-        let (_, code) = audit.code_fields(&long);
+        let (_, code) = audit.code_fields(std::slice::from_ref(&long));
         let code = code.unwrap();
         assert!(code.len() <= MAX_AUDIT_CODE_BYTES && code.len() > MAX_AUDIT_CODE_BYTES - 2);
+        assert!(long.starts_with(&code));
+    }
+
+    #[test]
+    fn several_pieces_are_digested_and_kept_in_order() {
+        let audit = Audit::open(&AuditSettings {
+            file: None,
+            include_code: true,
+            to_stderr: false,
+        })
+        .unwrap();
+        let pieces = ["a = 1\n".to_string(), "print(a)".to_string()];
+        let (sha, code) = audit.code_fields(&pieces);
+        assert_eq!(sha.unwrap(), hex(&Sha256::digest(b"a = 1\nprint(a)")));
+        assert_eq!(code.unwrap(), "a = 1\nprint(a)");
+        let many = vec!["x".repeat(3000); 3];
+        let (_, code) = audit.code_fields(&many);
+        assert_eq!(code.unwrap(), "x".repeat(MAX_AUDIT_CODE_BYTES));
+        assert_eq!(audit.code_fields(&[]), (None, None));
     }
 }

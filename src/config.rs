@@ -440,7 +440,8 @@ pub struct Config {
     #[arg(long, env = ENV_AUDIT_LOG)]
     pub audit_log: Option<PathBuf>,
 
-    /// Put the code of execute_code (up to 4 KiB) into audit records, not only its SHA-256.
+    /// Put the code a call ran (execute_code, execute_cell, execute_notebook, restore_kernel; up
+    /// to 4 KiB) into audit records, not only its SHA-256.
     #[arg(long, env = ENV_AUDIT_CODE)]
     pub audit_code: bool,
 

@@ -54,12 +54,14 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
             front,
             reject_invalid_jsonrpc,
         ))
-        // Outermost, so it runs first: a request without valid credentials is answered 401
-        // before its body is even read.
+        // Outside the JSON-RPC checks, so it runs before them: a request without valid
+        // credentials is answered 401 before its body is even read.
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app.auth),
             auth::middleware,
         ))
+        // Outermost of all: every request, refused or not, gets its id (`x-request-id`).
+        .layer(axum::middleware::from_fn(crate::request_id::middleware))
 }
 
 type McpService = StreamableHttpService<JupyterMcp, NeverSessionManager>;

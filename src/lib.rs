@@ -21,6 +21,7 @@ pub(crate) mod packages;
 pub mod pool;
 pub mod principal;
 pub(crate) mod quota;
+pub mod request_id;
 pub(crate) mod workspace;
 
 use std::future::Future;

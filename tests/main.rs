@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attacks;
+mod audit_log;
 mod auth;
 mod cancel;
 mod cgroups;

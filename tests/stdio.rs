@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::common::*;
 
@@ -15,10 +16,21 @@ struct StdioServer {
     stdin: Option<std::process::ChildStdin>,
     lines: std::sync::mpsc::Receiver<String>,
     workdir: tempfile::TempDir,
+    /// Lines on stderr, when `start_keeping_stderr` kept them.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl StdioServer {
     fn start() -> StdioServer {
+        StdioServer::spawn(&[], false)
+    }
+
+    /// A server whose stderr (the log, and the audit records under stdio) is kept.
+    fn start_keeping_stderr(args: &[&str]) -> StdioServer {
+        StdioServer::spawn(args, true)
+    }
+
+    fn spawn(args: &[&str], keep_stderr: bool) -> StdioServer {
         let workdir = tempfile::Builder::new()
             .prefix("jmcp-test-")
             .tempdir()
@@ -28,12 +40,26 @@ impl StdioServer {
             .arg(workdir.path())
             .arg("--python")
             .arg(python())
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if keep_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let kept = std::sync::Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    kept.lock().unwrap().push(line);
+                }
+            });
+        }
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
@@ -49,6 +75,7 @@ impl StdioServer {
             stdin,
             lines,
             workdir,
+            stderr,
         }
     }
 
@@ -180,4 +207,74 @@ fn notifications_cancelled_on_stdio_interrupts_the_cell() {
     // interrupted (it would print True had it waited the 30 s cell out).
     let r = server.call(3, "execute_code", json!({"code": "print(finished)"}));
     assert_eq!(text(&r), "False\n", "{r}");
+}
+
+/// Under stdio the audit records go to stderr (stdout is the protocol's): each call's record is
+/// there, with its digest, while every stdout line is JSON-RPC (`response` checks each).
+#[test]
+fn stdio_audit_records_go_to_stderr_and_never_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let mut server =
+        StdioServer::start_keeping_stderr(&["--audit-log", audit_path.to_str().unwrap()]);
+    server.initialize();
+    let code = "y = 3\nprint(y)";
+    let r = server.call(1, "execute_code", json!({"code": code}));
+    assert_eq!(status(&r), "ok", "{r}");
+    let r = server.call(2, "list_kernels", json!({}));
+    assert!(!is_error(&r), "{r}");
+    // Close stdin: the server exits, so stdout and stderr are complete.
+    drop(server.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.guard.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for line in server.lines.try_iter() {
+        let message: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carried a line that is not JSON ({e}): {line:?}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        assert!(
+            message.get("event").is_none(),
+            "an audit record on stdout: {line}"
+        );
+    }
+    // The reader thread may still be catching up with what the server wrote before it exited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (stderr, records) = loop {
+        let stderr = server.stderr.lock().unwrap().clone();
+        let records: Vec<Value> = stderr
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "tool_call")
+            .collect();
+        if records.len() >= 2 || Instant::now() > deadline {
+            break (stderr, records);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let tools: Vec<&str> = records
+        .iter()
+        .map(|r| r["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["execute_code", "list_kernels"], "{stderr:?}");
+    let digest: String = sha2::Sha256::digest(code.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(records[0]["code_sha256"], digest);
+    assert_eq!(records[0]["principal"], "local");
+    assert_eq!(records[0]["rpc_id"], "1");
+    assert!(
+        records[0]["request_id"].is_null(),
+        "no HTTP request: {}",
+        records[0]
+    );
+    // The file gets the same records.
+    let file: Vec<Value> = std::fs::read_to_string(&audit_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(file, records);
 }

@@ -23,7 +23,7 @@ pub use keys::{
     KeyEntry, KeyTable, KeysError, check_unique, hash_key_report, parse_keys_inline, read_keys_file,
 };
 
-use crate::audit::Audit;
+use crate::audit::{Audit, Refused};
 use crate::config::Settings;
 use crate::limits::{LimitError, Limits};
 use crate::principal::Principal;
@@ -257,24 +257,29 @@ pub async fn middleware(
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let request_id = parts
-        .extensions
-        .get::<lambda_runtime::Context>()
-        .map(|c| c.request_id.clone());
+    let request_id = crate::request_id::RequestId::get(&parts.extensions).map(str::to_string);
     let addr = client_addr(&parts.extensions);
+    let refused = |rpc_id: Option<String>, principal: Option<&str>, reason: &str| {
+        auth.audit.refused(&Refused {
+            request_id: request_id.as_deref(),
+            rpc_id,
+            client_addr: addr.map(|a| a.to_string()),
+            principal,
+            reason,
+        })
+    };
+    // An address over its refusal budget is answered without reading its body.
     if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
         && let Err(limit) = refusals.check(addr)
     {
-        auth.audit
-            .refused(request_id.as_deref(), None, &limit.to_string());
+        refused(None, None, &limit.to_string());
         return too_many_requests(&limit);
     }
     match auth.authenticate(&parts).await {
         Ok(principal) => {
             if let Err(limit) = auth.limits.check_rate(principal.name()) {
-                let reason = limit.to_string();
-                auth.audit
-                    .refused(request_id.as_deref(), Some(principal.name()), &reason);
+                let id = rpc_id(body).await;
+                refused(id_text(&id), Some(principal.name()), &limit.to_string());
                 return too_many_requests(&limit);
             }
             parts.extensions.insert(principal);
@@ -282,23 +287,32 @@ pub async fn middleware(
                 .await
         }
         Err(refusal) => {
-            auth.audit
-                .refused(request_id.as_deref(), None, &refusal.to_string());
             tracing::warn!(reason = %refusal, path = parts.uri.path(), "request refused");
             if let (Some(refusals), Some(addr)) = (&auth.limits.refusals, addr)
                 && let Err(limit) = refusals.refused(addr)
             {
+                refused(None, None, &refusal.to_string());
                 tracing::warn!(%addr, "too many refused requests from one address");
                 return too_many_requests(&limit);
             }
             let id = rpc_id(body).await;
+            refused(id_text(&id), None, &refusal.to_string());
             auth.unauthorized(&parts.headers, &refusal, id)
         }
     }
 }
 
+/// A JSON-RPC id as the audit log writes it: a string, numbers in decimal.
+fn id_text(id: &serde_json::Value) -> Option<String> {
+    match id {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Where a request comes from: the TCP peer locally, the source IP Lambda reports there.
-fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+pub(crate) fn client_addr(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())

@@ -1,6 +1,7 @@
-//! What a request says about the invocation it belongs to: on Lambda, its request id and its
-//! deadline (from the `lambda_runtime::Context` that `lambda_http` puts in the HTTP request's
-//! extensions, which rmcp passes on). Locally there is neither.
+//! What a request says about the invocation it belongs to: its request id (see `request_id`),
+//! the caller's address, and on Lambda its deadline (from the `lambda_runtime::Context` that
+//! `lambda_http` puts in the HTTP request's extensions, which rmcp passes on). Locally there is
+//! no deadline.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,15 +18,27 @@ const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 fn lambda_context(ctx: &RequestContext<RoleServer>) -> Option<&lambda_runtime::Context> {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()?
-        .extensions
-        .get::<lambda_runtime::Context>()
+    parts(ctx)?.extensions.get::<lambda_runtime::Context>()
 }
 
-/// The Lambda request id, if this request is a Lambda invocation.
+fn parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
+    ctx.extensions.get::<axum::http::request::Parts>()
+}
+
+/// The HTTP request's id (`request_id`: Lambda's on Lambda, a UUID otherwise), or Lambda's
+/// from the invocation context; none over stdio.
 pub fn request_id(ctx: &RequestContext<RoleServer>) -> Option<String> {
-    lambda_context(ctx).map(|c| c.request_id.clone())
+    parts(ctx)
+        .and_then(|p| crate::request_id::RequestId::get(&p.extensions))
+        .map(str::to_string)
+        .or_else(|| lambda_context(ctx).map(|c| c.request_id.clone()))
+}
+
+/// The caller's IP address, as the HTTP door saw it; none over stdio.
+pub fn client_addr(ctx: &RequestContext<RoleServer>) -> Option<String> {
+    parts(ctx)
+        .and_then(|p| crate::auth::client_addr(&p.extensions))
+        .map(|a| a.to_string())
 }
 
 /// How long code may run in this invocation, so that the client always gets a `timeout`

@@ -207,6 +207,34 @@ impl JupyterMcp {
     }
 }
 
+impl JupyterMcp {
+    /// The audit record of a resource request (named like a tool: `resources/list`,
+    /// `resources/read`), since it hands the caller's files out as tools do.
+    fn audit_resource<T: serde::Serialize>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        principal: &Principal,
+        method: &str,
+        uri: Option<&str>,
+        started: std::time::Instant,
+        answer: &Result<T, rmcp::ErrorData>,
+    ) {
+        let (status, bytes_returned) = audit::resource_outcome(answer);
+        audit::Args::resource(method, uri).record(
+            &self.app.audit,
+            audit::Call {
+                request_id: invocation::request_id(context).as_deref(),
+                rpc_id: context.id.to_string(),
+                client_addr: invocation::client_addr(context),
+                principal,
+                status: &status,
+                elapsed: started.elapsed(),
+                bytes_returned,
+            },
+        );
+    }
+}
+
 const INSTRUCTIONS: &str = "Runs Python in real Jupyter (IPython) kernels. State persists between \
 calls on the same kernel (pick one with the optional `kernel` argument; default \"default\"). \
 Use execute_code to run code (plots come back as images), get_variables / inspect_variable to \
@@ -231,26 +259,30 @@ impl ServerHandler for JupyterMcp {
         let principal = match self.app.principal(&context) {
             Ok(p) => p,
             Err(e) => {
-                self.app.audit.refused(
-                    invocation::request_id(&context).as_deref(),
-                    None,
-                    &e.message,
-                );
+                self.app.audit.refused(&crate::audit::Refused {
+                    request_id: invocation::request_id(&context).as_deref(),
+                    rpc_id: Some(context.id.to_string()),
+                    client_addr: invocation::client_addr(&context),
+                    principal: None,
+                    reason: &e.message,
+                });
                 return Ok(rmcp::model::CallToolResponse::Complete(e.into_result()));
             }
         };
         let span = invocation::span(&context, &request.name, principal.name());
         let started = std::time::Instant::now();
-        let audit_args = audit::Args::of(&request);
+        let route = self
+            .tool_router
+            .map
+            .get(request.name.as_ref())
+            .map(|r| &r.attr);
+        let audit_args = audit::Args::of(&request, route);
+        audit_args.install(&mut context);
         let request_id = invocation::request_id(&context);
+        let client_addr = invocation::client_addr(&context);
         let rpc_id = context.id.to_string();
         let response = match self.app.limits.enter(principal.name()) {
             Ok(_running) => {
-                let route = self
-                    .tool_router
-                    .map
-                    .get(request.name.as_ref())
-                    .map(|r| &r.attr);
                 let hook = continuity::Hook::before(
                     &self.app,
                     principal.name(),
@@ -290,10 +322,11 @@ impl ServerHandler for JupyterMcp {
             audit::Call {
                 request_id: request_id.as_deref(),
                 rpc_id,
+                client_addr,
                 principal: &principal,
                 status: &status,
                 elapsed,
-                response: &response,
+                bytes_returned: audit::bytes_of(&response),
             },
         );
         response
@@ -309,8 +342,18 @@ impl ServerHandler for JupyterMcp {
             .app
             .principal(&context)
             .map_err(ToolError::into_protocol_error)?;
+        let started = std::time::Instant::now();
         self.app.refresh_workspace(principal.name()).await;
-        resources::list(&self.app, principal.name(), cursor).await
+        let answer = resources::list(&self.app, principal.name(), cursor).await;
+        self.audit_resource(
+            &context,
+            &principal,
+            "resources/list",
+            None,
+            started,
+            &answer,
+        );
+        answer
     }
 
     async fn list_resource_templates(
@@ -330,10 +373,19 @@ impl ServerHandler for JupyterMcp {
             .app
             .principal(&context)
             .map_err(ToolError::into_protocol_error)?;
+        let started = std::time::Instant::now();
         self.app.refresh_workspace(principal.name()).await;
-        resources::read(&self.app, principal.name(), request.uri)
-            .await
-            .map(Into::into)
+        let uri = request.uri.clone();
+        let answer = resources::read(&self.app, principal.name(), request.uri).await;
+        self.audit_resource(
+            &context,
+            &principal,
+            "resources/read",
+            Some(&uri),
+            started,
+            &answer,
+        );
+        answer.map(Into::into)
     }
 
     fn get_info(&self) -> ServerConfig {

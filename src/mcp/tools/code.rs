@@ -424,6 +424,7 @@ impl JupyterMcp {
         let replaced_dead = std::mem::take(&mut turn.replaced_dead);
         let kernel = &turn.lease.kernel;
         let generation = kernel.id().to_string();
+        crate::mcp::audit::ran(ctx, code);
         let run = kernel.execute(code, true, left, &ctx.ct, &mut sink);
         let outcome = match &quota {
             Some(q) => tokio::select! {
