@@ -47,9 +47,12 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
     };
     let metadata = axum::routing::get(auth::resource_metadata).with_state(Arc::clone(&app.auth));
     axum::Router::new()
-        .nest_service("/mcp", service)
+        .nest_service(auth::MCP_PATH, service)
         .route(auth::RESOURCE_METADATA_PATH, metadata.clone())
-        .route(&format!("{}/mcp", auth::RESOURCE_METADATA_PATH), metadata)
+        .route(
+            &format!("{}{}", auth::RESOURCE_METADATA_PATH, auth::MCP_PATH),
+            metadata,
+        )
         .layer(axum::middleware::from_fn_with_state(
             front,
             reject_invalid_jsonrpc,

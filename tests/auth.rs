@@ -58,7 +58,7 @@ async fn assert_unauthorized(server: &Server, headers: &[(&str, &str)]) -> (Stri
         .to_string();
     assert!(
         challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:")
-            && challenge.contains("/.well-known/oauth-protected-resource\""),
+            && challenge.contains("/.well-known/oauth-protected-resource/mcp\""),
         "{challenge}"
     );
     let body: Value = resp.json().await.unwrap();
@@ -154,18 +154,24 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// RFC 9728: each document names the resource its well-known URL was formed from (§3.3): the
+/// MCP endpoint for `.../oauth-protected-resource/mcp` (the one every 401 links), the server
+/// for the path-less one.
 #[tokio::test]
 async fn the_resource_metadata_is_served_without_credentials() {
     let (server, _keys) = keyed_server(&[]);
     let base = server.url.trim_end_matches("/mcp");
-    for path in [
-        "/.well-known/oauth-protected-resource",
-        "/.well-known/oauth-protected-resource/mcp",
+    for (path, resource) in [
+        ("/.well-known/oauth-protected-resource", base),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            server.url.as_str(),
+        ),
     ] {
         let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{path}");
         let doc: Value = resp.json().await.unwrap();
-        assert_eq!(doc["resource"], server.url, "{doc}");
+        assert_eq!(doc["resource"], resource, "{doc}");
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
         assert_eq!(doc["authorization_servers"], json!([]));
     }
@@ -178,7 +184,7 @@ async fn the_public_url_names_the_resource_behind_a_proxy() {
     let public = "https://jupyter.example.com/team";
     let (server, _keys) = keyed_server(&["--public-url", public]);
     let base = server.url.trim_end_matches("/mcp");
-    let doc: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+    let doc: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
         .await
         .unwrap()
         .json()
@@ -190,7 +196,7 @@ async fn the_public_url_names_the_resource_behind_a_proxy() {
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert_eq!(
         challenge,
-        format!("Bearer resource_metadata=\"{public}/.well-known/oauth-protected-resource\"")
+        format!("Bearer resource_metadata=\"{public}/.well-known/oauth-protected-resource/mcp\"")
     );
 }
 

@@ -34,6 +34,8 @@ const UNAUTHORIZED_CODE: i32 = -32001;
 const LIMITED_CODE: i32 = -32002;
 /// Path of the protected-resource metadata (RFC 9728).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+/// The MCP endpoint's path, the protected resource.
+pub const MCP_PATH: &str = "/mcp";
 /// Most of a refused request's body read to find its JSON-RPC id (a single request is small;
 /// past this the 401 says `id: null` rather than buffer an unauthenticated caller's upload).
 const REFUSED_BODY_BYTES: usize = 64 * 1024;
@@ -157,10 +159,12 @@ impl Authenticator {
         }
     }
 
-    /// The RFC 9728 metadata document for this server as `base` names it.
-    fn metadata(&self, base: &str) -> serde_json::Value {
+    /// The RFC 9728 metadata document for `resource` (the MCP endpoint `<base>/mcp`, or the
+    /// server `<base>` for the path-less document: RFC 9728 §3.3 has a document name the very
+    /// identifier its well-known URL was formed from).
+    fn metadata(&self, resource: &str) -> serde_json::Value {
         serde_json::json!({
-            "resource": format!("{base}/mcp"),
+            "resource": resource,
             "authorization_servers": self.issuer.iter().collect::<Vec<_>>(),
             "bearer_methods_supported": ["header"],
             "resource_name": "jupyter-mcp-server",
@@ -197,7 +201,10 @@ impl Authenticator {
         id: serde_json::Value,
     ) -> axum::response::Response {
         let base = self.base_url(headers);
-        let mut challenge = format!("Bearer resource_metadata=\"{base}{RESOURCE_METADATA_PATH}\"");
+        // The MCP endpoint's own document (RFC 9728 §3.1: the well-known part goes between
+        // the host and the resource's path), whose `resource` is the URL the client called.
+        let mut challenge =
+            format!("Bearer resource_metadata=\"{base}{RESOURCE_METADATA_PATH}{MCP_PATH}\"");
         if let Some(code) = refusal.oauth_error() {
             challenge.push_str(&format!(", error=\"{code}\""));
         }
@@ -336,12 +343,21 @@ fn too_many_requests(limit: &LimitError) -> axum::response::Response {
     response
 }
 
-/// GET `/.well-known/oauth-protected-resource[/mcp]`.
+/// GET `/.well-known/oauth-protected-resource/mcp` (the MCP endpoint's document, which every
+/// 401 links) and `/.well-known/oauth-protected-resource` (the server's, for clients that look
+/// there first).
 pub async fn resource_metadata(
     axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    axum::Json(auth.metadata(&auth.base_url(&headers))).into_response()
+    let base = auth.base_url(&headers);
+    let resource = if uri.path().ends_with(MCP_PATH) {
+        format!("{base}{MCP_PATH}")
+    } else {
+        base
+    };
+    axum::Json(auth.metadata(&resource)).into_response()
 }
 
 #[cfg(test)]
@@ -484,10 +500,6 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("10.0.0.7:8737"));
         assert_eq!(auth.base_url(&headers), "https://jupyter.example.com");
-        assert_eq!(
-            auth.metadata(&auth.base_url(&headers))["resource"],
-            "https://jupyter.example.com/mcp"
-        );
         let auth = authenticator(&[]);
         assert_eq!(auth.base_url(&headers), "http://10.0.0.7:8737");
     }
