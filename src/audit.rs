@@ -130,13 +130,36 @@ impl Audit {
         (Some(hex(&digest.finalize())), kept)
     }
 
+    /// Records a call, with the fields its caller chose (JSON-RPC id, kernel, package, path)
+    /// capped at `MAX_CALLER_FIELD_BYTES`: a request must not make its record as big as itself.
     pub fn tool_call(&self, record: &ToolCall<'_>) {
-        self.write("tool_call", record);
+        let capped = ToolCall {
+            rpc_id: record
+                .rpc_id
+                .as_deref()
+                .map(|s| cap(s, MAX_CALLER_FIELD_BYTES).to_string()),
+            client_addr: record.client_addr.clone(),
+            kernel: capped_field(record.kernel),
+            code_sha256: record.code_sha256.clone(),
+            code: record.code.clone(),
+            package: capped_field(record.package),
+            path: capped_field(record.path),
+            ..*record
+        };
+        self.write("tool_call", &capped);
     }
 
     /// A request refused before any tool ran: missing or bad credentials, or a limit.
     pub fn refused(&self, record: &Refused<'_>) {
-        self.write("refused", record);
+        let capped = Refused {
+            rpc_id: record
+                .rpc_id
+                .as_deref()
+                .map(|s| cap(s, MAX_CALLER_FIELD_BYTES).to_string()),
+            client_addr: record.client_addr.clone(),
+            ..*record
+        };
+        self.write("refused", &capped);
     }
 
     fn write<T: serde::Serialize>(&self, event: &'static str, body: &T) {
@@ -178,6 +201,13 @@ fn open_append(path: &Path) -> Result<std::fs::File, Error> {
         })
 }
 
+/// The most a record keeps of a field the caller chose (JSON-RPC id, kernel, package, path).
+const MAX_CALLER_FIELD_BYTES: usize = 1024;
+
+fn capped_field(s: Option<&str>) -> Option<&str> {
+    s.map(|s| cap(s, MAX_CALLER_FIELD_BYTES))
+}
+
 /// The longest prefix of `s` within `max` bytes, cut at a character boundary.
 fn cap(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -193,6 +223,52 @@ fn cap(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_the_caller_chose_are_capped_on_a_char_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&AuditSettings {
+            file: Some(path.clone()),
+            include_code: false,
+            to_stderr: true,
+        })
+        .unwrap();
+        let long = "é".repeat(MAX_CALLER_FIELD_BYTES);
+        audit.tool_call(&ToolCall {
+            rpc_id: Some("i".repeat(5000)),
+            principal: "alice",
+            tool: "read_file",
+            kernel: Some(&long),
+            package: Some(&long),
+            path: Some(&long),
+            status: "ok",
+            ..Default::default()
+        });
+        audit.refused(&Refused {
+            rpc_id: Some("i".repeat(5000)),
+            reason: "unknown key",
+            ..Default::default()
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["rpc_id"].as_str().unwrap().len(),
+            MAX_CALLER_FIELD_BYTES
+        );
+        assert_eq!(
+            lines[1]["rpc_id"].as_str().unwrap().len(),
+            MAX_CALLER_FIELD_BYTES
+        );
+        for field in ["kernel", "package", "path"] {
+            let kept = lines[0][field].as_str().unwrap();
+            assert_eq!(kept.len(), MAX_CALLER_FIELD_BYTES, "{field}: é is 2 bytes");
+            assert!(long.starts_with(kept));
+        }
+    }
 
     #[test]
     fn records_are_appended_one_line_each() {

@@ -550,26 +550,27 @@ async fn without_audit_code_no_code_is_kept() {
 }
 
 /// Two servers appending to one `--audit-log` at once, with records bigger than a pipe buffer
-/// (a 6000-byte path each): every line is one whole record, and none is lost.
+/// (with `--audit-code`, 4 KiB of each call's 6000-byte code): every line is one whole record,
+/// and none is lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_servers_appending_to_one_audit_log_keep_whole_lines() {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
-    let args = ["--audit-log", audit_path.to_str().unwrap()];
+    let args = ["--audit-log", audit_path.to_str().unwrap(), "--audit-code"];
     let (one, two) = (
         Server::start_with(&args, &[]),
         Server::start_with(&args, &[]),
     );
     const CALLS: usize = 40;
-    let path = "p".repeat(6000);
+    let code = format!("#{}", "p".repeat(6000));
     let burst = |server: &Server, tag: &'static str| {
-        let path = path.clone();
+        let code = code.clone();
         let url = server.url.clone();
         async move {
             let client = reqwest::Client::new();
             let calls = (0..CALLS).map(|n| {
                 let body = json!({"jsonrpc": "2.0", "id": format!("{tag}-{n}"), "method": "tools/call",
-                    "params": {"name": "read_file", "arguments": {"path": path}}});
+                    "params": {"name": "execute_code", "arguments": {"code": code}}});
                 mcp_post(&client, &url).body(body.to_string()).send()
             });
             for r in futures::future::join_all(calls).await {
@@ -583,7 +584,8 @@ async fn two_servers_appending_to_one_audit_log_keep_whole_lines() {
         .lines()
         .map(|l| {
             let r: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line ({e})"));
-            assert_eq!(r["path"].as_str().map(str::len), Some(6000), "{l:.200}");
+            assert_eq!(r["code"].as_str().map(str::len), Some(4096), "{l:.200}");
+            assert!(l.len() > 4096, "a record over a pipe buffer: {}", l.len());
             r["rpc_id"].as_str().unwrap().to_string()
         })
         .collect();

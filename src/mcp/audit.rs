@@ -53,7 +53,7 @@ pub(super) struct Call<'a> {
 }
 
 /// Whether a tool takes a `kernel` argument, by its input schema.
-fn takes_kernel(route: Option<&Tool>) -> bool {
+pub(super) fn takes_kernel(route: Option<&Tool>) -> bool {
     route
         .and_then(|t| t.input_schema.get("properties"))
         .and_then(|p| p.as_object())

@@ -141,13 +141,7 @@ impl Hook {
         if files {
             hook.report = ws.before_call(principal, &hook.home).await;
         }
-        let takes_kernel = route.is_some_and(|t| {
-            t.input_schema
-                .get("properties")
-                .and_then(|p| p.get("kernel"))
-                .is_some()
-        });
-        if !takes_kernel || NO_STATE_CHECK.contains(&request.name.as_ref()) {
+        if !super::audit::takes_kernel(route) || NO_STATE_CHECK.contains(&request.name.as_ref()) {
             return hook;
         }
         let name = request
