@@ -117,11 +117,13 @@ invoke-local: $(TEST_DEPS) $(LAMBDA_DEPS)
 	$(VENV_PY) -m pytest -v tests/clients/test_lambda.py -k "test_event or test_every_event"
 
 # Smoke test of a deployed endpoint (Function URL or API Gateway stage, or the emulator):
-#   make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [HEADERS="x-api-key=..."]
-# scripts/smoke.py needs only python3; the venv's is used when there is one.
+#   make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [SIGV4=1] [API_KEY=<key>]
+# SIGV4=1 signs for an AWS_IAM endpoint; API_KEY is sent as `Authorization: Bearer <key>` (the
+# only header the server reads credentials from). HEADERS="K=V ..." adds headers whose values
+# hold no spaces. scripts/smoke.py needs only python3; the venv's is used when there is one.
 smoke:
-	@test -n "$(URL)" || { echo 'smoke: set URL, e.g. make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [HEADERS="K=V ..."]' >&2; exit 2; }
-	$(if $(wildcard $(VENV_PY)),$(VENV_PY),python3) scripts/smoke.py '$(URL)' $(foreach h,$(HEADERS),--header '$(h)')
+	@test -n "$(URL)" || { echo 'smoke: set URL, e.g. make smoke URL=https://<url-id>.lambda-url.<region>.on.aws/mcp [SIGV4=1] [API_KEY=<key>]' >&2; exit 2; }
+	$(if $(wildcard $(VENV_PY)),$(VENV_PY),python3) scripts/smoke.py '$(URL)' $(if $(SIGV4),--sigv4) $(if $(API_KEY),--header 'Authorization=Bearer $(API_KEY)') $(foreach h,$(HEADERS),--header '$(h)')
 
 # --- AWS Lambda packaging (docs/lambda.md) ---------------------------------------------------
 # Offline: build-lambda (the Rust binary, cross-compiled with cargo-lambda + zig, no Docker),

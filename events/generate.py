@@ -86,9 +86,17 @@ def base_headers(host):
 # authorization) puts in the request context after checking the SigV4 signature.
 IAM_USER_ARN = "arn:aws:iam::123456789012:user/alice"
 IAM_ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/ci/bob"
-# The server's directory name for IAM_USER_ARN (src/principal.rs dir_name): a SHA-256 prefix
-# and the sanitized name.
-IAM_USER_DIR_SUFFIX = "-arn_aws_iam__123456789012_user_alice"
+IAM_HTTP_API_ARN = "arn:aws:sts::123456789012:assumed-role/analyst/carol"
+
+
+def principal_dir(name):
+    """The server's directory name for a principal (src/principal.rs `dir_name`): 16 hex digits
+    of the name's SHA-256, `-`, and the name with everything but [A-Za-z0-9._-] as `_`, cut at
+    40 characters. The IAM events print their working directory, so a divergence fails them."""
+    import hashlib
+    import re
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40]
+    return hashlib.sha256(name.encode()).hexdigest()[:16] + "-" + readable
 
 
 def iam_authorizer(arn):
@@ -240,21 +248,34 @@ def build():
     events["apigw-http-v2-tools-list.json"] = v2_event(
         HTTP_API_HOST, HTTP_API_ID, headers, body, "http-0001-0000-4000-8000-000000000000",
         route_key="ANY /mcp")  # template.yaml: Path /mcp, Method ANY
-    # IAM callers, last: with the default single tenancy, bob's call ends alice's tenancy, and
-    # alice's directory must be gone by then.
-    headers, body = tool_call("execute_code", {"code": "import os; print(os.getcwd())"})
+    # A Function URL event with no IAM identity and no Authorization header: where credentials
+    # are required (always on Lambda, unless JUPYTER_MCP_INSECURE_NO_AUTH) it is refused with 401
+    # and runs nothing; the code would leave a file if it ran.
+    headers, body = tool_call("execute_code", {
+        "code": "open('ran-without-credentials.txt', 'w').write('ran')\nprint('ran')"})
+    events["function-url-no-credentials.json"] = v2_event(
+        FUNCTION_URL_HOST, FUNCTION_URL_ID, headers, body,
+        "nocred-0001-0000-4000-8000-000000000000")
+    # IAM callers, last: with the default single tenancy, each call ends the previous caller's
+    # tenancy, and the previous caller's directory must be gone by then. Each prints the name of
+    # its working directory (its principal's directory).
+    cwd = "import os; print(os.path.basename(os.getcwd()))"
+    headers, body = tool_call("execute_code", {"code": cwd})
     events["function-url-iam-alice.json"] = v2_event(
         FUNCTION_URL_HOST, FUNCTION_URL_ID, headers, body,
         "iam-0001-0000-4000-8000-000000000000", iam_arn=IAM_USER_ARN)
-    # Whether alice's directory still exists, by its full name (hash prefix + readable part, as
-    # src/principal.rs derives it): a stat, which the kernel sandbox allows, where listing the
-    # parent directory is refused by Landlock.
-    code = ("import hashlib, os\n"
-            f"d = hashlib.sha256({IAM_USER_ARN!r}.encode()).hexdigest()[:16] + {IAM_USER_DIR_SUFFIX!r}\n"
-            "print(os.path.exists(os.path.join('..', d)))")
+    # Also whether alice's directory still exists, by its full name: a stat, which the kernel
+    # sandbox allows, where listing the parent directory is refused by Landlock.
+    code = (f"{cwd}\n"
+            f"print(os.path.exists(os.path.join('..', {principal_dir(IAM_USER_ARN)!r})))")
     headers, body = tool_call("execute_code", {"code": code})
     events["apigw-rest-v1-iam-bob.json"] = v1_event(
         headers, body, "iam-0002-0000-4000-8000-000000000000", iam_arn=IAM_ROLE_ARN)
+    # The HTTP API of template.yaml (payload 2.0, route `ANY /mcp`, AWS_IAM authorizer).
+    headers, body = tool_call("execute_code", {"code": cwd})
+    events["apigw-http-v2-iam-carol.json"] = v2_event(
+        HTTP_API_HOST, HTTP_API_ID, headers, body, "iam-0003-0000-4000-8000-000000000000",
+        route_key="ANY /mcp", iam_arn=IAM_HTTP_API_ARN)
     return events
 
 

@@ -250,7 +250,7 @@ pub struct RuntimeRoot {
 /// Prefix of every runtime root's name under the temp dir.
 const RUNTIME_ROOT_PREFIX: &str = "jmcp-";
 /// The lock file in each runtime root.
-const RUNTIME_LOCK_FILE: &str = "server.lock";
+pub(crate) const RUNTIME_LOCK_FILE: &str = "server.lock";
 
 impl RuntimeRoot {
     fn create() -> std::io::Result<RuntimeRoot> {

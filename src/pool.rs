@@ -211,6 +211,8 @@ pub struct Pool {
     /// The warm spare and the principal it was started for.
     spare: Mutex<Option<(String, Kernel)>>,
     refilling: AtomicBool,
+    /// Counts `retire_all` calls: a spare whose start began before one is not kept.
+    spare_epoch: AtomicU64,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -236,6 +238,7 @@ impl Pool {
             slots: Mutex::new(HashMap::new()),
             spare: Mutex::new(None),
             refilling: AtomicBool::new(false),
+            spare_epoch: AtomicU64::new(0),
             stop,
             tasks: TaskTracker::new(),
         });
@@ -288,13 +291,17 @@ impl Pool {
         }
         let pool = Arc::clone(self);
         let principal = principal.to_string();
+        let epoch = self.spare_epoch.load(Ordering::Acquire);
         self.tasks.spawn(async move {
             let dirs = (pool.dirs)(&principal);
             let started = tokio::select! {
                 _ = pool.stop.cancelled() => None,
                 k = Kernel::start(&pool.cfg.launch, &dirs.home, &dirs.packages) => Some(k),
             };
+            let retired = pool.spare_epoch.load(Ordering::Acquire) != epoch;
             match started {
+                // Started for a tenant that is gone (`retire_all`): dropped, so killed.
+                Some(Ok(_)) if retired => {}
                 Some(Ok(kernel)) if !pool.stop.is_cancelled() => {
                     if let Ok(mut spare) = pool.spare.lock() {
                         *spare = Some((principal, kernel));
@@ -536,21 +543,26 @@ impl Pool {
         Ok(())
     }
 
-    /// Stops every kernel of a principal and forgets their names; returns how many there were.
-    pub fn shutdown_principal(&self, principal: &str) -> usize {
-        let Ok(mut slots) = self.slots.lock() else {
-            return 0;
-        };
-        let mut stopped = 0;
-        slots.retain(|key, slot| {
-            if key.principal != principal {
-                return true;
-            }
+    /// Stops every kernel and the warm spare, whoever they belong to, and removes everything
+    /// under the kernels' runtime root but its lock: runtime and temp directories, and anything
+    /// else a kernel managed to leave there. For Lambda's single tenancy, before the execution
+    /// environment serves another principal. A spare being started now is dropped when ready.
+    /// Returns how many named kernels were stopped and whether a spare was.
+    pub fn retire_all(&self) -> (usize, bool) {
+        self.spare_epoch.fetch_add(1, Ordering::AcqRel);
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .map(|mut s| s.drain().map(|(_, v)| v).collect())
+            .unwrap_or_default();
+        for slot in &slots {
             slot.stop(StopReason::Shutdown);
-            stopped += 1;
-            false
-        });
-        stopped
+        }
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        let spare_stopped = spare.is_some();
+        drop(spare);
+        kernel::remove_runtime_leftovers(&self.cfg.launch.runtime_root);
+        (slots.len(), spare_stopped)
     }
 
     fn reap_idle(&self, idle: Duration) {

@@ -191,13 +191,97 @@ impl PrincipalDirs {
 
     /// Creates the home directory (0700) if it is missing. The working directory itself is left
     /// as the operator made it.
-    pub fn create(&self) -> std::io::Result<()> {
+    ///
+    /// With `distrust_existing` (Lambda, where every process shares one OS user, so a previous
+    /// tenant's kernel, or a previous process in the same execution environment, may have made
+    /// it), a home that already exists is kept only if it is an empty 0700 directory owned by
+    /// this process's user; anything else is removed and made again, so nothing planted in it
+    /// (a module in `.packages` for the next kernel to import) is ever used. The caller asks
+    /// only for homes this process has not made itself (`Ready`).
+    pub fn create(&self, distrust_existing: bool) -> std::io::Result<Made> {
         use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new().mode(0o700).create(&self.home) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-            _ => Ok(()),
+        let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(&self.home);
+        match mkdir() {
+            Ok(()) => return Ok(Made::Created),
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            Err(_) if !distrust_existing || is_clean_home(&self.home)? => return Ok(Made::Kept),
+            Err(_) => {}
+        }
+        remove_entry(&self.home)?;
+        // Fails (AlreadyExists) if something made it again in between: refused, not trusted.
+        mkdir()?;
+        Ok(Made::Replaced)
+    }
+}
+
+/// What `PrincipalDirs::create` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    Created,
+    /// It existed and was kept: trusted, or an empty 0700 directory of this process's user.
+    Kept,
+    /// It existed and was not clean: removed and made again, empty.
+    Replaced,
+}
+
+/// Whether `path` is a real directory (not a link), owned by this process's user, mode 0700 and
+/// empty.
+fn is_clean_home(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok(meta.is_dir()
+        && meta.uid() == nix::unistd::geteuid().as_raw()
+        && meta.mode() & 0o7777 == 0o700
+        && std::fs::read_dir(path)?.next().is_none())
+}
+
+/// Removes `path` whatever it is, without following a link: a file or link is unlinked, a
+/// directory removed with everything in it. A directory its (same-uid) author made unreadable
+/// is made readable first, so that cannot keep it.
+pub fn remove_entry(path: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return std::fs::remove_file(path);
+    }
+    if std::fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    open_up(path);
+    std::fs::remove_dir_all(path)
+}
+
+/// Gives the owner rwx on every directory under `dir` (links not followed), best effort.
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
         }
     }
+}
+
+/// Removes everything in `dir` (not `dir` itself). Returns how many entries were removed and
+/// the errors of those that could not be.
+pub fn empty_dir(dir: &Path) -> (usize, Vec<std::io::Error>) {
+    let mut removed = 0;
+    let mut errors = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                match entry.and_then(|e| remove_entry(&e.path())) {
+                    Ok(()) => removed += 1,
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(e),
+    }
+    (removed, errors)
 }
 
 /// The principals whose directory this process has made ready (created, and handed to the
@@ -224,6 +308,13 @@ impl Ready {
     pub fn forget(&self, name: &str) {
         if let Ok(mut set) = self.0.lock() {
             set.remove(name);
+        }
+    }
+
+    /// Forgets every principal (every directory was removed).
+    pub fn forget_all(&self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.clear();
         }
     }
 }
@@ -281,6 +372,71 @@ mod tests {
         assert!(ready.ensure("carol", || Err(())).is_err());
         ready.ensure("carol", make).unwrap();
         assert_eq!(made.get(), 4);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn an_existing_home_is_kept_when_trusted() {
+        let wd = tempfile::tempdir().unwrap();
+        let dirs = PrincipalDirs::of(wd.path(), "alice", false);
+        assert_eq!(dirs.create(true).unwrap(), Made::Created);
+        assert_eq!(mode(&dirs.home), 0o700);
+        std::fs::write(dirs.home.join("notes.ipynb"), "{}").unwrap();
+        // Locally a home with files is the principal's own work from an earlier run.
+        assert_eq!(dirs.create(false).unwrap(), Made::Kept);
+        assert!(dirs.home.join("notes.ipynb").exists());
+    }
+
+    #[test]
+    fn a_distrusted_home_is_kept_only_empty_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let wd = tempfile::tempdir().unwrap();
+        let dirs = PrincipalDirs::of(wd.path(), "bob", false);
+        assert_eq!(dirs.create(true).unwrap(), Made::Created);
+        assert_eq!(dirs.create(true).unwrap(), Made::Kept, "empty, 0700, ours");
+
+        // Planted for the next kernel to import: replaced, and the module is gone.
+        std::fs::create_dir(&dirs.packages).unwrap();
+        std::fs::write(dirs.packages.join("numpy.py"), "print('planted')").unwrap();
+        assert_eq!(dirs.create(true).unwrap(), Made::Replaced);
+        assert!(!dirs.packages.exists());
+        assert_eq!(mode(&dirs.home), 0o700);
+
+        // Empty but open to others: replaced with a private one.
+        std::fs::set_permissions(&dirs.home, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(dirs.create(true).unwrap(), Made::Replaced);
+        assert_eq!(mode(&dirs.home), 0o700);
+
+        // A link in its place (to a directory the planter controls) is removed, not followed.
+        std::fs::remove_dir(&dirs.home).unwrap();
+        let elsewhere = wd.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("keep.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dirs.home).unwrap();
+        assert_eq!(dirs.create(true).unwrap(), Made::Replaced);
+        assert!(std::fs::symlink_metadata(&dirs.home).unwrap().is_dir());
+        assert!(elsewhere.join("keep.txt").exists());
+    }
+
+    #[test]
+    fn emptying_a_directory_removes_unreadable_subdirectories_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let wd = tempfile::tempdir().unwrap();
+        let locked = wd.path().join("a/b");
+        std::fs::create_dir_all(&locked).unwrap();
+        std::fs::write(locked.join("f"), "x").unwrap();
+        std::fs::write(wd.path().join("top.txt"), "x").unwrap();
+        std::fs::set_permissions(wd.path().join("a"), std::fs::Permissions::from_mode(0o000))
+            .unwrap();
+        let (removed, errors) = empty_dir(wd.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(removed, 2);
+        assert_eq!(std::fs::read_dir(wd.path()).unwrap().count(), 0);
+        assert!(wd.path().exists());
     }
 
     #[test]

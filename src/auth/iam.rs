@@ -1,8 +1,15 @@
 //! The IAM identity Lambda has already verified: a Function URL with `AuthType: AWS_IAM` (and
 //! API Gateway with IAM authorization) checks the SigV4 signature and puts the caller's ARN in the
-//! event's request context, which `lambda_http` exposes in the HTTP request's extensions. The
-//! event is built by AWS, not by the caller, so the ARN can be trusted as it stands. Locally no
-//! request carries a Lambda request context.
+//! event's request context, which `lambda_http` exposes in the HTTP request's extensions. Locally
+//! no request carries a Lambda request context.
+//!
+//! The ARN is trusted as it stands, which holds only for events that AWS built: those that came
+//! through the Function URL or API Gateway. A direct `lambda:InvokeFunction` (or
+//! `InvokeWithResponseStream`) delivers a payload its caller wrote, request context included,
+//! and nothing in the event tells the two apart. So whoever may invoke the function directly can
+//! name any principal. That is kept out by IAM policy, not here: callers get
+//! `lambda:InvokeFunction` only under `lambda:InvokedViaFunctionUrl = true` (docs/lambda.md, and
+//! template.yaml grants no direct invoke); the residual risk is stated there.
 
 use lambda_http::request::RequestContext;
 

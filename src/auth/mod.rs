@@ -401,6 +401,8 @@ mod tests {
     const LAMBDA: &[&str] = &["--lambda-runtime-api", "127.0.0.1:9001"];
     const IAM_V2: &str = include_str!("../../events/function-url-iam-alice.json");
     const IAM_V1: &str = include_str!("../../events/apigw-rest-v1-iam-bob.json");
+    const IAM_HTTP_V2: &str = include_str!("../../events/apigw-http-v2-iam-carol.json");
+    const NO_CREDENTIALS: &str = include_str!("../../events/function-url-no-credentials.json");
     const NO_IAM: &str = include_str!("../../events/function-url-tools-list.json");
     const ALICE_ARN: &str = "arn:aws:iam::123456789012:user/alice";
 
@@ -422,9 +424,31 @@ mod tests {
         assert_eq!(p.name(), "arn:aws:sts::123456789012:assumed-role/ci/bob");
     }
 
+    /// template.yaml's HTTP API (payload 2.0, `AWS_IAM` authorizer): the ARN is in
+    /// `requestContext.authorizer.iam`, as for a Function URL, but the domain is API Gateway's.
+    #[tokio::test]
+    async fn on_lambda_the_http_api_iam_arn_is_the_principal() {
+        let parts = event_parts(IAM_HTTP_V2, None);
+        assert!(matches!(
+            parts.extensions.get::<lambda_http::request::RequestContext>(),
+            Some(lambda_http::request::RequestContext::ApiGatewayV2(c))
+                if c.domain_name.as_deref() == Some("h77papi456.execute-api.us-east-1.amazonaws.com")
+        ));
+        let p = authenticator(LAMBDA).authenticate(&parts).await.unwrap();
+        assert_eq!(
+            (p.name(), p.source()),
+            (
+                "arn:aws:sts::123456789012:assumed-role/analyst/carol",
+                Source::AwsIam
+            )
+        );
+    }
+
     #[tokio::test]
     async fn on_lambda_a_request_without_iam_or_bearer_is_refused() {
         let auth = authenticator(LAMBDA);
+        let refused = auth.authenticate(&event_parts(NO_CREDENTIALS, None)).await;
+        assert_eq!(refused, Err(Refusal::Missing));
         let refused = auth.authenticate(&event_parts(NO_IAM, None)).await;
         assert_eq!(refused, Err(Refusal::Missing));
         let refused = auth.authenticate(&event_parts(NO_IAM, Some("guess"))).await;

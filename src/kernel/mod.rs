@@ -26,7 +26,7 @@ use tokio::time::{sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use error::Error;
-pub use launch::LaunchConfig;
+pub use launch::{LaunchConfig, remove_runtime_leftovers};
 use reader::{Channel, Routes};
 
 /// After a timeout's interrupt, how long the kernel has to finish before it is killed.

@@ -92,8 +92,17 @@ impl App {
             status: "io_error",
             message,
         };
-        dirs.create()
+        // On Lambda every process shares one OS user: a home this process did not make may
+        // hold what another tenant planted there (see `PrincipalDirs::create`).
+        let made = dirs
+            .create(self.settings.lambda.is_some())
             .map_err(|e| io_error(format!("cannot create your working directory: {e}")))?;
+        if made == crate::principal::Made::Replaced {
+            tracing::warn!(
+                principal,
+                "a principal directory this process did not make was not empty and private: replaced with an empty one"
+            );
+        }
         if dirs.home != self.settings.working_dir {
             self.settings
                 .sandbox
@@ -104,10 +113,14 @@ impl App {
     }
 
     /// Single tenancy on Lambda (every process shares one OS user there): before the execution
-    /// environment serves another principal, the previous one's kernels are stopped and its
-    /// directory removed (kernel temp files live in the kernels' runtime directories, removed
-    /// with them). Lambda sends an environment one request at a time, so no call of the previous
-    /// principal is running.
+    /// environment serves another principal, everything the previous one could have left is
+    /// removed: every kernel and the warm spare (all of them were the previous tenant's), all of
+    /// the working directory (other principals' directories included: in single tenancy only the
+    /// previous tenant's kernels ran, and without Landlock they could write anywhere in it), and
+    /// the kernels' runtime and temp directories. The new principal's directory is then made
+    /// afresh. Lambda sends an environment one request at a time, so no call of the previous
+    /// principal is running. Files a kernel wrote elsewhere under /tmp (possible only where
+    /// Landlock does not apply) are not found here.
     fn switch_tenant(&self, principal: &str) {
         let single = self
             .settings
@@ -126,18 +139,28 @@ impl App {
         let Some(previous) = previous else {
             return;
         };
-        let kernels = self.pool.shutdown_principal(&previous);
+        let (kernels, spare) = self.pool.retire_all();
         if let Some(ws) = &self.workspace {
             ws.forget(&previous);
         }
-        let home = principal_dirs(&self.settings, &previous).home;
-        let removed = home != self.settings.working_dir && std::fs::remove_dir_all(&home).is_ok();
-        self.homes_ready.forget(&previous);
+        let (removed, errors) = if self.settings.local_owns_working_dir() {
+            // Not reachable on Lambda (where `local` has a directory of its own); the operator's
+            // directory is never emptied.
+            (0, Vec::new())
+        } else {
+            crate::principal::empty_dir(&self.settings.working_dir)
+        };
+        for e in &errors {
+            tracing::error!(error = %e, "lambda single tenancy: could not remove something the previous principal left");
+        }
+        self.homes_ready.forget_all();
         tracing::warn!(
             from = %previous,
             to = %principal,
             kernels_stopped = kernels,
-            files_removed = removed,
+            spare_stopped = spare,
+            entries_removed = removed,
+            files_removed = errors.is_empty(),
             "lambda single tenancy: this environment now serves another principal"
         );
     }

@@ -10,7 +10,13 @@ the emulator's own address. Every test runs in both response modes of the handle
 LAMBDA_TEST_MODES=streaming (or buffered) narrows that.
 
 - events: every events/*.json through `cargo lambda invoke --data-file`, against its entry in
-  events/expect.json (status, JSON-RPC result or error, checks);
+  events/expect.json (status, JSON-RPC result or error, headers, checks);
+- authentication as deployed (a second emulator, `auth_emulator`, without
+  JUPYTER_MCP_INSECURE_NO_AUTH): an event without an IAM identity and without a bearer gets 401
+  with WWW-Authenticate and a JSON-RPC body and runs nothing; the IAM events (Function URL, REST
+  API, HTTP API) are served as their ARN; the protected-resource metadata is served; audit
+  records carry Lambda's request id; single tenancy removes what the previous principal left
+  (and `shared` keeps it);
 - the Python `mcp` SDK (modes legacy and 2026-07-28) against the emulated Function URL
   http://127.0.0.1:PORT/lambda-url/jupyter-mcp-server/mcp: tools, a cell that streams
   progress, a plot;
@@ -78,8 +84,20 @@ def modes():
     return [m.strip() for m in wanted.split(",") if m.strip()]
 
 
-def expectations():
-    return json.loads(EXPECT.read_text())["events"]
+def expectations(function=None):
+    """The entries of events/expect.json; with FUNCTION, those checked under that function
+    configuration (`insecure-no-auth` unless the entry's `functions` says otherwise)."""
+    entries = json.loads(EXPECT.read_text())["events"]
+    if function is None:
+        return entries
+    return [e for e in entries if function in e.get("functions", ["insecure-no-auth"])]
+
+
+def iam_arn_of(event):
+    """The IAM identity an event carries (what AWS puts there after checking SigV4), or None."""
+    ctx = event.get("requestContext") or {}
+    iam = ((ctx.get("authorizer") or {}).get("iam") or {}).get("userArn")
+    return iam or (ctx.get("identity") or {}).get("userArn")
 
 
 def event_files():
@@ -226,6 +244,11 @@ class Emulator:
         start, as a new deployment's configuration reaches new execution environments only."""
         self.function_env.update(changes)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.function_env.items()))
+
+    def unset_function_env(self, name):
+        """Removes a variable from the function's environment (from the next start on)."""
+        self.function_env.pop(name, None)
+        self.set_function_env()
 
     @property
     def url(self):
@@ -377,13 +400,26 @@ class Emulator:
     def invoke_event(self, name):
         """Sends events/NAME with `cargo lambda invoke --data-file`. Returns (status, body
         text, how), `how` saying where the status came from."""
+        status, body, how, _ = self.invoke_file(EVENTS / name)
+        self.invoked.add(name)
+        return status, body, how
+
+    def invoke_payload(self, event, label):
+        """Sends an event built here (a dict) like a file of events/; returns what
+        `invoke_file` does."""
+        path = self.tmp / f"event-{label}.json"
+        path.write_text(json.dumps(event))
+        return self.invoke_file(path)
+
+    def invoke_file(self, path):
+        """Returns (status, body text, how, headers): `headers` (lower-case names) are those of
+        the function's response where the way it was read shows them, else None."""
         cmd = ["cargo", "lambda", "invoke", FUNCTION, "--invoke-address", "127.0.0.1",
-               "--invoke-port", str(self.port), "--data-file", str(EVENTS / name)]
+               "--invoke-port", str(self.port), "--data-file", str(path)]
         run = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PATH": self.path},
                              capture_output=True, text=True, timeout=300)
-        self.invoked.add(name)
         self.our_pids()
-        event = json.loads((EVENTS / name).read_text())
+        event = json.loads(path.read_text())
         if self.mode == "buffered" or not function_streams(event):
             # The function answers with the API Gateway / Function URL response object: always
             # when streaming is off, and for API Gateway events in any mode (API Gateway invokes
@@ -393,16 +429,40 @@ class Emulator:
             body = response.get("body") or ""
             if response.get("isBase64Encoded"):
                 body = base64.b64decode(body).decode()
-            return response["statusCode"], body, "statusCode of the buffered response"
+            headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+            for k, v in (response.get("multiValueHeaders") or {}).items():
+                headers.setdefault(k.lower(), ", ".join(v))
+            return (response["statusCode"], body, "statusCode of the buffered response",
+                    headers)
         if run.returncode == 0:
             # Streaming: the emulator answers the invoke with the prelude's status and the
             # streamed body; `cargo lambda invoke` prints the body when that status is 200.
-            return 200, run.stdout.rstrip("\n"), "cargo lambda invoke succeeded"
+            return 200, run.stdout.rstrip("\n"), "cargo lambda invoke succeeded", None
         # `cargo lambda invoke` reads any other status as a function error and cannot parse
         # the MCP body as one ("invalid error payload"), so ask the emulator directly (the same
-        # POST that `cargo lambda invoke` sends) for the status and body.
-        status, body = self.post_invoke((EVENTS / name).read_bytes())
-        return status, body, f"direct invoke (cargo lambda invoke: {run.stderr.strip()[:300]})"
+        # POST that `cargo lambda invoke` sends) for the status, headers and body.
+        resp = self.post_invoke_response(path.read_bytes())
+        return (resp.status_code, resp.text,
+                f"direct invoke (cargo lambda invoke: {run.stderr.strip()[:300]})",
+                {k.lower(): v for k, v in resp.headers.items()})
+
+    def log_records(self):
+        """The function's JSON log lines (its tracing and the audit records on stdout), parsed;
+        a span's fields are merged into the record when the formatter nests them."""
+        records = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            start = line.find("{")
+            if start < 0:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                if isinstance(record.get("fields"), dict):
+                    record = {**record, **record["fields"]}
+                records.append(record)
+        return records
 
     def wait_function_ready(self, attempts=5):
         """One tools/list through the Function URL, retried only while the emulator itself
@@ -427,9 +487,12 @@ class Emulator:
                     + "\n" + self.log_tail())
 
     def post_invoke(self, payload):
-        import httpx2
-        resp = httpx2.post(self.invoke_url, content=payload, timeout=300)
+        resp = self.post_invoke_response(payload)
         return resp.status_code, resp.text
+
+    def post_invoke_response(self, payload):
+        import httpx2
+        return httpx2.post(self.invoke_url, content=payload, timeout=300)
 
 
 def print_emulator_log_if_failed(request, fixture, label):
@@ -461,19 +524,42 @@ def function_streams(event):
     return ".execute-api." not in (context.get("domainName") or "")
 
 
-@pytest.fixture(scope="module", params=modes())
-def emulator(request):
-    mode = request.param
+def running_emulator(mode, label, configure=None):
+    """A started emulator for a module fixture; afterwards no function or kernel process it
+    started may be left."""
     port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
     emu = Emulator(mode, port)
+    if configure:
+        configure(emu)
     with emu.running():
         yield emu
-    assert not emu.left, (f"[{mode}] left running after the emulator stopped "
+    assert not emu.left, (f"[{label}] left running after the emulator stopped "
                           "(function or kernel processes):\n" + "\n".join(emu.left))
     # The check above means something only if the function and its kernels were found.
     assert emu.seen_functions_stopped and emu.seen_kernels_stopped, (
-        f"[{mode}] never saw the function ({emu.seen_functions_stopped}) or its kernels "
+        f"[{label}] never saw the function ({emu.seen_functions_stopped}) or its kernels "
         f"({emu.seen_kernels_stopped}) in /proc: the leftover check found nothing to check")
+
+
+@pytest.fixture(scope="module", params=modes())
+def emulator(request):
+    yield from running_emulator(request.param, request.param)
+
+
+@pytest.fixture(scope="module", params=modes())
+def auth_emulator(request):
+    """The function as deployed: credentials required (no JUPYTER_MCP_INSECURE_NO_AUTH), single
+    tenancy (the default). The emulator signs nothing, so only events carrying an IAM identity
+    (as AWS puts it there after checking SigV4) are served."""
+    yield from running_emulator(
+        request.param, f"auth {request.param}",
+        lambda emu: emu.unset_function_env("JUPYTER_MCP_INSECURE_NO_AUTH"))
+
+
+@pytest.fixture(autouse=True)
+def auth_emulator_log_on_failure(request):
+    yield
+    print_emulator_log_if_failed(request, "auth_emulator", lambda emu: f"auth {emu.mode}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,18 +732,241 @@ def test_event_is_a_well_formed_http_event(name):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry", expectations(), ids=lambda e: e["event"].removesuffix(".json"))
-def test_event(emulator, entry):
-    if "after" in entry and entry["after"] not in emulator.invoked:
-        emulator.invoke_event(entry["after"])
-    status, body, how = emulator.invoke_event(entry["event"])
-    context = f"[{emulator.mode}] {entry['event']} ({how}): HTTP {status}: {body[:1500]}"
+def check_event(emu, entry):
+    """Sends an event (and its `after` first if needed) and checks it against its entry."""
+    if "after" in entry and entry["after"] not in emu.invoked:
+        emu.invoke_event(entry["after"])
+    status, body, how, headers = emu.invoke_file(EVENTS / entry["event"])
+    emu.invoked.add(entry["event"])
+    context = f"[{emu.mode}] {entry['event']} ({how}): HTTP {status}: {body[:1500]}"
     assert status == entry["status"], context
     message = parse_body(body)
     assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", context
     assert entry["rpc"] in message, f"expected a JSON-RPC {entry['rpc']}: {context}"
     problems = [p for p in (check(message, *c) for c in entry.get("checks", [])) if p]
     assert not problems, "\n".join(problems) + "\n" + context
+    for name, want in entry.get("headers", {}).items():
+        assert headers is not None, f"the response headers cannot be read this way: {context}"
+        assert headers.get(name) == want, f"header {name}: {headers.get(name)!r}: {context}"
+
+
+@pytest.mark.parametrize("entry", expectations("insecure-no-auth"),
+                         ids=lambda e: e["event"].removesuffix(".json"))
+def test_event(emulator, entry):
+    check_event(emulator, entry)
+
+
+# --------------------------------------------------------------------------------------------
+# (a') authentication as deployed: credentials required, IAM identities from the events
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", expectations("auth"),
+                         ids=lambda e: e["event"].removesuffix(".json"))
+def test_event_with_credentials_required(auth_emulator, entry):
+    check_event(auth_emulator, entry)
+
+
+def tool_call_records(emu):
+    return [r for r in emu.log_records() if r.get("event") == "tool_call"]
+
+
+def test_without_an_iam_identity_every_event_is_refused_and_runs_nothing(auth_emulator):
+    """Every event of events/ that carries no IAM identity (and no Authorization header): 401,
+    `WWW-Authenticate: Bearer resource_metadata="https://<host>/.well-known/..."`, a JSON-RPC
+    error -32001 answering the request's id, a `refused` audit record with Lambda's request id,
+    and no tool call: no tool_call record, no kernel, and the file the no-credentials event's
+    code would write does not exist."""
+    emu = auth_emulator
+    names = [n for n in event_files() if not iam_arn_of(json.loads((EVENTS / n).read_text()))]
+    assert "function-url-no-credentials.json" in names and len(names) >= 10, names
+    calls_before = len(tool_call_records(emu))
+    refused_before = [r for r in emu.log_records() if r.get("event") == "refused"]
+    for name in names:
+        event = json.loads((EVENTS / name).read_text())
+        status, body, how, headers = emu.invoke_file(EVENTS / name)
+        context = f"[{emu.mode}] {name} ({how}): HTTP {status}: {body[:800]}"
+        assert status == 401, context
+        message = json.loads(body)
+        assert message["jsonrpc"] == "2.0" and message["error"]["code"] == -32001, context
+        try:
+            rpc_id = json.loads(event["body"]).get("id")
+        except ValueError:
+            rpc_id = None  # the malformed body: no id to answer
+        assert message["id"] == rpc_id, context
+        host = {k.lower(): v for k, v in event["headers"].items()}["host"]
+        if headers is not None:
+            assert headers.get("www-authenticate") == (
+                f'Bearer resource_metadata="https://{host}/.well-known/oauth-protected-resource"'
+            ), context
+        else:
+            # Streamed 200s only: a 401 is always read with its headers.
+            pytest.fail(f"no headers for a refusal: {context}")
+    records = emu.log_records()
+    refused = [r for r in records if r.get("event") == "refused"][len(refused_before):]
+    # At least one per event: a streamed non-200 is sent twice (see `invoke_file`).
+    assert len(refused) >= len(names), refused
+    assert all(r.get("request_id") and r.get("principal") is None for r in refused), refused
+    assert len({r["request_id"] for r in refused}) == len(refused), "one request id per invocation"
+    assert len(tool_call_records(emu)) == calls_before, "a refused request reached a tool"
+    ran = [p for p in emu.workdir.rglob("ran-without-credentials.txt")]
+    assert not ran, ran
+
+
+def test_the_function_url_refuses_a_request_without_credentials(auth_emulator):
+    """A plain HTTP POST through the emulated Function URL (the streamed adapter in streaming
+    mode): 401, the challenge, and the JSON-RPC error with the request's id."""
+    import httpx2
+    body = {"jsonrpc": "2.0", "id": "no-creds-7", "method": "tools/call",
+            "params": {"name": "execute_code", "arguments": {"code": "print(1)"}}}
+    resp = httpx2.post(auth_emulator.url, json=body, timeout=120, headers={
+        "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"})
+    assert resp.status_code == 401, resp.text
+    assert resp.headers["www-authenticate"] == (
+        f'Bearer resource_metadata="https://127.0.0.1:{auth_emulator.port}'
+        '/.well-known/oauth-protected-resource"'), resp.headers
+    message = resp.json()
+    assert message["id"] == "no-creds-7" and message["error"]["code"] == -32001, message
+    assert "no credentials" in message["error"]["message"], message
+
+
+def test_protected_resource_metadata_is_served(auth_emulator):
+    """RFC 9728 document at both well-known paths, without credentials, https on Lambda."""
+    import httpx2
+    base = auth_emulator.url.removesuffix("/mcp")
+    for path in ["/.well-known/oauth-protected-resource",
+                 "/.well-known/oauth-protected-resource/mcp"]:
+        resp = httpx2.get(base + path, timeout=120)
+        assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text[:500]}"
+        doc = resp.json()
+        assert doc["resource"] == f"https://127.0.0.1:{auth_emulator.port}/mcp", doc
+        assert doc["bearer_methods_supported"] == ["header"], doc
+        assert doc["authorization_servers"] == [], doc
+
+
+def invocation_request_ids(emu):
+    """Lambda request ids of the invocations the function logged (lambda_runtime's span)."""
+    ids = set()
+    text = emu.log_path.read_text(errors="replace")
+    ids.update(re.findall(r'"requestId":"([0-9a-f-]{36})"', text))
+    return ids
+
+
+def test_audit_record_carries_the_lambda_request_id(auth_emulator):
+    """The `tool_call` record on the function's stdout has the invocation's request id
+    (Lambda's, from the Runtime API), not the API Gateway / Function URL one in the event."""
+    emu = auth_emulator
+    before = len(tool_call_records(emu))
+    entry = next(e for e in expectations("auth") if e["event"] == "function-url-iam-alice.json")
+    check_event(emu, entry)
+    new = tool_call_records(emu)[before:]
+    assert len(new) == 1, new
+    (record,) = new
+    assert record["principal"] == event_generator.IAM_USER_ARN, record
+    assert record["tool"] == "execute_code" and record["auth"] == "aws_iam", record
+    request_id = record["request_id"]
+    assert request_id and request_id != "iam-0001-0000-4000-8000-000000000000", record
+    assert request_id in invocation_request_ids(emu), (
+        f"{request_id} is not the request id of an invocation the function logged")
+
+
+# --------------------------------------------------------------------------------------------
+# (a'') Lambda tenancy: what the previous principal left, seen from the host
+# --------------------------------------------------------------------------------------------
+
+ALICE_ARN = event_generator.IAM_USER_ARN
+BOB_ARN = event_generator.IAM_ROLE_ARN
+# Alice's kernel leaves a file in its home and in its TMPDIR, and says where, and which process
+# it is.
+ALICE_CODE = ("import os, tempfile\n"
+              "open('alice.txt', 'w').write('alice')\n"
+              "t = os.path.join(tempfile.gettempdir(), 'alice-tmp.txt')\n"
+              "open(t, 'w').write('alice')\n"
+              "print(os.getcwd()); print(t); print(os.getpid())")
+# Bob's says where it runs and whether the module planted in its package directory is there.
+BOB_CODE = ("import os, importlib.util\n"
+            "print(os.getcwd())\n"
+            "print(importlib.util.find_spec('jmcp_planted') is not None)\n"
+            "print(sorted(os.path.join(d, f) for d, _, fs in os.walk('.') for f in fs))")
+
+
+def iam_call(emu, arn, code, label, kernel=None):
+    """execute_code as ARN through a Function URL event carrying that IAM identity; returns the
+    kernel's stdout lines."""
+    args = {"code": code}
+    if kernel:
+        args["kernel"] = kernel
+    headers, body = event_generator.tool_call("execute_code", args)
+    event = event_generator.v2_event(
+        event_generator.FUNCTION_URL_HOST, event_generator.FUNCTION_URL_ID, headers, body,
+        f"{label}-{uuid.uuid4()}", iam_arn=arn)
+    status, text, how, _ = emu.invoke_payload(event, label)
+    context = f"[{emu.mode}] {label} ({how}): HTTP {status}: {text[:1500]}"
+    assert status == 200, context
+    result = parse_body(text)["result"]
+    assert result["structuredContent"]["status"] == "ok", context
+    return result["content"][0]["text"].splitlines()
+
+
+def switch_lines(emu):
+    return [r for r in emu.log_records()
+            if "lambda single tenancy" in str(r.get("message", ""))]
+
+
+def wait_gone(pid, seconds=15):
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
+def test_single_tenancy_removes_what_the_previous_principal_left(auth_emulator):
+    """Alice, then bob, in one execution environment (single tenancy, the default). Before bob's
+    call: alice's kernel and its spare are stopped; her directory, the file her kernel wrote in
+    its TMPDIR, and what a kernel without Landlock could leave elsewhere (planted here from the
+    host: a file in the working directory, one in the kernels' runtime root, and bob's future
+    directory holding a module in .packages) are gone; bob gets an empty directory of his own;
+    the function logs the switch with from, to and kernels_stopped."""
+    emu = auth_emulator
+    cwd, tmp_file, pid = iam_call(emu, ALICE_ARN, ALICE_CODE, "alice")
+    alice_home, tmp_file, pid = Path(cwd), Path(tmp_file), int(pid)
+    assert alice_home.parent == emu.workdir, alice_home
+    assert alice_home.name == event_generator.principal_dir(ALICE_ARN)
+    assert (alice_home / "alice.txt").exists() and tmp_file.exists() and alive(pid)
+    runtime_root = tmp_file.parents[2]  # ROOT/tmp/<kernel id>/alice-tmp.txt
+    assert (runtime_root / "server.lock").exists(), runtime_root
+    # What a kernel could leave where Landlock does not apply (Lambda's kernel is unverified).
+    (emu.workdir / "left-by-alice.txt").write_text("alice")
+    (runtime_root / "left-by-alice.txt").write_text("alice")
+    bob_home = emu.workdir / event_generator.principal_dir(BOB_ARN)
+    (bob_home / ".packages").mkdir(parents=True)
+    bob_home.chmod(0o700)
+    (bob_home / ".packages" / "jmcp_planted.py").write_text("print('planted')\n")
+    switches_before = len(switch_lines(emu))
+
+    cwd, planted_found, listing = iam_call(emu, BOB_ARN, BOB_CODE, "bob")
+    assert Path(cwd) == bob_home, cwd
+    assert planted_found == "False", "bob's kernel can import the module planted for him"
+    assert listing == "[]", f"bob's new directory holds files: {listing}"
+    assert not alice_home.exists(), sorted(p.name for p in alice_home.rglob("*"))
+    assert not (emu.workdir / "left-by-alice.txt").exists()
+    assert not tmp_file.exists() and not (runtime_root / "left-by-alice.txt").exists()
+    assert (runtime_root / "server.lock").exists(), "the runtime root's lock was removed"
+    assert sorted(p.name for p in emu.workdir.iterdir()) == [bob_home.name]
+    assert wait_gone(pid), f"alice's kernel still runs: {describe_pid(pid)}"
+    # No process of the environment works in alice's directory any more.
+    emu.our_pids()
+    for other in all_pids():
+        try:
+            assert not os.readlink(f"/proc/{other}/cwd").startswith(str(alice_home)), other
+        except OSError:
+            pass
+    switches = switch_lines(emu)[switches_before:]
+    assert len(switches) == 1, switches
+    (line,) = switches
+    assert line["from"] == ALICE_ARN and line["to"] == BOB_ARN, line
+    assert int(line["kernels_stopped"]) >= 1, line
+    assert line["files_removed"] in (True, "true"), line
 
 
 # --------------------------------------------------------------------------------------------
@@ -942,3 +1251,31 @@ def test_cold_start_gets_a_fresh_kernel(emulator):
     report(f"[{emulator.mode}] cold start: function init {emulator.init_ms()} ms (logged); "
            f"first execute_code {first_call * 1000:.0f} ms (discover + init + call: "
            f"{first_result * 1000:.0f} ms from the emulator listening)")
+
+
+# --------------------------------------------------------------------------------------------
+# (f) shared tenancy. Last: it restarts the credentials-required emulator with another setting.
+# --------------------------------------------------------------------------------------------
+
+
+def test_shared_tenancy_keeps_the_previous_principal(auth_emulator):
+    """With JUPYTER_MCP_LAMBDA_TENANCY=shared, alice's directory, files and kernel survive bob's
+    call, and no switch is logged."""
+    emu = auth_emulator
+    emu.set_function_env(JUPYTER_MCP_LAMBDA_TENANCY="shared")
+    switches_before = len(switch_lines(emu))  # the log goes on across the restart
+    try:
+        emu.restart(fresh_tmp=True)
+        emu.wait_function_ready()
+        cwd, tmp_file, pid = iam_call(emu, ALICE_ARN, ALICE_CODE, "alice-shared")
+        alice_home, tmp_file, pid = Path(cwd), Path(tmp_file), int(pid)
+        cwd, _, _ = iam_call(emu, BOB_ARN, BOB_CODE, "bob-shared")
+        assert Path(cwd).name == event_generator.principal_dir(BOB_ARN)
+        assert (alice_home / "alice.txt").exists() and tmp_file.exists()
+        assert alive(pid), "alice's kernel was stopped under shared tenancy"
+        assert not switch_lines(emu)[switches_before:], switch_lines(emu)[switches_before:]
+        # Alice's kernel still holds her state.
+        (again,) = iam_call(emu, ALICE_ARN, "import os; print(os.getpid())", "alice-again")
+        assert int(again) == pid
+    finally:
+        emu.set_function_env(JUPYTER_MCP_LAMBDA_TENANCY="single")

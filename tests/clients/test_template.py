@@ -229,7 +229,9 @@ def test_role_has_no_managed_policies(template):
 
 def test_role_only_writes_its_own_logs_and_uses_its_workspace_prefix(template):
     role = template["Resources"][ROLE]["Properties"]
-    policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
+    # The one conditional policy (the API keys' secret) has its own test below.
+    policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]
+                if "Fn::If" not in p}
     assert set(policies) == {"write-own-logs", "workspace-prefix"}, set(policies)
     for s in policies["write-own-logs"]:
         assert s["Effect"] == "Allow"
@@ -267,6 +269,144 @@ def test_role_is_assumed_by_lambda_only(template):
     (statement,) = template["Resources"][ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
+
+
+# --- authentication settings: API keys' secret, OIDC, tenancy ---------------------------------
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jmcp/api-keys-AbCdEf"
+
+
+def resolve(template, node, params):
+    """NODE with the template's Conditions, `Fn::If` and parameter `Ref`s evaluated for PARAMS
+    (other parameters at their defaults), as CloudFormation would; `AWS::NoValue` entries are
+    dropped. Other intrinsics are left as they are."""
+    def value(name):
+        return params.get(name, template["Parameters"][name].get("Default"))
+
+    def condition(name):
+        return truth(template["Conditions"][name])
+
+    def truth(c):
+        if "Fn::Equals" in c:
+            a, b = (walk(x) for x in c["Fn::Equals"])
+            return a == b
+        if "Fn::Not" in c:
+            return not truth(c["Fn::Not"][0])
+        if "Condition" in c:
+            return condition(c["Condition"])
+        raise AssertionError(f"unsupported condition {c!r}")
+
+    def walk(n):
+        if isinstance(n, dict):
+            if set(n) == {"Ref"} and n["Ref"] in template["Parameters"]:
+                return value(n["Ref"])
+            if set(n) == {"Fn::If"}:
+                name, yes, no = n["Fn::If"]
+                return walk(yes if condition(name) else no)
+            out = {k: walk(v) for k, v in n.items()}
+            return {k: v for k, v in out.items() if v != NO_VALUE}
+        if isinstance(n, list):
+            return [x for x in (walk(v) for v in n) if x != NO_VALUE]
+        return n
+
+    return walk(node)
+
+
+def role_statements(template, params):
+    role = resolve(template, template["Resources"][ROLE]["Properties"], params)
+    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def actions_of(statement):
+    a = statement["Action"]
+    return a if isinstance(a, list) else [a]
+
+
+def test_api_keys_secret_is_readable_only_when_set_and_only_that_secret(template):
+    """ApiKeysSecretId wires JUPYTER_MCP_API_KEYS_SECRET_ID and one GetSecretValue on that ARN;
+    left empty (the default), the role cannot read any secret and the variable is not set."""
+    param = template["Parameters"]["ApiKeysSecretId"]
+    assert param["Default"] == ""
+    pattern = re.compile(param["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch(SECRET_ARN)
+    for bad in ["*", "jmcp/api-keys", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*",
+                "arn:aws:secretsmanager:*:*:secret:x"]:
+        assert not pattern.fullmatch(bad), f"ApiKeysSecretId accepts {bad!r}"
+
+    def secret_statements(params):
+        return [s for s in role_statements(template, params)
+                if any(a.startswith("secretsmanager:") for a in actions_of(s))]
+
+    assert secret_statements({}) == []
+    (statement,) = secret_statements({"ApiKeysSecretId": SECRET_ARN})
+    assert statement["Effect"] == "Allow"
+    assert actions_of(statement) == ["secretsmanager:GetSecretValue"]
+    assert statement["Resource"] == SECRET_ARN
+    env_of = lambda params: resolve(template, template["Resources"][FUNCTION], params)[
+        "Properties"]["Environment"]["Variables"]
+    assert "JUPYTER_MCP_API_KEYS_SECRET_ID" not in env_of({})
+    assert env_of({"ApiKeysSecretId": SECRET_ARN})["JUPYTER_MCP_API_KEYS_SECRET_ID"] == SECRET_ARN
+
+
+def test_oidc_parameters_are_wired_together(template):
+    env_of = lambda params: resolve(template, template["Resources"][FUNCTION], params)[
+        "Properties"]["Environment"]["Variables"]
+    oidc = ["JUPYTER_MCP_OIDC_ISSUER", "JUPYTER_MCP_OIDC_AUDIENCE", "JUPYTER_MCP_OIDC_JWKS_URL"]
+    assert not set(oidc) & set(env_of({}))
+    given = {"OidcIssuer": "https://idp.example.com/", "OidcAudience": "https://mcp.example.com/mcp",
+             "OidcJwksUrl": "https://idp.example.com/.well-known/jwks.json"}
+    env = env_of(given)
+    assert [env[v] for v in oidc] == list(given.values())
+    # An issuer without the rest is refused at deploy time (and by the server at start).
+    rule = template["Rules"]["OidcNeedsAudienceAndJwks"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OidcIssuer"}, ""]}]}
+    asserted = {a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in rule["Assertions"]}
+    assert asserted == {"OidcAudience", "OidcJwksUrl"}
+    assert not re.fullmatch(template["Parameters"]["OidcJwksUrl"]["AllowedPattern"],
+                            "http://idp.example.com/jwks.json")
+
+
+def test_lambda_tenancy_parameter_defaults_to_single(template, env):
+    param = parameter_of(template, env["JUPYTER_MCP_LAMBDA_TENANCY"])
+    assert param["Default"] == "single"
+    assert sorted(param["AllowedValues"]) == ["shared", "single"]
+    # The server's own values (src/config.rs `Tenancy`).
+    enum = re.search(r"pub enum Tenancy \{(.*?)\}", CONFIG_RS.read_text(), re.S).group(1)
+    assert sorted(re.findall(r"^\s*(\w+),", enum, re.M)) == ["Shared", "Single"]
+
+
+# --- no direct invoke: an event a caller writes can name any principal -----------------------
+
+
+def test_no_permission_allows_a_direct_invoke(template):
+    """A direct lambda:InvokeFunction carries a request context its caller wrote (any IAM ARN):
+    the template's only InvokeFunction permission is limited to the Function URL, and its role
+    holds no lambda action at all."""
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::Lambda::Permission" and \
+                res["Properties"]["Action"] == "lambda:InvokeFunction":
+            assert res["Properties"].get("InvokedViaFunctionUrl") is True, name
+    for params in ({}, {"ApiKeysSecretId": SECRET_ARN}):
+        for s in role_statements(template, params):
+            assert not any(a.startswith("lambda:") or a == "*" for a in actions_of(s)), s
+
+
+def test_the_documented_caller_policy_invokes_only_through_the_url():
+    """docs/lambda.md's identity policy for callers: lambda:InvokeFunction only with
+    lambda:InvokedViaFunctionUrl = true, beside lambda:InvokeFunctionUrl."""
+    text = (ROOT / "docs" / "lambda.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)
+              if "lambda:Invoke" in b]
+    assert blocks, "docs/lambda.md has no caller policy"
+    statements = [s for b in blocks for s in b.get("Statement", [b])]
+    actions = {a for s in statements for a in actions_of(s)}
+    assert actions == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}, actions
+    for s in statements:
+        if "lambda:InvokeFunction" in actions_of(s):
+            assert actions_of(s) == ["lambda:InvokeFunction"], s
+            assert s["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}, s
 
 
 # --- HTTP API and outputs --------------------------------------------------------------------
