@@ -797,7 +797,7 @@ def test_without_an_iam_identity_every_event_is_refused_and_runs_nothing(auth_em
         host = {k.lower(): v for k, v in event["headers"].items()}["host"]
         if headers is not None:
             assert headers.get("www-authenticate") == (
-                f'Bearer resource_metadata="https://{host}/.well-known/oauth-protected-resource"'
+                f'Bearer resource_metadata="https://{host}/.well-known/oauth-protected-resource/mcp"'
             ), context
         else:
             # Streamed 200s only: a 401 is always read with its headers.
@@ -824,22 +824,24 @@ def test_the_function_url_refuses_a_request_without_credentials(auth_emulator):
     assert resp.status_code == 401, resp.text
     assert resp.headers["www-authenticate"] == (
         f'Bearer resource_metadata="https://127.0.0.1:{auth_emulator.port}'
-        '/.well-known/oauth-protected-resource"'), resp.headers
+        '/.well-known/oauth-protected-resource/mcp"'), resp.headers
     message = resp.json()
     assert message["id"] == "no-creds-7" and message["error"]["code"] == -32001, message
     assert "no credentials" in message["error"]["message"], message
 
 
 def test_protected_resource_metadata_is_served(auth_emulator):
-    """RFC 9728 document at both well-known paths, without credentials, https on Lambda."""
+    """RFC 9728 document at both well-known paths, without credentials, https on Lambda: the
+    MCP endpoint's (which every 401 links) names `<base>/mcp`, the path-less one `<base>`."""
     import httpx2
     base = auth_emulator.url.removesuffix("/mcp")
-    for path in ["/.well-known/oauth-protected-resource",
-                 "/.well-known/oauth-protected-resource/mcp"]:
+    public = f"https://127.0.0.1:{auth_emulator.port}"
+    for path, resource in [("/.well-known/oauth-protected-resource", public),
+                           ("/.well-known/oauth-protected-resource/mcp", public + "/mcp")]:
         resp = httpx2.get(base + path, timeout=120)
         assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text[:500]}"
         doc = resp.json()
-        assert doc["resource"] == f"https://127.0.0.1:{auth_emulator.port}/mcp", doc
+        assert doc["resource"] == resource, doc
         assert doc["bearer_methods_supported"] == ["header"], doc
         assert doc["authorization_servers"] == [], doc
 
