@@ -120,6 +120,20 @@ pub struct OriginalImage {
     pub path: Option<String>,
 }
 
+impl OriginalImage {
+    /// An original of `bytes` bytes and `(width, height)` pixels, not (yet) saved.
+    fn unsaved(mime_type: &str, (width, height): (u32, u32), bytes: usize) -> OriginalImage {
+        OriginalImage {
+            mime_type: mime_type.to_owned(),
+            width,
+            height,
+            bytes,
+            uri: None,
+            path: None,
+        }
+    }
+}
+
 impl OutputItem {
     /// Bytes this item counts against the output cap.
     pub fn size(&self) -> usize {
@@ -796,14 +810,11 @@ pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem 
                 sent_bytes: fitted.bytes.len(),
                 width: Some(fitted.width),
                 height: Some(fitted.height),
-                original: Some(OriginalImage {
-                    mime_type: mime_type.clone(),
-                    width,
-                    height,
-                    bytes: raw.len(),
-                    uri: None,
-                    path: None,
-                }),
+                original: Some(OriginalImage::unsaved(
+                    mime_type,
+                    (width, height),
+                    raw.len(),
+                )),
                 data,
                 original_data: Some(Arc::new(raw)),
                 display_id: display_id.clone(),
@@ -819,14 +830,7 @@ pub(crate) fn fit_image(item: OutputItem, limits: fit::FitLimits) -> OutputItem 
                     display_id,
                     ..
                 } => OutputItem::Image {
-                    original: size.map(|(width, height)| OriginalImage {
-                        mime_type: mime_type.clone(),
-                        width,
-                        height,
-                        bytes: raw.len(),
-                        uri: None,
-                        path: None,
-                    }),
+                    original: size.map(|size| OriginalImage::unsaved(&mime_type, size, raw.len())),
                     mime_type,
                     bytes,
                     sent_bytes: raw.len(),

@@ -550,19 +550,24 @@ impl Pool {
     /// Returns how many named kernels were stopped and whether a spare was.
     pub fn retire_all(&self) -> (usize, bool) {
         self.spare_epoch.fetch_add(1, Ordering::AcqRel);
+        let stopped = self.stop_all(StopReason::Shutdown);
+        kernel::remove_runtime_leftovers(&self.cfg.launch.runtime_root);
+        stopped
+    }
+
+    /// Stops every named kernel for `reason` and drops the warm spare. Returns how many
+    /// kernels were stopped and whether there was a spare.
+    fn stop_all(&self, reason: StopReason) -> (usize, bool) {
         let slots: Vec<Arc<Slot>> = self
             .slots
             .lock()
             .map(|mut s| s.drain().map(|(_, v)| v).collect())
             .unwrap_or_default();
         for slot in &slots {
-            slot.stop(StopReason::Shutdown);
+            slot.stop(reason);
         }
         let spare = self.spare.lock().ok().and_then(|mut s| s.take());
-        let spare_stopped = spare.is_some();
-        drop(spare);
-        kernel::remove_runtime_leftovers(&self.cfg.launch.runtime_root);
-        (slots.len(), spare_stopped)
+        (slots.len(), spare.is_some())
     }
 
     fn reap_idle(&self, idle: Duration) {
@@ -585,16 +590,7 @@ impl Pool {
     /// Stops every kernel and the spare, and waits for the pool's tasks.
     pub async fn shutdown(&self) {
         self.stop.cancel();
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .lock()
-            .map(|mut s| s.drain().map(|(_, v)| v).collect())
-            .unwrap_or_default();
-        for slot in &slots {
-            slot.stop(StopReason::ServerShutdown);
-        }
-        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
-        drop(spare);
+        self.stop_all(StopReason::ServerShutdown);
         self.tasks.close();
         self.tasks.wait().await;
     }

@@ -3,8 +3,6 @@
 //! errors, each with its one record; `--audit-code` end to end; two servers appending to one
 //! `--audit-log`; and the request id each HTTP response carries and each record repeats.
 
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -55,58 +53,19 @@ async fn post(
     (status, request_id, parse_body(&text))
 }
 
-/// A moto server (a real S3 API) on a free loopback port with the bucket made, stopped on drop.
-struct Moto {
-    endpoint: String,
-    _child: ChildGuard,
-}
-
-const FAKE_AWS: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_DEFAULT_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
 const BUCKET: &str = "jmcp-audit";
 
+/// A moto server with the workspace bucket made.
 fn moto_with_bucket() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(python())
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let script = format!(
-        "import boto3\nboto3.client('s3', endpoint_url={endpoint:?}).create_bucket(Bucket={BUCKET:?})"
+    let moto = moto();
+    let endpoint = &moto.endpoint;
+    boto3(
+        &format!(
+            "import boto3\nboto3.client('s3', endpoint_url={endpoint:?}).create_bucket(Bucket={BUCKET:?})"
+        ),
+        &[],
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .envs(FAKE_AWS.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Moto {
-        endpoint,
-        _child: child,
-    }
+    moto
 }
 
 /// One call of the session and what its record must say.

@@ -1344,56 +1344,6 @@ async fn the_per_principal_concurrent_calls_are_limited() {
     assert!(!is_error(&r), "{r}");
 }
 
-/// A moto server (a real Secrets Manager HTTP API) on a free loopback port, stopped on drop.
-struct Moto {
-    endpoint: String,
-    _child: ChildGuard,
-}
-
-fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    moto_on(port)
-}
-
-/// A moto server on `port` (to bring one back where a stopped one was).
-fn moto_on(port: u16) -> Moto {
-    let child = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Moto {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        _child: child,
-    }
-}
-
-const FAKE_AWS: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_DEFAULT_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
-
 /// Writes the secret through boto3 (moto's own client library) against the moto server.
 fn put_secret(endpoint: &str, id: &str, value: &Value, create: bool) {
     let op = if create {
@@ -1404,16 +1354,7 @@ fn put_secret(endpoint: &str, id: &str, value: &Value, create: bool) {
     let script = format!(
         "import boto3, sys\nid, value = sys.argv[1], sys.argv[2]\nboto3.client('secretsmanager', endpoint_url={endpoint:?}).{op}"
     );
-    let out = Command::new(python())
-        .args(["-c", &script, id, &value.to_string()])
-        .envs(FAKE_AWS.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    boto3(&script, &[id, &value.to_string()]);
 }
 
 /// Keys from a Secrets Manager secret (moto on loopback): they work, a wrong one is 401, and a

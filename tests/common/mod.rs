@@ -643,3 +643,65 @@ pub fn cgroup_words(path: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// A moto server (real AWS APIs: S3, Secrets Manager) on a loopback port, stopped on drop.
+pub struct Moto {
+    pub endpoint: String,
+    _child: ChildGuard,
+}
+
+/// Credentials and region for moto (it accepts any); no instance metadata lookups.
+pub const FAKE_AWS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// A moto server on a free loopback port.
+pub fn moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    moto_on(port)
+}
+
+/// A moto server on `port` (to bring one back where a stopped one was).
+pub fn moto_on(port: u16) -> Moto {
+    let child = Command::new(python())
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: child,
+    }
+}
+
+/// Runs a boto3 script (moto's own client library) with `args` as sys.argv[1:].
+pub fn boto3(script: &str, args: &[&str]) {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(FAKE_AWS.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
