@@ -87,6 +87,16 @@ pub fn build_app(
         spare: true,
         first_spare_for: mcp::LOCAL_PRINCIPAL.to_string(),
     };
+    // The pool starts the first warm spare, `local`'s, right away: its home is made here the
+    // way a call makes it (and marked made), before the kernel binds it. Otherwise the kernel's
+    // launch would create it, and the first call, on Lambda, would distrust and replace a home
+    // this process had not made, leaving the spare's Landlock rules on the removed directory.
+    let homes_ready = principal::Ready::default();
+    if let Err(e) = homes_ready.ensure(mcp::LOCAL_PRINCIPAL, || {
+        mcp::make_home(settings, mcp::LOCAL_PRINCIPAL)
+    }) {
+        tracing::warn!(error = %e.message, "cannot make the warm spare's directory");
+    }
     let dirs_settings = settings.clone();
     let pool = Pool::new(
         pool_cfg,
@@ -144,7 +154,7 @@ pub fn build_app(
         audit,
         tenant: Default::default(),
         limits,
-        homes_ready: Default::default(),
+        homes_ready,
         workspace: settings
             .workspace
             .clone()

@@ -79,37 +79,10 @@ impl App {
             }
         };
         self.switch_tenant(principal.name());
-        self.homes_ready
-            .ensure(principal.name(), || self.make_home(principal.name()))?;
+        self.homes_ready.ensure(principal.name(), || {
+            make_home(&self.settings, principal.name())
+        })?;
         Ok(principal)
-    }
-
-    /// Creates a principal's directory (0700) and hands it to the uid its kernels run as. The
-    /// operator's working directory, which `local` may use as its own, is left as it is.
-    fn make_home(&self, principal: &str) -> Result<(), ToolError> {
-        let dirs = principal_dirs(&self.settings, principal);
-        let io_error = |message: String| ToolError {
-            status: "io_error",
-            message,
-        };
-        // On Lambda every process shares one OS user: a home this process did not make may
-        // hold what another tenant planted there (see `PrincipalDirs::create`).
-        let made = dirs
-            .create(self.settings.lambda.is_some())
-            .map_err(|e| io_error(format!("cannot create your working directory: {e}")))?;
-        if made == crate::principal::Made::Replaced {
-            tracing::warn!(
-                principal,
-                "a principal directory this process did not make was not empty and private: replaced with an empty one"
-            );
-        }
-        if dirs.home != self.settings.working_dir {
-            self.settings
-                .sandbox
-                .own_home(&dirs.home)
-                .map_err(|e| io_error(e.to_string()))?;
-        }
-        Ok(())
     }
 
     /// Single tenancy on Lambda (every process shares one OS user there): before the execution
@@ -195,6 +168,34 @@ impl App {
             Err(_) => Arc::default(),
         }
     }
+}
+
+/// Creates a principal's directory (0700) and hands it to the uid its kernels run as. The
+/// operator's working directory, which `local` may use as its own, is left as it is.
+pub(crate) fn make_home(settings: &Settings, principal: &str) -> Result<(), ToolError> {
+    let dirs = principal_dirs(settings, principal);
+    let io_error = |message: String| ToolError {
+        status: "io_error",
+        message,
+    };
+    // On Lambda every process shares one OS user: a home this process did not make may
+    // hold what another tenant planted there (see `PrincipalDirs::create`).
+    let made = dirs
+        .create(settings.lambda.is_some())
+        .map_err(|e| io_error(format!("cannot create your working directory: {e}")))?;
+    if made == crate::principal::Made::Replaced {
+        tracing::warn!(
+            principal,
+            "a principal directory this process did not make was not empty and private: replaced with an empty one"
+        );
+    }
+    if dirs.home != settings.working_dir {
+        settings
+            .sandbox
+            .own_home(&dirs.home)
+            .map_err(|e| io_error(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The directories of a principal: `WORKING_DIR/<principal dir>`, or the working directory
