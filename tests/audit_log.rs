@@ -4,20 +4,12 @@
 //! `--audit-log`; and the request id each HTTP response carries and each record repeats.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
 const ALICE_KEY: &str = "jmcp_alice_audit_0123456789abcdef0123456789ab";
 const BOB_KEY: &str = "jmcp_bob_audit_fedcba9876543210fedcba98765432";
 const WRONG_KEY: &str = "jmcp_wrong_key_that_must_not_be_logged_0000";
-
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Every JSON line of an audit log.
 fn records(path: &std::path::Path) -> Vec<Value> {

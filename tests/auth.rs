@@ -6,19 +6,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
 const ALICE_KEY: &str = "jmcp_alice_0123456789abcdef0123456789abcdef";
 const BOB_KEY: &str = "jmcp_bob_fedcba9876543210fedcba9876543210";
-
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// A server that knows alice (from a keys file) and bob (from the environment).
 fn keyed_server(extra: &[&str]) -> (Server, tempfile::TempDir) {
