@@ -443,8 +443,8 @@ async fn every_tool_resource_request_and_refusal_has_its_record() {
     assert_eq!(all.len(), calls.len() + refused.len());
 
     // stdout carries the same records.
-    let stdout = server.stdout.lock().unwrap().clone();
     let file = std::fs::read_to_string(&audit_path).unwrap();
+    let stdout = server.stdout_lines(file.lines().count());
     assert_eq!(stdout, file.lines().collect::<Vec<_>>());
     let everything = format!("{file}\n{}\n{}", stdout.join("\n"), server.log_text());
     for secret in [ALICE_KEY, BOB_KEY, WRONG_KEY] {
