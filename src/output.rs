@@ -25,6 +25,9 @@ const MAX_ERROR_FIELD_CHARS: usize = 500;
 /// full reply (text twice, images once) stays near 800 KB, under the 1 MiB the Python SDK takes
 /// in one SSE event.
 pub(crate) const IMAGE_BUDGET_FACTOR: usize = 4;
+/// Most bytes of images left out over a call's image budget that the call keeps to save in
+/// full; past it a left-out image is only named (the reply says how to get it).
+const LEFT_OUT_KEEP_BYTES: usize = 32 << 20;
 
 /// Largest slice of new output one progress notification carries.
 const PROGRESS_CHUNK_BYTES: usize = 2048;
@@ -104,6 +107,24 @@ pub enum OutputItem {
     },
     /// Marks where output above the cap was cut.
     Truncated { omitted_bytes: u64, note: String },
+    /// An image over this call's image budget: not sent, but saved in full in the working
+    /// directory and linked (a `resource_link` follows its note), so nothing is lost.
+    ImageLeftOut {
+        /// The saved file's type.
+        mime_type: String,
+        /// Size of the saved image, in bytes.
+        bytes: usize,
+        /// This call's image budget, in bytes of base64, that the image did not fit.
+        budget: usize,
+        /// Where it was saved (a `workspace:///` resource), when it was.
+        uri: Option<String>,
+        /// Its path, relative to the working directory, when it was saved.
+        path: Option<String>,
+        /// The image's bytes, until the tool saves them.
+        #[serde(skip)]
+        #[schemars(skip)]
+        data: Option<Arc<Vec<u8>>>,
+    },
 }
 
 /// The full-size image an image sent to the model was made from.
@@ -147,7 +168,7 @@ impl OutputItem {
             } => evalue.len() + traceback.len(),
             OutputItem::Truncated { note, .. } => note.len(),
             // Sent as a link: only the few words of its note reach the model.
-            OutputItem::Svg { .. } => 0,
+            OutputItem::Svg { .. } | OutputItem::ImageLeftOut { .. } => 0,
         }
     }
 
@@ -178,15 +199,11 @@ impl OutputItem {
                 original: Some(original),
                 original_data,
                 ..
-            } => {
-                let ext = if original.mime_type == "image/jpeg" {
-                    "jpg"
-                } else {
-                    "png"
-                };
-                Some((original_data.take()?, ext))
-            }
+            } => Some((original_data.take()?, extension(&original.mime_type))),
             OutputItem::Svg { data, .. } => Some((data.take()?, "svg")),
+            OutputItem::ImageLeftOut {
+                mime_type, data, ..
+            } => Some((data.take()?, extension(mime_type))),
             _ => None,
         }
     }
@@ -197,7 +214,9 @@ impl OutputItem {
             OutputItem::Image {
                 original: Some(o), ..
             } => (&mut o.uri, &mut o.path),
-            OutputItem::Svg { uri, path, .. } => (uri, path),
+            OutputItem::Svg { uri, path, .. } | OutputItem::ImageLeftOut { uri, path, .. } => {
+                (uri, path)
+            }
             _ => return,
         };
         *uri = Some(crate::files::uri_for(&saved_path));
@@ -238,6 +257,23 @@ impl OutputItem {
                     .with_mime_type(SVG_MIME)
                     .with_size(*bytes as u64)
                     .with_description("SVG image output, too large to send as text"),
+            ));
+        }
+        if let OutputItem::ImageLeftOut {
+            mime_type,
+            bytes,
+            uri: Some(uri),
+            path: Some(path),
+            ..
+        } = self
+        {
+            return Some(ContentBlock::resource_link(
+                rmcp::model::Resource::new(uri.clone(), path.clone())
+                    .with_mime_type(mime_type.clone())
+                    .with_size(*bytes as u64)
+                    .with_description(
+                        "image output left out of the reply: over the call's image budget",
+                    ),
             ));
         }
         let OutputItem::Image {
@@ -289,6 +325,24 @@ impl OutputItem {
             OutputItem::Svg { bytes, .. } => ContentBlock::text(format!(
                 "[SVG image of {bytes} bytes, too large to send as text, and it could not be saved. hint: use PNG output (set_matplotlib_formats('png'))]"
             )),
+            OutputItem::ImageLeftOut {
+                mime_type,
+                bytes,
+                budget,
+                path,
+                ..
+            } => {
+                let over = format!(
+                    "[{mime_type} image of {bytes} bytes left out: over this call's image budget of {budget} bytes"
+                );
+                ContentBlock::text(match path {
+                    Some(path) => format!("{over}; saved full-size as {path} and linked]"),
+                    None => format!(
+                        "{over}, and it was not saved (a call saves at most {} MiB of left-out images; a failed save is in the server's log). hint: save it with savefig() and show a smaller one (lower dpi or figsize), or raise --max-output-bytes]",
+                        LEFT_OUT_KEEP_BYTES >> 20
+                    ),
+                })
+            }
         }
     }
 }
@@ -498,6 +552,8 @@ pub struct Collector {
     /// Image bytes kept so far, against `image_limit`.
     image_bytes: usize,
     image_limit: usize,
+    /// Bytes of images left out over the budget kept so far, to be saved.
+    left_out_kept: usize,
     progress: Option<ProgressFn>,
     pending_progress: String,
     /// A `clear_output(wait=True)` waiting for the next output.
@@ -521,6 +577,7 @@ impl Collector {
             seen_bytes: 0,
             image_bytes: 0,
             image_limit: max_bytes.saturating_mul(IMAGE_BUDGET_FACTOR),
+            left_out_kept: 0,
             progress,
             pending_progress: String::new(),
             clear_pending: false,
@@ -569,6 +626,7 @@ impl Collector {
         self.head_bytes = 0;
         self.tail_bytes = 0;
         self.image_bytes = 0;
+        self.left_out_kept = 0;
         self.omitted_bytes = 0;
         self.spilled = false;
     }
@@ -576,23 +634,34 @@ impl Collector {
     /// `update_display_data`: the display with this id takes the new content where it stands.
     /// An id no earlier output has (or one already cut away) changes nothing, as in Jupyter.
     fn update_display(&mut self, id: &str, item: OutputItem) {
-        let delta = |old: &OutputItem, new: &OutputItem| {
-            (
-                new.text_size() as i64 - old.text_size() as i64,
-                image_size(new) as i64 - image_size(old) as i64,
-            )
+        let in_head = self.head.iter().position(|i| i.display_id() == Some(id));
+        let in_tail = self.tail.iter().position(|i| i.display_id() == Some(id));
+        let old = match (in_head, in_tail) {
+            (Some(i), _) => &self.head[i],
+            (None, Some(i)) => &self.tail[i],
+            (None, None) => return,
         };
-        if let Some(old) = self.head.iter_mut().find(|i| i.display_id() == Some(id)) {
-            let (t, i) = delta(old, &item);
-            self.head_bytes = self.head_bytes.saturating_add_signed(t as isize);
-            self.image_bytes = self.image_bytes.saturating_add_signed(i as isize);
-            *old = item;
-        } else if let Some(old) = self.tail.iter_mut().find(|i| i.display_id() == Some(id)) {
-            let (t, i) = delta(old, &item);
-            self.tail_bytes = self.tail_bytes.saturating_add_signed(t as isize);
-            self.image_bytes = self.image_bytes.saturating_add_signed(i as isize);
-            *old = item;
-            self.trim_tail();
+        let (old_text, freed) = (old.text_size(), image_size(old));
+        let item = match self.fit {
+            Some(limits) => fit_image(item, limits),
+            None => item,
+        };
+        // The new image takes the old one's place in the budget; over it, it is left out.
+        let item = self
+            .within_image_budget(item, freed)
+            .with_display_id(Some(id.to_owned()));
+        let grown = item.text_size() as isize - old_text as isize;
+        match (in_head, in_tail) {
+            (Some(i), _) => {
+                self.head_bytes = self.head_bytes.saturating_add_signed(grown);
+                self.head[i] = item;
+            }
+            (None, Some(i)) => {
+                self.tail_bytes = self.tail_bytes.saturating_add_signed(grown);
+                self.tail[i] = item;
+                self.trim_tail();
+            }
+            (None, None) => {}
         }
     }
 
@@ -601,28 +670,14 @@ impl Collector {
             item = fit_image(item, limits);
         }
         self.seen_bytes += item.size() as u64;
-        if let OutputItem::Image {
-            mime_type, bytes, ..
-        } = &item
-        {
-            if self.image_bytes + bytes <= self.image_limit {
-                self.image_bytes += bytes;
-                if self.spilled {
-                    self.tail.push_back(item);
-                } else {
-                    self.head.push(item);
-                }
-                return;
+        item = self.within_image_budget(item, 0);
+        if let OutputItem::Image { .. } = item {
+            if self.spilled {
+                self.tail.push_back(item);
+            } else {
+                self.head.push(item);
             }
-            self.omitted_bytes += *bytes as u64;
-            // A marker, not text: the tail never trims it, so no image goes missing unsaid.
-            item = OutputItem::Truncated {
-                omitted_bytes: *bytes as u64,
-                note: format!(
-                    "[{mime_type} image of {bytes} bytes left out: over this call's image budget of {} bytes. hint: save it with savefig() and show a smaller one (lower dpi or figsize), or raise --max-output-bytes]",
-                    self.image_limit
-                ),
-            };
+            return;
         }
         if !self.spilled {
             let size = item.text_size();
@@ -653,6 +708,52 @@ impl Collector {
         self.trim_tail();
     }
 
+    /// An image as it will be sent: itself when it fits the image budget (once `freed` bytes,
+    /// of an image it replaces, are given back), counted; otherwise an `ImageLeftOut` that
+    /// keeps its full-size bytes to be saved and linked, while the call has kept less than
+    /// [`LEFT_OUT_KEEP_BYTES`] of them. Other items pass through.
+    fn within_image_budget(&mut self, item: OutputItem, freed: usize) -> OutputItem {
+        let OutputItem::Image {
+            mime_type,
+            bytes,
+            data,
+            original,
+            original_data,
+            ..
+        } = &item
+        else {
+            return item;
+        };
+        let kept = self.image_bytes.saturating_sub(freed);
+        if kept + bytes <= self.image_limit {
+            self.image_bytes = kept + bytes;
+            return item;
+        }
+        self.image_bytes = kept;
+        self.omitted_bytes += *bytes as u64;
+        // The full-size bytes: the original a downscaled image was made from, else the image.
+        let (mime_type, full) = match (original, original_data) {
+            (Some(o), Some(raw)) => (o.mime_type.clone(), Some(Arc::clone(raw))),
+            _ => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                (mime_type.clone(), b64.decode(data).ok().map(Arc::new))
+            }
+        };
+        let size = full.as_ref().map_or_else(|| decoded_len(data), |f| f.len());
+        let data = full.filter(|_| self.left_out_kept + size <= LEFT_OUT_KEEP_BYTES);
+        if data.is_some() {
+            self.left_out_kept += size;
+        }
+        OutputItem::ImageLeftOut {
+            mime_type,
+            bytes: size,
+            budget: self.image_limit,
+            uri: None,
+            path: None,
+            data,
+        }
+    }
+
     /// Drops the oldest tail text until the tail fits. Images, and the notes that stand for
     /// images left out, are never dropped here: images have their own budget, checked as they
     /// arrive. Each pass
@@ -665,6 +766,7 @@ impl Collector {
                     item,
                     OutputItem::Image { .. }
                         | OutputItem::Svg { .. }
+                        | OutputItem::ImageLeftOut { .. }
                         | OutputItem::Truncated { .. }
                 )
             }) else {
@@ -775,6 +877,16 @@ pub(crate) fn image_fit_limits(max_output_bytes: usize, max_px: u32) -> fit::Fit
     fit::FitLimits {
         max_px,
         max_bytes: image_budget / 2 * 3 / 4,
+    }
+}
+
+/// The file extension for an image MIME type.
+fn extension(mime_type: &str) -> &'static str {
+    match mime_type {
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => "png",
     }
 }
 
@@ -925,6 +1037,83 @@ mod tests {
         }
     }
 
+    fn content_text(item: &OutputItem) -> String {
+        let content = item.to_content();
+        content
+            .as_text()
+            .map(|t| t.text.clone())
+            .unwrap_or_default()
+    }
+
+    /// Images left out over the budget are kept to be saved up to LEFT_OUT_KEEP_BYTES in all;
+    /// past it they are only named. An update_display with an image over the budget is left
+    /// out too, and gives back the bytes of the image it replaced.
+    #[test]
+    fn left_out_images_are_kept_to_a_bound_and_updates_keep_to_the_budget() {
+        let image = |n: usize, id: Option<&str>| {
+            let mut data = serde_json::Map::new();
+            data.insert("image/png".into(), "A".repeat(n).into());
+            match id {
+                Some(id) => KernelOutput::UpdateDisplay {
+                    metadata: Default::default(),
+                    data,
+                    display_id: id.into(),
+                },
+                None => KernelOutput::DisplayData {
+                    metadata: Default::default(),
+                    data,
+                    display_id: None,
+                },
+            }
+        };
+        // 4 MiB of base64 each (3 MiB decoded): 10 fit in 32 MiB, the rest are named only.
+        let mut c = Collector::new(1024, None);
+        for _ in 0..14 {
+            c.push(image(4 << 20, None));
+        }
+        let (items, _) = c.finish();
+        let kept: Vec<bool> = items
+            .iter()
+            .filter_map(|i| match i {
+                OutputItem::ImageLeftOut { data, bytes, .. } => {
+                    assert_eq!(*bytes, 3 << 20);
+                    Some(data.is_some())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept.len(), 14);
+        assert_eq!(kept.iter().filter(|k| **k).count(), 10, "{kept:?}");
+        assert!(kept[..10].iter().all(|k| *k), "{kept:?}");
+
+        // A display of 3,000 bytes, updated to 5,000 (over the 4,096 budget), then to 2,000.
+        let mut c = Collector::new(1024, None);
+        let mut first = serde_json::Map::new();
+        first.insert("image/png".into(), "A".repeat(3_000).into());
+        c.push(KernelOutput::DisplayData {
+            metadata: Default::default(),
+            data: first,
+            display_id: Some("d".into()),
+        });
+        c.push(image(5_000, Some("d")));
+        assert_eq!(
+            c.image_bytes, 0,
+            "the replaced image's bytes are given back"
+        );
+        c.push(image(2_000, None));
+        let (items, truncated) = c.finish();
+        assert!(truncated);
+        assert!(
+            matches!(items[0], OutputItem::ImageLeftOut { bytes: 3_750, .. }),
+            "{items:?}"
+        );
+        assert!(
+            items
+                .iter()
+                .any(|i| matches!(i, OutputItem::Image { bytes: 2_000, .. }))
+        );
+    }
+
     fn text_of(items: &[OutputItem]) -> String {
         items
             .iter()
@@ -1030,7 +1219,26 @@ mod tests {
             [10_000],
             "the first image fits the image budget, the second does not"
         );
-        assert!(items.iter().any(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out") && note.contains("savefig"))));
+        // The second is kept whole (decoded: 20,000 base64 bytes are 15,000), to be saved and
+        // linked; its note says where once saved, and how to get it when it could not be.
+        let mut left_out: Vec<&mut OutputItem> = Vec::new();
+        let mut items = items;
+        for i in items.iter_mut() {
+            if matches!(i, OutputItem::ImageLeftOut { .. }) {
+                left_out.push(i);
+            }
+        }
+        let [item] = left_out.as_mut_slice() else {
+            panic!("one image left out: {left_out:?}")
+        };
+        let (data, ext) = item.take_unsaved().expect("its bytes kept to be saved");
+        assert_eq!((data.len(), ext), (15_000, "png"));
+        assert!(content_text(item).contains("was not saved"));
+        assert!(content_text(item).contains("savefig"));
+        item.set_saved("images/k-1-1-abc.png".into());
+        assert!(content_text(item).contains("saved full-size as images/k-1-1-abc.png"));
+        let link = item.original_link().expect("a resource link");
+        assert!(format!("{link:?}").contains("workspace:///images/k-1-1-abc.png"));
     }
 
     /// Issue 12: an image that arrives after text spilled into the tail was trimmed away like
@@ -1372,7 +1580,7 @@ mod props {
                     let cs: Vec<char> = produced.chars().collect();
                     cs[cs.len().saturating_sub(20)..].iter().collect()
                 };
-                let images_left_out = items.iter().any(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out")));
+                let images_left_out = items.iter().any(|i| matches!(i, OutputItem::ImageLeftOut { .. }));
                 if !images_left_out {
                     prop_assert!(text.starts_with(&head), "head lost");
                     prop_assert!(text.ends_with(&tail), "tail lost");
@@ -1392,7 +1600,7 @@ mod props {
                 Out::Text(_) => None,
             }).collect();
             let kept_images = items.iter().filter(|i| matches!(i, OutputItem::Image { .. })).count();
-            let notes = items.iter().filter(|i| matches!(i, OutputItem::Truncated { note, .. } if note.contains("left out"))).count();
+            let notes = items.iter().filter(|i| matches!(i, OutputItem::ImageLeftOut { .. })).count();
             prop_assert_eq!(kept_images + notes, sent.len());
             if sent.iter().sum::<usize>() <= image_budget {
                 prop_assert_eq!(kept_images, sent.len());

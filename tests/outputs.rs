@@ -2,7 +2,7 @@
 //! themselves, `clear_output`, `update_display_data`, HTML-only results, Markdown and LaTeX, and
 //! `input()`, which must fail at once with a clear message.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -85,4 +85,70 @@ async fn input_fails_at_once_with_a_clear_message() {
     let t = text(&r);
     assert!(t.contains("input() and getpass() are not supported"), "{t}");
     assert!(t.contains("hint:"), "{t}");
+}
+
+/// Issue 12: an image over the call's image budget is not sent, but it is not lost either: it
+/// is saved in full in the caller's directory, named in a note and linked, and the result's
+/// `structuredContent` says where. Eight noise images (which compress badly) against a 4 KiB
+/// output cap, so a 16 KiB image budget: some are sent (fitted), the rest are left out.
+#[tokio::test]
+async fn images_over_the_image_budget_are_saved_and_linked() {
+    let server = Server::start_with(&["--max-output-bytes", "4096"], &[]);
+    let code = "import numpy as np\nfrom PIL import Image as P\nfrom IPython.display import Image, display\n\
+                rng = np.random.default_rng(7)\n\
+                for i in range(8):\n    P.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(f'n{i}.png')\n    display(Image(filename=f'n{i}.png'))";
+    let r = server.exec(code).await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let outputs = r["structuredContent"]["outputs"].as_array().unwrap();
+    let sent = outputs.iter().filter(|o| o["type"] == "image").count();
+    let left: Vec<&Value> = outputs
+        .iter()
+        .filter(|o| o["type"] == "image_left_out")
+        .collect();
+    assert_eq!(sent + left.len(), 8, "every image sent or named: {r}");
+    assert!(
+        sent >= 1 && !left.is_empty(),
+        "{sent} sent, {} left out",
+        left.len()
+    );
+    let content = r["content"].as_array().unwrap();
+    for item in &left {
+        // Saved whole: the file is the image the kernel showed.
+        let path = item["path"].as_str().expect("saved");
+        let saved = std::fs::read(server.workdir.path().join(path)).unwrap();
+        assert_eq!(
+            saved.len() as u64,
+            item["bytes"].as_u64().unwrap(),
+            "{item}"
+        );
+        let shown: Vec<Vec<u8>> = (0..8)
+            .map(|i| std::fs::read(server.workdir.path().join(format!("n{i}.png"))).unwrap())
+            .collect();
+        assert!(shown.contains(&saved), "{path} is none of the images shown");
+        assert_eq!(item["mime_type"], "image/png");
+        assert_eq!(item["budget"], 4 * 4096);
+        // Named in the text and linked.
+        assert!(
+            content.iter().any(|c| c["type"] == "text"
+                && c["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("saved full-size as {path}"))),
+            "{r}"
+        );
+        assert!(
+            content
+                .iter()
+                .any(|c| c["type"] == "resource_link" && c["uri"] == item["uri"]),
+            "{r}"
+        );
+    }
+    // The next call works and the link reads back.
+    let read = server
+        .rpc("resources/read", json!({"uri": left[0]["uri"]}))
+        .await;
+    assert_eq!(
+        read["result"]["contents"][0]["mimeType"], "image/png",
+        "{read}"
+    );
 }
