@@ -33,6 +33,7 @@ pub async fn run(
     let (app, runtime) = build_app(&settings, stop.child_token())?;
     let runtime = Arc::new(std::sync::Mutex::new(Some(runtime)));
     let spare_ready = app.pool.wait_spare_ready(SPARE_WAIT).await;
+    let init_done = Instant::now();
     tracing::info!(
         init_ms = started.elapsed().as_millis() as u64,
         spare_ready,
@@ -57,6 +58,12 @@ pub async fn run(
         })
         .await;
     }
+    // Where a cold start's time goes after init (bench/lambda_emulator.py reads these): the
+    // extension registration above, then the wait for the first invocation.
+    tracing::info!(
+        extension_ms = init_done.elapsed().as_millis() as u64,
+        "lambda shutdown extension registered"
+    );
 
     let router = http::router(Arc::clone(&app), &settings, stop.child_token());
     // Around the whole router, not inside it: a layer inside runs after routing, too late to
@@ -74,7 +81,15 @@ pub async fn run(
     let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
     let runtime_socket = Arc::new(RuntimeSocket::new(&runtime_api));
     let last_nodelay = Arc::new(std::sync::Mutex::new(None));
+    let first = std::sync::Once::new();
     let handler = lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| {
+        first.call_once(|| {
+            tracing::info!(
+                since_start_ms = started.elapsed().as_millis() as u64,
+                since_init_ms = init_done.elapsed().as_millis() as u64,
+                "lambda first invocation received"
+            )
+        });
         let stream = streaming && can_stream(&event.payload);
         if stream {
             log_nodelay_change(&last_nodelay, &runtime_socket);
