@@ -6,8 +6,9 @@ Run from the repository root with the project venv (this is what `make bench` do
 
 Measures (one function each; bench/README.md says how each is taken):
   latency      p50/p99 of `1+1`, a warm plot and a 1 MB print, for raw jupyter_client over IPC,
-               plain HTTP POSTs, the Python SDK (both eras) and the TypeScript SDK
-               (bench/ts_client.mjs), interleaved in rounds so drift hits every client alike;
+               plain HTTP POSTs (httpx2, and the stdlib's http.client), the Python SDK (both
+               eras) and the TypeScript SDK (bench/ts_client.mjs), interleaved in rounds so
+               drift hits every client alike;
   parallel     calls per second with 8 kernels busy at once: 8 plain-HTTP caller processes on
                8 kernel names against 8 raw caller processes, each with its own raw kernel;
   first call   execute_code on a new kernel name (warm spare ready);
@@ -19,6 +20,7 @@ and writes the `bench` section of bench/results.json. Every process it starts is
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -33,12 +35,13 @@ import threading
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (NODE, POST_HEADERS, RESULTS, ROOT, VENV_PY, WORKLOADS, check_text_and_images,  # noqa: E402
-                     descendants, kill_pids, pid_alive, post_execute, post_execute_sync, ratio,
+from harness import (NODE, POST_HEADERS, RESULTS, ROOT, VENV_PY, WORKLOADS,  # noqa: E402
+                     check_jsonrpc_reply, check_text_and_images, descendants, execute_body, kill_pids, pid_alive, post_execute, post_execute_sync, ratio,
                      summary, vm_rss_kib, write_section)
 
 URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/mcp")
@@ -202,6 +205,32 @@ class HttpClient:
         return await post_execute(self.http, self.url, name, workload)
 
 
+class StdlibHttpClient:
+    """Plain POSTs through Python's own http.client on one kept-alive connection: the leanest
+    Python HTTP client, so its distance to the raw floor is mostly the server's (httpx2 spends
+    about half a millisecond a call of its own). Blocking, which is fine: clients take turns."""
+    label = "plain HTTP POST (http.client)"
+
+    def __init__(self, url):
+        u = urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=CALL_TIMEOUT_SECS)
+        self.path = u.path
+
+    async def call(self, name, workload):
+        t = time.perf_counter()
+        self.conn.request("POST", self.path, json.dumps(execute_body(workload.code, 1, None)),
+                          POST_HEADERS)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        elapsed = time.perf_counter() - t
+        check_jsonrpc_reply(name, workload, resp.status,
+                            json.loads(data) if resp.status == 200 else None)
+        return elapsed
+
+    def close(self):
+        self.conn.close()
+
+
 class SdkClient:
     def __init__(self, client, mode):
         self.client, self.label = client, f"Python mcp SDK, {mode}"
@@ -247,8 +276,10 @@ async def measure_latency(url, n, n_heavy, rounds):
     async with AsyncExitStack() as stack:
         raw = await RawKernel().start()
         stack.push_async_callback(raw.stop)
+        stdlib = StdlibHttpClient(url)
+        stack.callback(stdlib.close)
         clients = [RawClient(raw), HttpClient(await stack.enter_async_context(
-            httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS)), url)]
+            httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECS)), url), stdlib]
         for mode in SDK_MODES:
             c = await stack.enter_async_context(
                 Client(url, mode=mode, read_timeout_seconds=CALL_TIMEOUT_SECS))
