@@ -85,16 +85,20 @@ pub fn build_app(
         max_kernels_per_principal: settings.max_kernels_per_principal,
         idle_timeout: settings.idle_timeout,
         spare: true,
-        first_spare_for: mcp::LOCAL_PRINCIPAL.to_string(),
+        // Where credentials are required, `local` never calls: a spare for it would be a
+        // kernel (and, on Lambda, an init that waits for it) nobody can use. The first
+        // caller's own spare follows its first kernel.
+        first_spare_for: (!settings.requires_credentials())
+            .then(|| mcp::LOCAL_PRINCIPAL.to_string()),
     };
     // The pool starts the first warm spare, `local`'s, right away: its home is made here the
     // way a call makes it (and marked made), before the kernel binds it. Otherwise the kernel's
     // launch would create it, and the first call, on Lambda, would distrust and replace a home
     // this process had not made, leaving the spare's Landlock rules on the removed directory.
     let homes_ready = principal::Ready::default();
-    if let Err(e) = homes_ready.ensure(mcp::LOCAL_PRINCIPAL, || {
-        mcp::make_home(settings, mcp::LOCAL_PRINCIPAL)
-    }) {
+    if let Some(first) = &pool_cfg.first_spare_for
+        && let Err(e) = homes_ready.ensure(first, || mcp::make_home(settings, first))
+    {
         tracing::warn!(error = %e.message, "cannot make the warm spare's directory");
     }
     let dirs_settings = settings.clone();

@@ -5,7 +5,7 @@
 //! not wait for Python start-up. The spare is principal-keyed: a kernel's Landlock ruleset, fixed
 //! before exec, makes its principal's directory (and no other) writable, so a spare can only
 //! serve the principal it was started for. The pool keeps a spare for the principal that last
-//! started a kernel (at start-up, `PoolConfig::first_spare_for`) and never hands one principal's
+//! started a kernel (at start-up, `PoolConfig::first_spare_for`, if any) and never hands one principal's
 //! spare to another. It refuses more than `max_kernels` names, shuts idle kernels down,
 //! and replaces a dead kernel on its next call. Calls on one kernel run one at a time in arrival
 //! order (tokio's `Mutex` queues waiters fairly); calls on different kernels run in parallel.
@@ -106,8 +106,9 @@ pub struct PoolConfig {
     pub idle_timeout: Option<Duration>,
     /// Keep a warm spare kernel.
     pub spare: bool,
-    /// The principal the first spare is started for (then: whoever last started a kernel).
-    pub first_spare_for: String,
+    /// The principal the first spare is started for (then: whoever last started a kernel);
+    /// none where no principal is known before the first call (an authenticated server).
+    pub first_spare_for: Option<String>,
 }
 
 /// One kernel name's place in the pool.
@@ -242,8 +243,9 @@ impl Pool {
             stop,
             tasks: TaskTracker::new(),
         });
-        let first = pool.cfg.first_spare_for.clone();
-        pool.refill_spare(&first);
+        if let Some(first) = pool.cfg.first_spare_for.clone() {
+            pool.refill_spare(&first);
+        }
         if let Some(idle) = pool.cfg.idle_timeout {
             let weak = Arc::downgrade(&pool);
             let stop = pool.stop.clone();
@@ -268,16 +270,19 @@ impl Pool {
         &self.cfg
     }
 
-    /// Waits until the warm spare is ready (or could not start). For start-up and tests.
+    /// Waits until the warm spare is ready; false at once when none is starting (none was
+    /// asked for, or its start failed) and after `timeout`. For start-up and tests.
     pub async fn wait_spare_ready(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+        loop {
             if self.spare.lock().map(|s| s.is_some()).unwrap_or(false) {
                 return true;
             }
+            if !self.refilling.load(Ordering::Acquire) || Instant::now() >= deadline {
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        false
     }
 
     /// Starts a spare for `principal` in the background (one start at a time; a spare for

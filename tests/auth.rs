@@ -658,6 +658,38 @@ async fn without_auth_on_loopback_local_keeps_the_working_dir() {
     assert_eq!(code, 200);
 }
 
+/// Where credentials are required, `local` never calls, so no spare is started for it (a
+/// kernel nobody could use, and on Lambda an init that waited for it). The first caller's
+/// kernel starts in its first call, and its own spare follows.
+#[tokio::test]
+async fn an_authenticated_server_starts_no_spare_for_local() {
+    let (keyed, _dir) = keyed_server(&[]);
+    let open = Server::start();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // Started after the keyed server, the open one has its spare: time enough for one.
+    until("the open server's spare", &|| {
+        !children_of(open.pid()).is_empty()
+    });
+    assert_eq!(
+        children_of(keyed.pid()),
+        Vec::<u32>::new(),
+        "a spare for local"
+    );
+    let r = keyed
+        .call_as(ALICE_KEY, "execute_code", json!({"code": "1+1"}))
+        .await;
+    assert_eq!(status(&r), "ok", "{r}");
+    until("alice's kernel and her spare", &|| {
+        children_of(keyed.pid()).len() == 2
+    });
+}
+
 #[tokio::test]
 async fn insecure_no_auth_is_reported_by_get_kernel_status() {
     let server = Server::start_with(&["--insecure-no-auth"], &[]);

@@ -2,7 +2,9 @@
 //!
 //! Each invocation is one MCP HTTP request (Function URL, or API Gateway REST / HTTP API). The
 //! pool and its warm spare are built in the init phase, before the first invocation is polled,
-//! so a cold start pays Python's start-up there rather than in the first call. Warm invocations
+//! so a cold start pays Python's start-up there rather than in the first call (where the first
+//! caller is known: `local`, without credentials; otherwise the first call starts its kernel,
+//! as a spare is bound to its principal). Warm invocations
 //! reuse the pool, and with it every kernel's state.
 
 use std::sync::Arc;
