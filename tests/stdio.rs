@@ -278,3 +278,46 @@ fn stdio_audit_records_go_to_stderr_and_never_to_stdout() {
         .collect();
     assert_eq!(file, records);
 }
+
+/// Every progress notification of a call goes out before its result (a client such as the
+/// TypeScript SDK reports a notification for a token it no longer knows as an error). Each
+/// cell prints through a few of the collector's 250 ms ticks and ends right after a print. The
+/// race this guards against is too narrow to hit here at will; progress::tests prove the wait
+/// that closes it.
+#[test]
+fn every_progress_notification_comes_before_its_result() {
+    let mut server = StdioServer::start();
+    server.initialize();
+    let mut notified = 0;
+    for id in 1..=4u64 {
+        let token = format!("p{id}");
+        let code = format!(
+            "import time\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.05)\ntime.sleep(0.{id})\nprint('last line', flush=True)"
+        );
+        server.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "execute_code", "arguments": {"code": code}, "_meta": {"progressToken": token}}}));
+        let mut before = Vec::new();
+        let response = loop {
+            let line = server
+                .lines
+                .recv_timeout(Duration::from_secs(120))
+                .expect("no response on stdout");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                break message;
+            }
+            before.push(message);
+        };
+        assert_eq!(status(&response["result"]), "ok", "{response}");
+        for m in &before {
+            assert_eq!(m["method"], "notifications/progress", "{m}");
+            assert_eq!(m["params"]["progressToken"], token.as_str(), "{m}");
+        }
+        notified += before.len();
+        // Nothing of this call after its result.
+        if let Ok(line) = server.lines.recv_timeout(Duration::from_millis(400)) {
+            panic!("after the result of call {id}: {line}");
+        }
+    }
+    assert!(notified >= 4, "progress was sent: {notified} notifications");
+}

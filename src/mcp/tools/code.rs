@@ -657,7 +657,7 @@ impl JupyterMcp {
                 .await?;
             }
             let record = args.notebook.is_some();
-            let progress = progress_forwarder(&ctx);
+            let (progress, flush) = progress_forwarder(&ctx).unzip();
             let (kernel, mut execution) = self
                 .run_code(
                     &ctx,
@@ -671,6 +671,9 @@ impl JupyterMcp {
                     progress,
                 )
                 .await?;
+            if let Some(flush) = flush {
+                flush.wait().await;
+            }
             let saved = match args.notebook {
                 Some(path) => {
                     let expected = args.revision;

@@ -159,7 +159,7 @@ impl JupyterMcp {
                     })
                 })
                 .await?;
-            let progress = progress_forwarder(&ctx);
+            let (progress, flush) = progress_forwarder(&ctx).unzip();
             let (kernel, mut execution) = self
                 .run_code(
                     &ctx,
@@ -173,6 +173,9 @@ impl JupyterMcp {
                     progress,
                 )
                 .await?;
+            if let Some(flush) = flush {
+                flush.wait().await;
+            }
             let saved = self.save_run(&ctx, &a.path, cell, &mut execution).await;
             execution_result(kernel, execution, saved)
         };
@@ -203,7 +206,8 @@ impl JupyterMcp {
             let cells = cells.map_err(ToolError::invalid)?;
             let stop_on_error = a.stop_on_error.unwrap_or(true);
             let total = cells.len() as u64;
-            let mut progress = crate::mcp::progress::forwarder_with_total(&ctx, Some(total));
+            let (mut progress, flush) =
+                crate::mcp::progress::forwarder_with_total(&ctx, Some(total)).unzip();
             let mut out = ExecuteNotebookOutput {
                 status: ExecStatus::Ok,
                 path: crate::notebook::display_path(&a.path),
@@ -285,6 +289,10 @@ impl JupyterMcp {
                     status != ExecStatus::Ok && (stop_on_error || status != ExecStatus::Error);
             }
             out.revision = revision;
+            drop(progress);
+            if let Some(flush) = flush {
+                flush.wait().await;
+            }
             notebook_run_result(out)
         };
         respond(result.await)
