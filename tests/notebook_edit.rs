@@ -929,6 +929,54 @@ async fn resources_list_page_and_read() {
     assert_eq!(r["result"]["contents"][0]["mimeType"], "image/png");
 }
 
+/// A directory past list_files' walk of 5,000 entries: resources/list says on every page that
+/// its list misses files (`_meta.truncated` and a note), and what it lists is still readable.
+#[tokio::test]
+async fn resources_list_says_when_its_walk_was_cut() {
+    let server = Server::start();
+    let dir = server.workdir.path().join("many");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..5_100 {
+        std::fs::write(dir.join(format!("f{i:04}.txt")), "x").unwrap();
+    }
+    let mut cursor = Value::Null;
+    let mut listed = 0;
+    loop {
+        let params = match &cursor {
+            Value::Null => json!({}),
+            c => json!({"cursor": c}),
+        };
+        let page = server.rpc("resources/list", params).await;
+        let result = &page["result"];
+        assert_eq!(result["_meta"]["truncated"], true, "{result}");
+        assert!(
+            result["_meta"]["note"]
+                .as_str()
+                .unwrap()
+                .contains("list_files"),
+            "{result}"
+        );
+        listed += result["resources"].as_array().unwrap().len();
+        cursor = result.get("nextCursor").cloned().unwrap_or(Value::Null);
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert!(listed < 5_100, "{listed}");
+    // A file the walk did not reach is still there to read.
+    let r = server
+        .rpc(
+            "resources/read",
+            json!({"uri": "workspace:///many/f5099.txt"}),
+        )
+        .await;
+    assert_eq!(r["result"]["contents"][0]["text"], "x", "{r}");
+    // A directory under the cap says nothing of the kind.
+    let small = Server::start();
+    let r = small.rpc("resources/list", json!({})).await;
+    assert!(r["result"].get("_meta").is_none(), "{r}");
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     let out = Command::new(python())
         .args([

@@ -49,10 +49,9 @@ pub(crate) async fn list(
         })?,
     };
     let files = files_of(app, principal)?;
-    let entries = blocking(move || {
+    let (entries, cut) = blocking(move || {
         files
             .list(None, true)
-            .map(|(entries, _)| entries)
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))
     })
     .await?;
@@ -74,6 +73,20 @@ pub(crate) async fn list(
     let next = start + PAGE_SIZE;
     if next < all.len() {
         result.next_cursor = Some(next.to_string());
+    }
+    if cut {
+        // Said on every page, in `_meta` (the result has no other place for it).
+        let mut meta = serde_json::Map::new();
+        meta.insert("truncated".into(), true.into());
+        meta.insert(
+            "note".into(),
+            format!(
+                "the walk of your directory stops at {} entries (files and folders), so this list misses files; list_files on a folder lists what is in it, and resources/read reads any path",
+                files::MAX_LIST_ENTRIES
+            )
+            .into(),
+        );
+        result.meta = Some(rmcp::model::MetaObject(meta));
     }
     Ok(result)
 }
