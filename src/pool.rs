@@ -57,6 +57,9 @@ pub fn stop_reason_text(reason: StopReason) -> &'static str {
         StopReason::Shutdown => "shutdown_kernel stopped the kernel",
         StopReason::Idle => "the kernel was shut down as idle",
         StopReason::ServerShutdown => "the server stopped the kernel to shut down",
+        StopReason::OutputLost => {
+            "the kernel's output channel went silent (this cell's reply came, but no status or output), so its outputs were lost and the server stopped the kernel"
+        }
     }
 }
 

@@ -503,3 +503,36 @@ async fn reading_a_45_mb_notebook_of_small_values_keeps_the_server_small() {
         .await;
     assert_eq!(r["structuredContent"]["cells"][0]["id"], "c2249", "{r}");
 }
+
+/// A dead output channel. User code can close its own kernel's iopub socket; the reader does
+/// not end then (the socket library reconnects forever), and every later cell's outputs were
+/// lost without a word: each call came back `ok`, "ran without output", after the 2 s grace
+/// for a dropped idle status. Now the first cell whose reply comes with nothing at all on
+/// iopub (8 s after the reply) stops the kernel and says why, and the next call runs in a new
+/// kernel.
+#[tokio::test]
+async fn a_kernel_whose_output_channel_is_gone_is_stopped_and_replaced() {
+    let server = Server::start();
+    let r = server.exec("import os; print(os.getpid())").await;
+    let before = text(&r).trim().to_string();
+    // Whether this cell's own busy status goes out before the close depends on ipykernel's
+    // publisher thread: the loss is told at this cell or at the next one.
+    let closing = server
+        .exec("get_ipython().kernel.iopub_socket.close()")
+        .await;
+    let told = if status(&closing) == "kernel_died" {
+        closing
+    } else {
+        assert_eq!(status(&closing), "ok", "{closing}");
+        server.exec("print('this output is lost')").await
+    };
+    assert_eq!(status(&told), "kernel_died", "{told}");
+    assert!(text(&told).contains("output channel went silent"), "{told}");
+    let r = server.exec("import os; print(os.getpid())").await;
+    assert_eq!(status(&r), "ok", "{r}");
+    let after = text(&r).trim().to_string();
+    assert!(
+        !after.is_empty() && after != before,
+        "{before} then {after}"
+    );
+}

@@ -36,6 +36,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// After the execute_reply, how long iopub may stay silent before the missing `idle` is taken
 /// as lost (a kernel's publisher drops messages past its high-water mark during a flood).
 const IDLE_AFTER_REPLY_GRACE: Duration = Duration::from_secs(2);
+/// How long after a cell's reply nothing of it on iopub (not even its busy status, which
+/// ipykernel sends first) means the kernel's output channel is gone, not late.
+const IOPUB_SILENT_GRACE: Duration = Duration::from_secs(8);
 /// Time limit for the server's own short requests (kernel_info, introspection).
 const INTERNAL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -117,6 +120,9 @@ pub enum StopReason {
     Idle,
     /// The server is stopping.
     ServerShutdown,
+    /// The kernel's output channel (iopub) went silent: a cell's reply came, but no status and
+    /// no output of it, so its outputs were lost (user code can close its kernel's sockets).
+    OutputLost,
 }
 
 /// Kills the kernel's whole process group when dropped, unless it already exited. This is the
@@ -476,12 +482,15 @@ impl Kernel {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_message = Instant::now();
         let mut seen = self.routes.seen();
+        // Whether anything of this cell came on iopub (its busy status comes first).
+        let mut iopub_heard = false;
         while reply.is_none() || !idle {
             tokio::select! {
                 biased;
                 m = rx.recv() => match m {
                     Some((channel, msg)) => {
                         last_message = Instant::now();
+                        iopub_heard |= matches!(channel, Channel::IoPub);
                         handle_message(channel, msg, sink, &mut reply, &mut idle);
                     }
                     None => return Ok(self.gone()),
@@ -520,6 +529,25 @@ impl Kernel {
                         last_message = Instant::now();
                     }
                     if reply.is_some() && last_message.elapsed() > IDLE_AFTER_REPLY_GRACE {
+                        if !iopub_heard && last_message.elapsed() <= IOPUB_SILENT_GRACE {
+                            // Most likely a late iopub on a loaded machine: wait longer before
+                            // calling the channel gone (that costs the kernel).
+                            continue;
+                        }
+                        if !iopub_heard {
+                            // Not a dropped idle: the channel is gone, and so is every output
+                            // of this and later cells. Stop the kernel; the next call gets a
+                            // new one.
+                            tracing::warn!(kernel_id = %self.id, "a cell's reply came with nothing on iopub: the kernel's output channel is gone; stopping the kernel");
+                            self.stop(StopReason::OutputLost);
+                            return Ok(ExecOutcome {
+                                status: ExecStatus::KernelDied,
+                                execution_count: reply.map(|(_, count)| count),
+                                killed: true,
+                                stopped_by: Some(StopReason::OutputLost),
+                                exit_status: None,
+                            });
+                        }
                         tracing::warn!(kernel_id = %self.id, "no idle status after the reply; assuming it was dropped");
                         break;
                     }
