@@ -242,55 +242,54 @@ impl OutputItem {
         }
     }
 
-    /// A `resource_link` to the saved full-size original of a downscaled image, sent right
-    /// after the image so nothing is lost.
+    /// A `resource_link` to the file this item saved (a downscaled image's full-size original,
+    /// a large SVG, an image left out over the budget), sent right after it so nothing is lost.
     pub fn original_link(&self) -> Option<ContentBlock> {
-        if let OutputItem::Svg {
-            bytes,
-            uri: Some(uri),
-            path: Some(path),
-            ..
-        } = self
-        {
-            return Some(ContentBlock::resource_link(
-                rmcp::model::Resource::new(uri.clone(), path.clone())
-                    .with_mime_type(SVG_MIME)
-                    .with_size(*bytes as u64)
-                    .with_description("SVG image output, too large to send as text"),
-            ));
-        }
-        if let OutputItem::ImageLeftOut {
-            mime_type,
-            bytes,
-            uri: Some(uri),
-            path: Some(path),
-            ..
-        } = self
-        {
-            return Some(ContentBlock::resource_link(
-                rmcp::model::Resource::new(uri.clone(), path.clone())
-                    .with_mime_type(mime_type.clone())
-                    .with_size(*bytes as u64)
-                    .with_description(
-                        "image output left out of the reply: over the call's image budget",
-                    ),
-            ));
-        }
-        let OutputItem::Image {
-            original: Some(o), ..
-        } = self
-        else {
-            return None;
-        };
-        let (uri, path) = (o.uri.as_ref()?, o.path.as_ref()?);
-        Some(ContentBlock::resource_link(
-            rmcp::model::Resource::new(uri.clone(), path.clone())
-                .with_mime_type(o.mime_type.clone())
-                .with_size(o.bytes as u64)
-                .with_description(format!(
+        let (uri, path, mime_type, bytes, description) = match self {
+            OutputItem::Svg {
+                bytes,
+                uri: Some(uri),
+                path: Some(path),
+                ..
+            } => (
+                uri,
+                path,
+                SVG_MIME.to_owned(),
+                *bytes,
+                "SVG image output, too large to send as text".to_owned(),
+            ),
+            OutputItem::ImageLeftOut {
+                mime_type,
+                bytes,
+                uri: Some(uri),
+                path: Some(path),
+                ..
+            } => (
+                uri,
+                path,
+                mime_type.clone(),
+                *bytes,
+                "image output left out of the reply: over the call's image budget".to_owned(),
+            ),
+            OutputItem::Image {
+                original: Some(o), ..
+            } => (
+                o.uri.as_ref()?,
+                o.path.as_ref()?,
+                o.mime_type.clone(),
+                o.bytes,
+                format!(
                     "full-size original ({}x{} px), downscaled to fit the model",
                     o.width, o.height
-                )),
+                ),
+            ),
+            _ => return None,
+        };
+        Some(ContentBlock::resource_link(
+            rmcp::model::Resource::new(uri.clone(), path.clone())
+                .with_mime_type(mime_type)
+                .with_size(bytes as u64)
+                .with_description(description),
         ))
     }
 
