@@ -91,8 +91,8 @@ pub fn build_app(
         first_spare_for: (!settings.requires_credentials())
             .then(|| mcp::LOCAL_PRINCIPAL.to_string()),
     };
-    // The pool starts the first warm spare, `local`'s, right away: its home is made here the
-    // way a call makes it (and marked made), before the kernel binds it. Otherwise the kernel's
+    // The pool starts the first warm spare, if any, right away: its home is made here the way
+    // a call makes it (and marked made), before the kernel binds it. Otherwise the kernel's
     // launch would create it, and the first call, on Lambda, would distrust and replace a home
     // this process had not made, leaving the spare's Landlock rules on the removed directory.
     let homes_ready = principal::Ready::default();

@@ -633,41 +633,38 @@ impl Collector {
     /// `update_display_data`: the display with this id takes the new content where it stands.
     /// An id no earlier output has (or one already cut away) changes nothing, as in Jupyter.
     fn update_display(&mut self, id: &str, item: OutputItem) {
-        let in_head = self.head.iter().position(|i| i.display_id() == Some(id));
-        let in_tail = self.tail.iter().position(|i| i.display_id() == Some(id));
-        let old = match (in_head, in_tail) {
-            (Some(i), _) => &self.head[i],
-            (None, Some(i)) => &self.tail[i],
-            (None, None) => return,
+        let shown = |i: &OutputItem| i.display_id() == Some(id);
+        let (in_head, i) = match self.head.iter().position(shown) {
+            Some(i) => (true, i),
+            None => match self.tail.iter().position(shown) {
+                Some(i) => (false, i),
+                None => return,
+            },
+        };
+        let old = if in_head {
+            &self.head[i]
+        } else {
+            &self.tail[i]
         };
         let (old_text, freed) = (old.text_size(), image_size(old));
-        let item = match self.fit {
-            Some(limits) => fit_image(item, limits),
-            None => item,
-        };
         // The new image takes the old one's place in the budget; over it, it is left out.
+        let item = self.fitted(item);
         let item = self
             .within_image_budget(item, freed)
             .with_display_id(Some(id.to_owned()));
         let grown = item.text_size() as isize - old_text as isize;
-        match (in_head, in_tail) {
-            (Some(i), _) => {
-                self.head_bytes = self.head_bytes.saturating_add_signed(grown);
-                self.head[i] = item;
-            }
-            (None, Some(i)) => {
-                self.tail_bytes = self.tail_bytes.saturating_add_signed(grown);
-                self.tail[i] = item;
-                self.trim_tail();
-            }
-            (None, None) => {}
+        if in_head {
+            self.head_bytes = self.head_bytes.saturating_add_signed(grown);
+            self.head[i] = item;
+        } else {
+            self.tail_bytes = self.tail_bytes.saturating_add_signed(grown);
+            self.tail[i] = item;
+            self.trim_tail();
         }
     }
 
-    fn add(&mut self, mut item: OutputItem) {
-        if let Some(limits) = self.fit {
-            item = fit_image(item, limits);
-        }
+    fn add(&mut self, item: OutputItem) {
+        let mut item = self.fitted(item);
         self.seen_bytes += item.size() as u64;
         item = self.within_image_budget(item, 0);
         if let OutputItem::Image { .. } = item {
@@ -705,6 +702,14 @@ impl Collector {
         self.tail_bytes += item.text_size();
         push_merged_back(&mut self.tail, item);
         self.trim_tail();
+    }
+
+    /// An image fitted to this call's limits, when it has any (other items pass through).
+    fn fitted(&self, item: OutputItem) -> OutputItem {
+        match self.fit {
+            Some(limits) => fit_image(item, limits),
+            None => item,
+        }
     }
 
     /// An image as it will be sent: itself when it fits the image budget (once `freed` bytes,

@@ -529,12 +529,12 @@ impl Kernel {
                         last_message = Instant::now();
                     }
                     if reply.is_some() && last_message.elapsed() > IDLE_AFTER_REPLY_GRACE {
-                        if !iopub_heard && last_message.elapsed() <= IOPUB_SILENT_GRACE {
-                            // Most likely a late iopub on a loaded machine: wait longer before
-                            // calling the channel gone (that costs the kernel).
-                            continue;
-                        }
                         if !iopub_heard {
+                            if last_message.elapsed() <= IOPUB_SILENT_GRACE {
+                                // Most likely a late iopub on a loaded machine: wait longer
+                                // before calling the channel gone (that costs the kernel).
+                                continue;
+                            }
                             // Not a dropped idle: the channel is gone, and so is every output
                             // of this and later cells. Stop the kernel; the next call gets a
                             // new one.
