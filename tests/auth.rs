@@ -840,17 +840,12 @@ async fn the_per_principal_kernel_limit_names_itself() {
 fn make_jwts(issuer: &str, audience: &str) -> Value {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_jwts.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args([issuer, audience])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_python(
+        &[script.as_os_str(), issuer.as_ref(), audience.as_ref()],
+        &[],
+        "make_jwts.py",
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// A JWKS endpoint on 127.0.0.1 whose document the test can swap; counts its fetches.

@@ -345,20 +345,31 @@ impl Drop for LocalIndex {
 /// Fails unless nbformat itself reads the file as written (no conversion), finds it nbformat 4
 /// and validates it: what Jupyter would say on opening it.
 pub fn assert_nbformat_valid(path: &Path) {
+    run_python(
+        &[
+            "-c".as_ref(),
+            "import nbformat, sys; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); assert nb.nbformat == 4, nb.nbformat; nbformat.validate(nb)".as_ref(),
+            path.as_os_str(),
+        ],
+        &[],
+        &format!("nbformat rejects {}", path.display()),
+    );
+}
+
+/// Runs the test interpreter with `args` (and `env` added) and returns its stdout; fails,
+/// saying `what` and the interpreter's stderr, unless it exits 0.
+pub fn run_python(args: &[&std::ffi::OsStr], env: &[(&str, &str)], what: &str) -> Vec<u8> {
     let out = Command::new(python())
-        .args([
-            "-c",
-            "import nbformat, sys; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); assert nb.nbformat == 4, nb.nbformat; nbformat.validate(nb)",
-        ])
-        .arg(path)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "nbformat rejects {}: {}",
-        path.display(),
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }
 
 /// Whether `uid` can run the test interpreter and import ipykernel as the machine is.
@@ -705,18 +716,9 @@ pub fn moto_on(port: u16) -> Moto {
 
 /// Runs a boto3 script (moto's own client library) with `args` as sys.argv[1:].
 pub fn boto3(script: &str, args: &[&str]) {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .envs(FAKE_AWS.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut argv: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
+    argv.extend(args.iter().map(std::ffi::OsStr::new));
+    run_python(&argv, FAKE_AWS, "boto3 script");
 }
 
 /// SHA-256 of `s`, lower-case hex (how API keys are configured and code is audited).
