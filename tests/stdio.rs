@@ -87,6 +87,12 @@ impl StdioServer {
 
     /// The response to request `id`; every line on stdout must be a JSON-RPC message.
     fn response(&self, id: u64) -> Value {
+        self.response_after(id).1
+    }
+
+    /// The messages that came before the response to request `id`, and the response.
+    fn response_after(&self, id: u64) -> (Vec<Value>, Value) {
+        let mut before = Vec::new();
         loop {
             let line = self
                 .lines
@@ -97,8 +103,9 @@ impl StdioServer {
             });
             assert_eq!(message["jsonrpc"], "2.0", "{line}");
             if message["id"] == id {
-                return message;
+                return (before, message);
             }
+            before.push(message);
         }
     }
 
@@ -296,18 +303,7 @@ fn every_progress_notification_comes_before_its_result() {
         );
         server.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
             "name": "execute_code", "arguments": {"code": code}, "_meta": {"progressToken": token}}}));
-        let mut before = Vec::new();
-        let response = loop {
-            let line = server
-                .lines
-                .recv_timeout(Duration::from_secs(120))
-                .expect("no response on stdout");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message["id"] == id {
-                break message;
-            }
-            before.push(message);
-        };
+        let (before, response) = server.response_after(id);
         assert_eq!(status(&response["result"]), "ok", "{response}");
         for m in &before {
             assert_eq!(m["method"], "notifications/progress", "{m}");
