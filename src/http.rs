@@ -13,10 +13,11 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::auth;
 use crate::config::Settings;
+use crate::mcp::JupyterMcp;
 use crate::mcp::cancel::{CallRegistry, Cancelled};
-use crate::mcp::{App, JupyterMcp};
 
 /// Largest request body accepted (code and notebook cells); larger ones get 413.
 pub const MAX_REQUEST_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -35,7 +36,7 @@ pub fn router(app: Arc<App>, settings: &Settings, stop: CancellationToken) -> ax
         .with_cancellation_token(stop);
     // rmcp asks for a handler per request; build the tool router (schemas and all) once and
     // hand out clones.
-    let handler = JupyterMcp::new(Arc::clone(&app));
+    let handler = JupyterMcp::new(Arc::clone(&app.service));
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(NeverSessionManager::default()),

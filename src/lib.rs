@@ -1,43 +1,41 @@
 //! jupyter-mcp-server: an MCP server that gives LLM agents a real Jupyter kernel.
 //!
-//! Layers, top to bottom: `http` (the axum router) -> `mcp` (rmcp handler and tools) ->
-//! `pool` (kernels by principal and name) -> `kernel` (one ipykernel process). `output`,
-//! `notebook` and `packages` are the domain pieces the tools format and call.
+//! Layers, top to bottom (docs/architecture.md): the front doors (`run` for HTTP, `run_stdio`,
+//! `lambda`; `http` with `auth`; `app` builds what they serve) -> `mcp` (rmcp handler and thin
+//! tools) -> `service` (the application state and its operations) -> the engine (`pool`,
+//! `workspace`, `kernel`, `notebook`, `output`, `files`, `packages`, `child`). `config` turns
+//! flags and environment into settings; `main.rs` picks the door.
 
-pub mod audit;
+pub(crate) mod app;
+pub(crate) mod audit;
 pub mod auth;
 pub(crate) mod aws;
-pub mod child;
+pub(crate) mod child;
 pub mod config;
 pub(crate) mod files;
-pub mod http;
-pub mod kernel;
+pub(crate) mod http;
+pub(crate) mod kernel;
 pub mod lambda;
-pub mod limits;
-pub mod mcp;
+pub(crate) mod limits;
+pub(crate) mod mcp;
 pub(crate) mod notebook;
-pub mod output;
+pub(crate) mod output;
 pub(crate) mod packages;
-pub mod pool;
-pub mod principal;
+pub(crate) mod pool;
+pub(crate) mod principal;
 pub(crate) mod quota;
-pub mod request_id;
+pub(crate) mod request_id;
+pub(crate) mod service;
 pub(crate) mod workspace;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::app::build_app;
 use crate::config::Settings;
-use crate::kernel::LaunchConfig;
-use crate::mcp::App;
-use crate::pool::{Pool, PoolConfig};
-
-/// How long a kernel may take to start.
-const KERNEL_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,8 +47,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the kernels' runtime directory: {0}")]
-    RuntimeDir(#[source] std::io::Error),
+    #[error(transparent)]
+    Service(#[from] service::BuildError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
     #[error("the Lambda runtime failed: {0}")]
@@ -59,112 +57,8 @@ pub enum Error {
         "the stdio transport failed: {0}\nhint: the client must speak MCP (JSON-RPC lines) on stdin"
     )]
     Stdio(String),
-    #[error(transparent)]
-    Audit(#[from] audit::Error),
     #[error("cannot set up OpenID Connect: {0}")]
     Oidc(#[from] auth::oidc::Error),
-}
-
-/// Builds the pool and the shared state every front door serves.
-pub fn build_app(
-    settings: &Settings,
-    stop: CancellationToken,
-) -> Result<(Arc<App>, RuntimeRoot), Error> {
-    let runtime = RuntimeRoot::create().map_err(Error::RuntimeDir)?;
-    child::remove_abandoned_cgroups();
-    let launch = LaunchConfig {
-        python: settings.python.clone(),
-        runtime_root: runtime.path.clone(),
-        startup_timeout: KERNEL_STARTUP_TIMEOUT,
-        pythonpath: settings.kernel_pythonpath.clone(),
-        sandbox: settings.sandbox.clone(),
-    };
-    let pool_cfg = PoolConfig {
-        launch,
-        max_kernels: settings.max_kernels,
-        max_kernels_per_principal: settings.max_kernels_per_principal,
-        idle_timeout: settings.idle_timeout,
-        spare: true,
-        // Where credentials are required, `local` never calls: a spare for it would be a
-        // kernel (and, on Lambda, an init that waits for it) nobody can use. The first
-        // caller's own spare follows its first kernel.
-        first_spare_for: (!settings.requires_credentials())
-            .then(|| mcp::LOCAL_PRINCIPAL.to_string()),
-    };
-    // The pool starts the first warm spare, if any, right away: its home is made here the way
-    // a call makes it (and marked made), before the kernel binds it. Otherwise the kernel's
-    // launch would create it, and the first call, on Lambda, would distrust and replace a home
-    // this process had not made, leaving the spare's Landlock rules on the removed directory.
-    let homes_ready = principal::Ready::default();
-    if let Some(first) = &pool_cfg.first_spare_for
-        && let Err(e) = homes_ready.ensure(first, || mcp::make_home(settings, first))
-    {
-        tracing::warn!(error = %e.message, "cannot make the warm spare's directory");
-    }
-    let dirs_settings = settings.clone();
-    let pool = Pool::new(
-        pool_cfg,
-        move |principal| mcp::principal_dirs(&dirs_settings, principal),
-        stop,
-    );
-    let server_hardening = child::harden_server();
-    tracing::info!(layers = ?server_hardening, "process hardening");
-    let audit = Arc::new(audit::Audit::open(&settings.audit)?);
-    let limits = Arc::new(
-        limits::Limits::new(
-            settings.requests_per_minute_per_principal,
-            settings.max_calls_per_principal,
-        )
-        .with_refusals(settings.unauthenticated_per_minute_per_address.unwrap_or(0)),
-    );
-    let auth = Arc::new(auth::Authenticator::new(
-        settings,
-        Arc::clone(&audit),
-        Arc::clone(&limits),
-    )?);
-    if settings.auth.insecure_no_auth {
-        tracing::warn!(
-            "--insecure-no-auth: requests without credentials are served as the shared principal `local`; anyone who reaches this server can run code"
-        );
-    }
-    let sandbox_layers = settings.sandbox.probe();
-    for layer in &sandbox_layers {
-        if layer.applied {
-            tracing::info!(layer = %layer.name, detail = %layer.detail, "kernel sandbox: applied");
-        } else {
-            tracing::warn!(layer = %layer.name, reason = %layer.detail, "kernel sandbox: not applied");
-        }
-    }
-    // The operator's directory is never handed to the kernels' uid (only directories the server
-    // creates are); say so when that leaves kernels unable to use it.
-    if settings.local_owns_working_dir()
-        && let Some(ids) = settings.sandbox.ids
-        && !child::user::may_use(&settings.working_dir, ids)
-    {
-        tracing::warn!(
-            working_dir = %settings.working_dir.display(),
-            uid = ids.uid,
-            "kernels run as uid {} and cannot read or write the working directory (the server does not change its owner); give that uid access (e.g. chown or chmod it), or pass --kernel-user",
-            ids.uid
-        );
-    }
-    let app = Arc::new(App {
-        settings: settings.clone(),
-        pool,
-        server_hardening,
-        sandbox_layers,
-        install_locks: Default::default(),
-        auth,
-        audit,
-        tenant: Default::default(),
-        limits,
-        homes_ready,
-        workspace: settings
-            .workspace
-            .clone()
-            .map(|w| Arc::new(workspace::Workspace::new(w))),
-    });
-    Ok((app, runtime))
 }
 
 /// Serves MCP over HTTP until `shutdown` resolves, then stops every kernel.
@@ -208,7 +102,7 @@ pub async fn run(
     .await
     .map_err(Error::Serve);
     stop.cancel();
-    app.pool.shutdown().await;
+    app.service.pool.shutdown().await;
     served
 }
 
@@ -223,7 +117,7 @@ pub async fn run_stdio(
     let stop = CancellationToken::new();
     let (app, _runtime) = build_app(&settings, stop.child_token())?;
     tracing::info!("serving MCP over stdio");
-    let handler = mcp::JupyterMcp::new(Arc::clone(&app));
+    let handler = mcp::JupyterMcp::new(Arc::clone(&app.service));
     let served = async {
         let running = handler
             .serve_with_ct(rmcp::transport::stdio_pipes(), stop.child_token())
@@ -244,7 +138,7 @@ pub async fn run_stdio(
         }
     };
     stop.cancel();
-    app.pool.shutdown().await;
+    app.service.pool.shutdown().await;
     result
 }
 

@@ -269,10 +269,6 @@ impl Pool {
         pool
     }
 
-    pub fn config(&self) -> &PoolConfig {
-        &self.cfg
-    }
-
     /// Waits until the warm spare is ready; false at once when none is starting (none was
     /// asked for, or its start failed) and after `timeout`. For start-up and tests.
     pub async fn wait_spare_ready(&self, timeout: Duration) -> bool {

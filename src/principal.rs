@@ -304,13 +304,6 @@ impl Ready {
         Ok(())
     }
 
-    /// Forgets `name` (its directory was removed).
-    pub fn forget(&self, name: &str) {
-        if let Ok(mut set) = self.0.lock() {
-            set.remove(name);
-        }
-    }
-
     /// Forgets every principal (every directory was removed).
     pub fn forget_all(&self) {
         if let Ok(mut set) = self.0.lock() {
@@ -365,7 +358,7 @@ mod tests {
         assert_eq!(made.get(), 1);
         ready.ensure("bob", make).unwrap();
         assert_eq!(made.get(), 2);
-        ready.forget("alice");
+        ready.forget_all();
         ready.ensure("alice", make).unwrap();
         assert_eq!(made.get(), 3);
         // A failure is not remembered as ready.

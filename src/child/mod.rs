@@ -371,11 +371,6 @@ impl Confinement {
             }
         }
     }
-
-    /// Whether a cgroup holds the child.
-    pub fn has_cgroup(&self) -> bool {
-        self.cgroup.is_some()
-    }
 }
 
 impl Prepared {

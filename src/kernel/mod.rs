@@ -200,9 +200,7 @@ pub struct KernelInfo {
     pub uptime: Duration,
     pub python_version: String,
     pub ipykernel_version: String,
-    pub pid: Option<u32>,
     pub memory_rss_bytes: Option<u64>,
-    pub exit_status: Option<String>,
     /// Restrictions verified on the live process (from /proc), never assumed.
     pub restrictions: Vec<String>,
     /// Layers that could not apply to this kernel when it was spawned, with the reason.
@@ -653,9 +651,7 @@ impl Kernel {
             uptime: self.started_at.elapsed(),
             python_version: self.python_version.clone(),
             ipykernel_version: self.ipykernel_version.clone(),
-            pid,
             memory_rss_bytes: pid.filter(|_| self.is_alive()).and_then(rss_bytes),
-            exit_status: self.exit_status.lock().ok().and_then(|s| s.clone()),
             restrictions: pid
                 .filter(|_| self.is_alive())
                 .map(crate::child::verify::verified)

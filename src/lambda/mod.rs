@@ -15,8 +15,9 @@ use lambda_runtime::{FunctionResponse, LambdaEvent};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use crate::app::build_app;
 use crate::config::{LambdaSettings, Settings};
-use crate::{Error, build_app, http};
+use crate::{Error, http};
 
 mod runtime_socket;
 use runtime_socket::{NoDelay, RuntimeSocket};
@@ -34,7 +35,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let (app, runtime) = build_app(&settings, stop.child_token())?;
     let runtime = Arc::new(std::sync::Mutex::new(Some(runtime)));
-    let spare_ready = app.pool.wait_spare_ready(SPARE_WAIT).await;
+    let spare_ready = app.service.pool.wait_spare_ready(SPARE_WAIT).await;
     let init_done = Instant::now();
     tracing::info!(
         init_ms = started.elapsed().as_millis() as u64,
@@ -55,7 +56,7 @@ pub async fn run(
         lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
             tracing::info!("lambda environment shutting down");
             stop.cancel();
-            app.pool.shutdown().await;
+            app.service.pool.shutdown().await;
             drop(runtime.lock().ok().and_then(|mut r| r.take()));
         })
         .await;
@@ -113,7 +114,7 @@ pub async fn run(
     });
     let served = lambda_runtime::run(handler).await;
     stop.cancel();
-    app.pool.shutdown().await;
+    app.service.pool.shutdown().await;
     served.map_err(|e| Error::Lambda(e.to_string()))
 }
 

@@ -4,10 +4,11 @@
 //!
 //! The code is not read from the arguments: execute_cell and execute_notebook run a notebook's
 //! cells and restore_kernel replays a history, none of which is an argument. Each call gets a
-//! [`Slot`] in its request context instead, and the one place that sends code to a kernel
-//! (`tools::code::run_in_turn`) writes what it sends there, so the record holds what ran.
+//! `service::CodeLog` in its request context instead (which `JupyterMcp::call` hands to the
+//! service), and the one place that sends code to a kernel (`service::run`) writes what it
+//! sends there, so the record holds what ran.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::RoleServer;
@@ -16,21 +17,7 @@ use rmcp::service::RequestContext;
 
 use crate::audit::{Audit, ToolCall};
 use crate::principal::Principal;
-
-/// The code one call sent to kernels, in order. Std mutex: pushes and one read, no await.
-#[derive(Debug, Default)]
-pub(crate) struct Slot {
-    code: Mutex<Vec<String>>,
-}
-
-/// Notes that the current call sends `code` to a kernel (a no-op outside a tool call).
-pub(crate) fn ran(ctx: &RequestContext<RoleServer>, code: &str) {
-    if let Some(slot) = ctx.extensions.get::<Arc<Slot>>()
-        && let Ok(mut pieces) = slot.code.lock()
-    {
-        pieces.push(code.to_string());
-    }
-}
+use crate::service::CodeLog;
 
 /// The recorded arguments of one call, taken before the call consumes them, and its slot.
 pub(super) struct Args {
@@ -38,7 +25,7 @@ pub(super) struct Args {
     kernel: Option<String>,
     package: Option<String>,
     path: Option<String>,
-    slot: Arc<Slot>,
+    slot: Arc<CodeLog>,
 }
 
 /// How the call went.
@@ -75,7 +62,7 @@ impl Args {
         Args {
             tool: request.name.to_string(),
             kernel: takes_kernel(route).then(|| {
-                field("kernel").unwrap_or_else(|| crate::mcp::tools::DEFAULT_KERNEL.to_string())
+                field("kernel").unwrap_or_else(|| crate::service::DEFAULT_KERNEL.to_string())
             }),
             package: field("package"),
             path: field("path").or_else(|| field("notebook")),
@@ -100,7 +87,7 @@ impl Args {
     }
 
     pub fn record(&self, audit: &Audit, call: Call<'_>) {
-        let pieces = self.slot.code.lock().map(|p| p.clone()).unwrap_or_default();
+        let pieces = self.slot.take();
         let (code_sha256, code) = audit.code_fields(&pieces);
         audit.tool_call(&ToolCall {
             request_id: call.request_id,

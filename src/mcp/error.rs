@@ -31,32 +31,26 @@
 
 use rmcp::model::{CallToolResult, ContentBlock};
 
-use crate::{files, kernel, notebook, packages, pool};
+/// A failed tool call: the service's failure (a status and a message for the model).
+pub type ToolError = crate::service::Error;
 
-/// A failed tool call: a machine-readable status and a message for the model.
-#[derive(Debug)]
-pub struct ToolError {
-    pub status: &'static str,
-    pub message: String,
-}
-
-impl ToolError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        ToolError {
-            status: "invalid_argument",
-            message: message.into(),
-        }
-    }
-
+/// How a failure is shown: as a tool result or, for requests that are not tool calls, as a
+/// JSON-RPC error.
+pub trait Show {
     /// The failure as a tool result: `isError`, no `structuredContent`, and a text whose first
     /// line is `status: <status>`.
+    fn into_result(self) -> CallToolResult;
     /// For the requests that are not tool calls (resources): their failures can only be
     /// JSON-RPC errors.
-    pub fn into_protocol_error(self) -> rmcp::ErrorData {
+    fn into_protocol_error(self) -> rmcp::ErrorData;
+}
+
+impl Show for ToolError {
+    fn into_protocol_error(self) -> rmcp::ErrorData {
         rmcp::ErrorData::invalid_request(format!("{}: {}", self.status, self.message), None)
     }
 
-    pub fn into_result(self) -> CallToolResult {
+    fn into_result(self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(format!(
             "{STATUS_PREFIX}{}\n{}",
             self.status, self.message
@@ -106,120 +100,6 @@ pub fn status_of(result: &CallToolResult) -> String {
     }
 }
 
-impl From<pool::Error> for ToolError {
-    fn from(e: pool::Error) -> Self {
-        let status = match &e {
-            pool::Error::TooManyKernels { .. } | pool::Error::TooManyKernelsForPrincipal { .. } => {
-                "limit_reached"
-            }
-            pool::Error::InvalidName(_) => "invalid_argument",
-            pool::Error::NoSuchKernel(_) => "not_found",
-            pool::Error::ShuttingDown => "unavailable",
-            pool::Error::StoppedWhileQueued(_) => "cancelled",
-            pool::Error::Kernel(k) => return kernel_error(k, e.to_string()),
-        };
-        ToolError {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<kernel::Error> for ToolError {
-    fn from(e: kernel::Error) -> Self {
-        let message = e.to_string();
-        kernel_error(&e, message)
-    }
-}
-
-fn kernel_error(e: &kernel::Error, message: String) -> ToolError {
-    let status = match e {
-        kernel::Error::InvalidName(_) => "invalid_argument",
-        kernel::Error::NotFound(_) => "not_found",
-        kernel::Error::Died => "kernel_died",
-        kernel::Error::Spawn { .. }
-        | kernel::Error::StartupExited { .. }
-        | kernel::Error::StartupTimeout { .. }
-        | kernel::Error::RuntimeDir { .. } => "kernel_start_failed",
-        _ => "kernel_error",
-    };
-    ToolError { status, message }
-}
-
-impl From<notebook::Error> for ToolError {
-    fn from(e: notebook::Error) -> Self {
-        let message = e.to_string();
-        ToolError::from_notebook(&e, message)
-    }
-}
-
-impl ToolError {
-    fn from_notebook(e: &notebook::Error, message: String) -> Self {
-        let status = match e {
-            notebook::Error::NotFound { .. } => "not_found",
-            notebook::Error::AlreadyExists { .. } => "already_exists",
-            notebook::Error::NoSuchCell { .. } | notebook::Error::CellGone { .. } => "not_found",
-            notebook::Error::Conflict { .. } => "conflict",
-            notebook::Error::Busy { .. } => "busy",
-            notebook::Error::Io { .. } => "io_error",
-            notebook::Error::WriteTooLarge { .. }
-            | notebook::Error::EditTooLarge { .. }
-            | notebook::Error::ReadTooLarge { .. } => "too_large",
-            _ => "invalid_argument",
-        };
-        ToolError { status, message }
-    }
-}
-
-impl From<files::Error> for ToolError {
-    fn from(e: files::Error) -> Self {
-        let status = match &e {
-            files::Error::Path(p) => return ToolError::from_notebook(p, e.to_string()),
-            files::Error::NotFound { .. } => "not_found",
-            files::Error::AlreadyExists { .. } => "already_exists",
-            files::Error::TooLarge { .. } => "too_large",
-            files::Error::Io { .. } => "io_error",
-            _ => "invalid_argument",
-        };
-        ToolError {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<crate::quota::Error> for ToolError {
-    fn from(e: crate::quota::Error) -> Self {
-        ToolError {
-            status: "over_quota",
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<packages::PolicyError> for ToolError {
-    fn from(e: packages::PolicyError) -> Self {
-        ToolError {
-            status: "refused",
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<packages::InstallError> for ToolError {
-    fn from(e: packages::InstallError) -> Self {
-        let status = match &e {
-            packages::InstallError::Timeout { .. } => "timeout",
-            packages::InstallError::DownloadTooLarge { .. } => "refused",
-            _ => "install_failed",
-        };
-        ToolError {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
 /// Runs a tool body and turns its domain failure into an `isError` result.
 pub fn respond(
     result: Result<CallToolResult, ToolError>,
@@ -232,9 +112,11 @@ pub fn structured<T: serde::Serialize>(
     content: Vec<ContentBlock>,
     value: &T,
 ) -> Result<CallToolResult, ToolError> {
-    let value = serde_json::to_value(value).map_err(|e| ToolError {
-        status: "internal_error",
-        message: format!("could not serialize the result: {e}"),
+    let value = serde_json::to_value(value).map_err(|e| {
+        ToolError::new(
+            crate::service::Status::InternalError,
+            format!("could not serialize the result: {e}"),
+        )
     })?;
     let content = if content.is_empty() {
         vec![ContentBlock::text(value.to_string())]

@@ -47,20 +47,6 @@ pub fn time_left_for_code(ctx: &RequestContext<RoleServer>) -> Option<Duration> 
     time_left(lambda_context(ctx)?.deadline, SystemTime::now())
 }
 
-/// `limit` cut to what this invocation has left for work (`time_left_for_code`): the one clamp
-/// every call's deadline goes through. `None` when the invocation has no time left at all.
-pub fn clamp_to_invocation(limit: Duration, ctx: &RequestContext<RoleServer>) -> Option<Duration> {
-    clamp(limit, time_left_for_code(ctx))
-}
-
-fn clamp(limit: Duration, left: Option<Duration>) -> Option<Duration> {
-    match left {
-        Some(left) if left.is_zero() => None,
-        Some(left) => Some(limit.min(left)),
-        None => Some(limit),
-    }
-}
-
 fn time_left(deadline_ms: u64, now: SystemTime) -> Option<Duration> {
     if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
         return None;
@@ -102,18 +88,6 @@ mod tests {
         let now = 1_800_000_000_000;
         assert_eq!(time_left(now + 1_000, at(now)), Some(Duration::ZERO));
         assert_eq!(time_left(now - 5_000, at(now)), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn a_limit_is_cut_to_the_invocation_and_nothing_left_is_none() {
-        let limit = Duration::from_secs(30);
-        assert_eq!(clamp(limit, None), Some(limit));
-        assert_eq!(
-            clamp(limit, Some(Duration::from_secs(5))),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(clamp(limit, Some(Duration::from_secs(900))), Some(limit));
-        assert_eq!(clamp(limit, Some(Duration::ZERO)), None);
     }
 
     #[test]

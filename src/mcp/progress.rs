@@ -116,6 +116,13 @@ impl Drop for Flush {
     }
 }
 
+/// Waits for a call's last notification, when it has a forwarder (see [`Flush::wait`]).
+pub(crate) async fn flush(flush: Option<Flush>) {
+    if let Some(flush) = flush {
+        flush.wait().await;
+    }
+}
+
 /// Forwards output progress to the client as `notifications/progress`, in order, when it sent a
 /// progress token. The collector throttles to its tick (a few per second); a client slower than
 /// that gets fewer, merged notifications. The tool waits on the [`Flush`] before it answers.

@@ -12,8 +12,8 @@ use rmcp::model::{
     ResourceContents, ResourceTemplate,
 };
 
-use super::App;
 use crate::files::{self, FileRead, Files, URI_PREFIX, mime_from_name, path_from_uri, uri_for};
+use crate::service::Service as App;
 
 /// Resources per `resources/list` page.
 const PAGE_SIZE: usize = 100;

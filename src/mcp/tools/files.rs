@@ -10,10 +10,10 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::files::{FileEntry, FileRead, Files, mime_from_name, uri_for};
+use crate::files::{FileEntry, FileRead, mime_from_name, uri_for};
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
-use crate::mcp::error::{ToolError, respond, structured};
+use crate::mcp::error::{respond, structured};
 use crate::output::fit::{Fitted, dimensions, fit};
 use crate::output::{IMAGE_BUDGET_FACTOR, image_fit_limits};
 
@@ -126,18 +126,6 @@ pub struct WriteFileOutput {
     pub uri: String,
 }
 
-impl JupyterMcp {
-    /// Runs a blocking file operation off the async threads.
-    pub(super) async fn with_files<T: Send + 'static>(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-        op: impl FnOnce(Files) -> Result<T, crate::files::Error> + Send + 'static,
-    ) -> Result<T, ToolError> {
-        let files = self.app.files(self.app.principal(ctx)?.name())?;
-        super::run_blocking(files, op).await
-    }
-}
-
 #[tool_router(router = file_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// List files and folders in the working directory (or one of its folders), with size and
@@ -173,7 +161,7 @@ impl JupyterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let path = a.path.clone();
-        let cap = self.app.settings.max_output_bytes;
+        let cap = self.service.settings.max_output_bytes;
         let limits = image_fit_limits(cap, self.max_image_px(a.max_image_px));
         // An image is fitted like a plot; the file itself is the original, linked.
         let read = self

@@ -1,5 +1,6 @@
 //! The MCP tools, grouped by what they act on. Each group is one `#[tool_router]` block; the
-//! server adds the routers together.
+//! server adds the routers together. A tool is its arguments, one service call, and the
+//! rendering of the result.
 
 mod cells;
 mod code;
@@ -14,40 +15,46 @@ use rmcp::service::RequestContext;
 
 use super::JupyterMcp;
 use super::error::ToolError;
-use crate::pool::KernelKey;
+use crate::notebook::NotebookStore;
+use crate::output::OutputItem;
+use crate::service::OriginalNames;
 
-/// The kernel name used when a call names none.
-pub const DEFAULT_KERNEL: &str = "default";
-
+/// The caller's store and files, for the tools that only read or change them: one blocking
+/// operation off the async threads (`Service::with_store`, `Service::with_files`).
 impl JupyterMcp {
-    /// The (principal, kernel name) a call acts on.
-    fn key(
+    async fn with_store<T: Send + 'static>(
         &self,
         ctx: &RequestContext<RoleServer>,
-        kernel: Option<&str>,
-    ) -> Result<KernelKey, ToolError> {
-        let principal = self.app.principal(ctx)?;
-        Ok(KernelKey::new(
-            principal.name(),
-            kernel.unwrap_or(DEFAULT_KERNEL),
-        )?)
+        op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let call = self.call(ctx)?;
+        self.service.with_store(&call, op).await
     }
-}
 
-/// Runs a blocking file-system operation (notebook or file store) off the async threads and
-/// maps its domain error to a tool error.
-async fn run_blocking<S: Send + 'static, T: Send + 'static, E: Send + 'static>(
-    store: S,
-    op: impl FnOnce(S) -> Result<T, E> + Send + 'static,
-) -> Result<T, ToolError>
-where
-    ToolError: From<E>,
-{
-    tokio::task::spawn_blocking(move || op(store))
-        .await
-        .map_err(|e| ToolError {
-            status: "internal_error",
-            message: e.to_string(),
-        })?
-        .map_err(ToolError::from)
+    async fn with_files<T: Send + 'static>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        op: impl FnOnce(crate::files::Files) -> Result<T, crate::files::Error> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let call = self.call(ctx)?;
+        self.service.with_files(&call, op).await
+    }
+
+    /// Saves the originals of downscaled images (`Service::save_originals`).
+    async fn save_originals(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        names: OriginalNames<'_>,
+        outputs: Vec<&mut OutputItem>,
+    ) {
+        match self.call(ctx) {
+            Ok(call) => self.service.save_originals(&call, names, outputs).await,
+            Err(e) => tracing::warn!(error = %e.message, "could not save original images"),
+        }
+    }
+
+    /// The longest image side a call asked for (`Service::max_image_px`).
+    fn max_image_px(&self, requested: Option<u32>) -> u32 {
+        self.service.max_image_px(requested)
+    }
 }

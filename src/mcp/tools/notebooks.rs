@@ -9,14 +9,14 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::code::OriginalNames;
 use crate::mcp::JupyterMcp;
-use crate::mcp::error::{ToolError, respond, structured};
-use crate::notebook::{CellSpec, NotebookEntry, NotebookStore, NotebookSummary};
+use crate::mcp::error::{respond, structured};
+use crate::notebook::{CellSpec, NotebookEntry, NotebookSummary};
 use crate::output::fit::FitLimits;
 use crate::output::{
     IMAGE_BUDGET_FACTOR, OutputItem, convert_nbformat, fit_image, image_fit_limits,
 };
+use crate::service::OriginalNames;
 
 /// Cells read_notebook returns when no limit is given.
 const DEFAULT_CELL_LIMIT: usize = 50;
@@ -86,18 +86,6 @@ pub struct NotebookList {
     pub notebooks: Vec<NotebookEntry>,
 }
 
-impl JupyterMcp {
-    /// Runs a blocking notebook operation off the async threads.
-    pub(super) async fn with_store<T: Send + 'static>(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-        op: impl FnOnce(NotebookStore) -> Result<T, crate::notebook::Error> + Send + 'static,
-    ) -> Result<T, ToolError> {
-        let store = self.app.notebooks(self.app.principal(ctx)?.name())?;
-        super::run_blocking(store, op).await
-    }
-}
-
 #[tool_router(router = notebook_tools, vis = "pub(crate)")]
 impl JupyterMcp {
     /// Create a Jupyter notebook (.ipynb, nbformat 4.5) with the given cells. Refuses to
@@ -141,7 +129,7 @@ impl JupyterMcp {
         let view = self
             .with_store(&ctx, move |s| s.read(&path, include, args.start, limit))
             .await;
-        let budget = self.app.settings.max_output_bytes;
+        let budget = self.service.settings.max_output_bytes;
         let fit = image_fit_limits(budget, self.max_image_px(args.max_image_px));
         let result = async {
             let mut out = notebook_view(view?, budget, fit);
