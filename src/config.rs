@@ -24,6 +24,7 @@ pub const ENV_PYTHON: &str = "JUPYTER_MCP_PYTHON";
 pub const ENV_EXEC_TIMEOUT: &str = "JUPYTER_MCP_EXEC_TIMEOUT";
 /// `--wait-timeout`.
 pub const ENV_WAIT_TIMEOUT: &str = "JUPYTER_MCP_WAIT_TIMEOUT";
+pub const ENV_CALL_WAIT: &str = "JUPYTER_MCP_CALL_WAIT";
 /// Maximum number of live kernels.
 pub const ENV_MAX_KERNELS: &str = "JUPYTER_MCP_MAX_KERNELS";
 /// Seconds of inactivity after which a kernel is shut down.
@@ -147,6 +148,8 @@ pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 50;
 /// Default wait for a busy kernel by the calls that have no timeout of their own: long enough
 /// for a short cell to finish, well inside the 60 s most MCP clients wait for a call.
 pub const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 30;
+/// Default wait of a call for its own work before it answers `running` (see `--call-wait`).
+pub const DEFAULT_CALL_WAIT_SECS: u64 = 40;
 /// Kernel limit locally when none is configured.
 const DEFAULT_MAX_KERNELS: usize = 8;
 /// Memory Lambda gives the server itself before kernels are counted, in MiB.
@@ -219,6 +222,13 @@ pub struct Config {
     /// remaining time.
     #[arg(long, env = ENV_WAIT_TIMEOUT, default_value_t = DEFAULT_WAIT_TIMEOUT_SECS)]
     pub wait_timeout: u64,
+
+    /// How long, in seconds, execute_code, execute_cell and execute_notebook wait for their work
+    /// (and get_execution for an execution) before they answer `running` with an execution id;
+    /// the work goes on until it ends or reaches its timeout. A call may ask for less with
+    /// `wait`. The default fits inside the 60 s most MCP clients wait for a call.
+    #[arg(long, env = ENV_CALL_WAIT, default_value_t = DEFAULT_CALL_WAIT_SECS)]
+    pub call_wait: u64,
 
     /// Maximum number of live kernels (the warm spare not counted). [default: 8; on Lambda the
     /// function's memory divided by --kernel-memory-mb]
@@ -511,6 +521,8 @@ pub struct Settings {
     pub exec_timeout: Duration,
     /// How long a call without its own timeout waits for a busy kernel (see `--wait-timeout`).
     pub wait_timeout: Duration,
+    /// How long a call waits for its work before it answers `running` (see `--call-wait`).
+    pub call_wait: Duration,
     pub max_kernels: usize,
     /// `None` disables idle reaping.
     pub idle_timeout: Option<Duration>,
@@ -658,6 +670,8 @@ pub enum Error {
     ExecTimeout(u64),
     #[error("--wait-timeout must be between 1 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {0}")]
     WaitTimeout(u64),
+    #[error("--call-wait must be between 1 and {MAX_EXEC_TIMEOUT_SECS} seconds, got {0}")]
+    CallWait(u64),
     #[error("--max-kernels must be at least 1")]
     MaxKernels,
     #[error("--max-output-bytes must be at least 1024, got {0}")]
@@ -775,6 +789,9 @@ impl Config {
         }
         if self.wait_timeout == 0 || self.wait_timeout > MAX_EXEC_TIMEOUT_SECS {
             return Err(Error::WaitTimeout(self.wait_timeout));
+        }
+        if self.call_wait == 0 || self.call_wait > MAX_EXEC_TIMEOUT_SECS {
+            return Err(Error::CallWait(self.call_wait));
         }
         let lambda = self.lambda_runtime_api.as_ref().map(|_| LambdaSettings {
             streaming: self.lambda_streaming,
@@ -899,6 +916,7 @@ impl Config {
             python,
             exec_timeout: Duration::from_secs(self.exec_timeout),
             wait_timeout: Duration::from_secs(self.wait_timeout),
+            call_wait: Duration::from_secs(self.call_wait),
             max_kernels,
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             max_output_bytes: self.max_output_bytes,

@@ -11,6 +11,7 @@ mod cancel;
 mod cgroups;
 mod common;
 mod execute;
+mod executions;
 mod faults;
 mod kernels;
 mod lifecycle;

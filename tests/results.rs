@@ -43,6 +43,10 @@ const CANNOT_FAIL: &[(&str, &str)] = &[
         "list_notebooks",
         "takes no arguments; the working directory exists from start-up",
     ),
+    (
+        "list_executions",
+        "takes no arguments and reads only the caller's executions",
+    ),
 ];
 
 async fn tools(server: &Server) -> BTreeMap<String, Value> {
@@ -129,8 +133,54 @@ fn check(tool: &Value, case: &str, result: &Value, expect_error: bool) {
 async fn every_tool_result_matches_its_output_schema() {
     let server = Server::start();
     let tools = tools(&server).await;
+    // An execution still running after its wait, for the execution tools' cases.
+    let running = server
+        .call(
+            "execute_code",
+            json!({"code": "import time\ntime.sleep(30)", "kernel": "long", "wait": 0.5}),
+        )
+        .await;
+    check(&tools["execute_code"], "running", &running, false);
+    assert_eq!(status(&running), "running", "{running}");
+    let id = running["structuredContent"]["execution_id"].clone();
     // (tool, case, arguments, expected isError, expected status or "" for any)
     let cases: Vec<(&str, &str, Value, bool, &str)> = vec![
+        (
+            "get_execution",
+            "running",
+            json!({"execution_id": id, "wait": 0}),
+            false,
+            "",
+        ),
+        ("list_executions", "ok", json!({}), false, ""),
+        (
+            "cancel_execution",
+            "ok",
+            json!({"execution_id": id}),
+            false,
+            "",
+        ),
+        (
+            "get_execution",
+            "ended",
+            json!({"execution_id": id, "wait": 0}),
+            false,
+            "",
+        ),
+        (
+            "get_execution",
+            "unknown id",
+            json!({"execution_id": "nope"}),
+            true,
+            "not_found",
+        ),
+        (
+            "cancel_execution",
+            "unknown id",
+            json!({"execution_id": "nope"}),
+            true,
+            "not_found",
+        ),
         (
             "execute_code",
             "ok",

@@ -93,6 +93,9 @@ pub enum ExecStatus {
     Timeout,
     KernelDied,
     Cancelled,
+    /// Not an end: the work goes on after the call that started it answered (see
+    /// `service::executions`). A kernel's own run never ends with it.
+    Running,
 }
 
 #[derive(Debug, Clone)]
@@ -631,10 +634,12 @@ impl Kernel {
         match outcome.status {
             ExecStatus::Ok => Ok(capture.stdout),
             ExecStatus::KernelDied => Err(Error::Died),
-            ExecStatus::Timeout | ExecStatus::Cancelled => Err(Error::NoReply {
-                request: "introspection request",
-                secs: INTERNAL_TIMEOUT.as_secs(),
-            }),
+            ExecStatus::Timeout | ExecStatus::Cancelled | ExecStatus::Running => {
+                Err(Error::NoReply {
+                    request: "introspection request",
+                    secs: INTERNAL_TIMEOUT.as_secs(),
+                })
+            }
             ExecStatus::Error => Err(Error::Unexpected(
                 capture.error.unwrap_or_else(|| "unknown error".into()),
             )),

@@ -77,6 +77,7 @@ impl JupyterMcp {
             + Self::notebook_tools()
             + Self::cell_tools()
             + Self::run_cell_tools()
+            + Self::execution_tools()
             + Self::file_tools()
             + Self::restore_tools();
         for route in tool_router.map.values_mut() {

@@ -59,6 +59,7 @@ impl Service {
                 .workspace
                 .clone()
                 .map(|w| Arc::new(workspace::Workspace::new(w))),
+            executions: Default::default(),
         });
         Ok((service, runtime))
     }

@@ -49,6 +49,8 @@ pub struct Call {
     invocation_end: Option<tokio::time::Instant>,
     code_log: Option<Arc<CodeLog>>,
     journal: Option<Arc<Journal>>,
+    /// The execution this call's work belongs to, whose live log sees every output.
+    live: Option<Arc<super::executions::Execution>>,
 }
 
 impl Call {
@@ -59,7 +61,38 @@ impl Call {
             invocation_end: None,
             code_log: None,
             journal: None,
+            live: None,
         }
+    }
+
+    /// The same caller, for work that goes on after this call answers: its own cancel token,
+    /// no invocation deadline, and no journal (the work records into its own).
+    pub(super) fn detached(&self, cancel: CancellationToken) -> Call {
+        Call {
+            principal: self.principal.clone(),
+            cancel,
+            invocation_end: None,
+            code_log: self.code_log.clone(),
+            journal: None,
+            live: None,
+        }
+    }
+
+    pub(super) fn with_live(mut self, execution: Arc<super::executions::Execution>) -> Call {
+        self.live = Some(execution);
+        self
+    }
+
+    /// Notes that the work took its kernel's turn.
+    pub(super) fn started(&self) {
+        if let Some(e) = &self.live {
+            e.mark_started();
+        }
+    }
+
+    /// The live log of the execution this call's work belongs to.
+    pub(super) fn live(&self) -> Option<&super::live::LiveLog> {
+        self.live.as_ref().map(|e| &e.live)
     }
 
     /// The time the invocation has left for work, from now (Lambda); `None` means no limit.

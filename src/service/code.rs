@@ -1,6 +1,9 @@
 //! The operations that run code or look at a kernel's state: execute_code, execute_cell,
 //! get_variables, inspect_variable.
 
+use std::sync::Arc;
+
+use super::executions::{Answer, Outcome, Start};
 use super::wait::{Waited, bounded};
 use super::{Call, Error, ExecuteCodeOutput, RunSpec, Service, Status};
 use crate::kernel::introspect::{self, Inspection, Variables};
@@ -30,6 +33,58 @@ pub struct CellRunRequest {
 }
 
 impl Service {
+    /// execute_code as an execution: answers within `wait` (see `start_execution`).
+    pub async fn start_code(
+        self: &Arc<Self>,
+        call: &Call,
+        run: CodeRun,
+        wait: Option<f64>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Answer, Error> {
+        let kernel = self.key(call, run.kernel.as_deref())?.name;
+        let start = Start {
+            tool: "execute_code",
+            kernel: &kernel,
+            wait: self.call_wait(wait)?,
+            total_cells: None,
+        };
+        self.start_execution(
+            call,
+            start,
+            progress,
+            |service, call, progress| async move {
+                Outcome::of(service.execute_code(&call, run, progress).await)
+            },
+        )
+        .await
+    }
+
+    /// execute_cell as an execution: answers within `wait` (see `start_execution`).
+    pub async fn start_cell(
+        self: &Arc<Self>,
+        call: &Call,
+        run: CellRunRequest,
+        wait: Option<f64>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Answer, Error> {
+        let kernel = self.key(call, run.kernel.as_deref())?.name;
+        let start = Start {
+            tool: "execute_cell",
+            kernel: &kernel,
+            wait: self.call_wait(wait)?,
+            total_cells: None,
+        };
+        self.start_execution(
+            call,
+            start,
+            progress,
+            |service, call, progress| async move {
+                Outcome::of(service.execute_cell(&call, run, progress).await)
+            },
+        )
+        .await
+    }
+
     /// Runs code; with `notebook`, appends it and its outputs as a new cell there. A notebook
     /// path that cannot be saved to, or a stale revision, is refused before the code runs.
     pub async fn execute_code(

@@ -69,7 +69,7 @@ impl std::fmt::Display for Status {
 }
 
 /// A failed call: a status and a message that says what to do next.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub status: Status,
     pub message: String,

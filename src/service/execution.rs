@@ -29,7 +29,8 @@ pub struct SavedCell {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecuteCodeOutput {
-    /// ok, error (the code raised), timeout, kernel_died or cancelled.
+    /// ok, error (the code raised), timeout, kernel_died or cancelled; `running` when the work
+    /// goes on after `wait` (poll it with get_execution and `execution_id`).
     pub status: ExecStatus,
     /// Kernel name.
     pub kernel: String,
@@ -45,6 +46,9 @@ pub struct ExecuteCodeOutput {
     /// Where the outputs were saved, when the call saves them into a notebook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notebook: Option<SavedCell>,
+    /// With status `running`: the id get_execution and cancel_execution take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
 }
 
 /// How an execution went, before a door renders it.
@@ -99,6 +103,7 @@ impl Execution {
             truncated: self.truncated,
             note: self.note,
             notebook,
+            execution_id: None,
         }
     }
 }

@@ -11,10 +11,12 @@ mod call;
 mod code;
 mod error;
 mod execution;
+pub(crate) mod executions;
 mod homes;
 mod install;
 pub(crate) mod journal;
 mod kernels;
+mod live;
 mod notebook_run;
 mod restore;
 mod run;
@@ -69,6 +71,8 @@ pub struct Service {
     homes_ready: crate::principal::Ready,
     /// The S3 mirror of the workspaces and kernel histories (`--workspace-bucket`).
     pub workspace: Option<Arc<crate::workspace::Workspace>>,
+    /// Work that outlives its call: running, and finished within the bounds.
+    executions: executions::Executions,
 }
 
 impl Service {

@@ -1,9 +1,12 @@
 //! Running a notebook's code cells in order in one kernel (execute_notebook), saving each
 //! cell's outputs as it finishes, so a timeout or a crash later keeps what already ran.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::executions::{Answer, Outcome, Start};
 use super::{Call, DEFAULT_KERNEL, Error, Execution, NotRun, RunSpec, Service, Turn};
 use crate::kernel::ExecStatus;
 use crate::notebook::edit::{self, CodeCell};
@@ -26,7 +29,8 @@ pub struct CellRun {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecuteNotebookOutput {
-    /// ok if every cell that ran ended ok; otherwise the status of the first cell that did not.
+    /// ok if every cell that ran ended ok; otherwise the status of the first cell that did not;
+    /// `running` when the run goes on after `wait` (poll it with get_execution).
     pub status: ExecStatus,
     /// Notebook path, relative to the working directory.
     pub path: String,
@@ -42,6 +46,15 @@ pub struct ExecuteNotebookOutput {
     pub failed_outputs: Vec<OutputItem>,
     /// Indexes of the code cells in range that did not run because the run stopped.
     pub not_run: Vec<usize>,
+    /// With status `running`: the id get_execution and cancel_execution take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// With status `running`: cells finished so far, of `cells_total`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cells_done: Option<u64>,
+    /// With status `running`: the code cells the run has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cells_total: Option<u64>,
 }
 
 /// What execute_notebook was asked to do.
@@ -102,6 +115,35 @@ impl Service {
         })
     }
 
+    /// execute_notebook as an execution: answers within `wait` (see `start_execution`).
+    pub async fn start_notebook(
+        self: &Arc<Self>,
+        call: &Call,
+        prepared: PreparedRun,
+        wait: Option<f64>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Answer, Error> {
+        let kernel = self.key(call, prepared.run.kernel.as_deref())?.name;
+        let start = Start {
+            tool: "execute_notebook",
+            kernel: &kernel,
+            wait: self.call_wait(wait)?,
+            total_cells: Some(prepared.total()),
+        };
+        self.start_execution(
+            call,
+            start,
+            progress,
+            |service, call, progress| async move {
+                match service.run_notebook(&call, prepared, progress).await {
+                    Ok(out) => Outcome::Notebook(out),
+                    Err(e) => Outcome::Failed(e),
+                }
+            },
+        )
+        .await
+    }
+
     /// Runs the prepared cells in order. No other call's code runs between two cells; the first
     /// cell's timeout covers the wait for the kernel's turn. `progress` gets one line per cell.
     pub async fn run_notebook(
@@ -125,6 +167,9 @@ impl Service {
                 failed_cell: None,
                 failed_outputs: Vec::new(),
                 not_run: Vec::new(),
+                execution_id: None,
+                cells_done: None,
+                cells_total: None,
             },
             turn: None,
             stopped: false,

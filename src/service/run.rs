@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use super::execution::{NO_INPUT, STDIN_ERROR, status_note};
+use super::live::Tee;
 use super::save::OriginalNames;
 use super::{Call, Error, Execution, Service, Status};
 use crate::config::MAX_EXEC_TIMEOUT_SECS;
-use crate::kernel::{ExecOutcome, ExecStatus};
+use crate::kernel::{ExecOutcome, ExecStatus, OutputSink};
 use crate::output::nbformat::Recorder;
 use crate::output::{Collector, OutputItem, ProgressFn};
 use crate::pool;
@@ -164,11 +165,23 @@ impl Service {
             0
         };
         let mut sink = Recorder::new(collector, cap);
+        call.started();
         let replaced_dead = std::mem::take(&mut turn.replaced_dead);
         let generation = turn.lease.kernel.id().to_string();
-        let outcome = self
-            .execute(call, turn, spec.code, clock, quota.as_ref(), &mut sink)
-            .await?;
+        let outcome = match call.live() {
+            Some(log) => {
+                let mut tee = Tee {
+                    inner: &mut sink,
+                    log,
+                };
+                self.execute(call, turn, spec.code, clock, quota.as_ref(), &mut tee)
+                    .await?
+            }
+            None => {
+                self.execute(call, turn, spec.code, clock, quota.as_ref(), &mut sink)
+                    .await?
+            }
+        };
         let (collector, nb_outputs) = sink.finish(outcome.execution_count);
         if outcome.status == ExecStatus::Ok {
             let code = spec.code.to_string();
@@ -203,7 +216,7 @@ impl Service {
         code: &str,
         clock: Clock,
         quota: Option<&crate::quota::Quota>,
-        sink: &mut Recorder<Collector>,
+        sink: &mut dyn OutputSink,
     ) -> Result<ExecOutcome, Error> {
         let left = clock
             .deadline

@@ -27,6 +27,10 @@ pub struct ExecuteCodeArgs {
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600). On expiry the
     /// code is interrupted and what it printed so far is returned.
     pub timeout: Option<f64>,
+    /// Seconds to wait for the code to finish (default and maximum: the server's --call-wait,
+    /// 40 s unless set). Code still running then goes on: the result says `running` with an
+    /// `execution_id` for get_execution.
+    pub wait: Option<f64>,
     /// Longest side, in pixels, of images sent back (default and maximum: the server's
     /// --max-image-px). Larger images are downscaled; the original is saved and linked.
     pub max_image_px: Option<u32>,
@@ -60,7 +64,7 @@ pub struct InstallPackageArgs {
 }
 
 /// Content in output order (a note last), and the same outputs as structured content.
-pub(super) fn execution_result(out: ExecuteCodeOutput) -> Result<CallToolResult, ToolError> {
+pub(super) fn execution_result(out: &ExecuteCodeOutput) -> Result<CallToolResult, ToolError> {
     let mut content: Vec<ContentBlock> = Vec::new();
     for item in &out.outputs {
         content.push(item.to_content());
@@ -71,7 +75,7 @@ pub(super) fn execution_result(out: ExecuteCodeOutput) -> Result<CallToolResult,
     } else if content.is_empty() {
         content.push(ContentBlock::text("[ran without output]"));
     }
-    let mut result = structured(content, &out)?;
+    let mut result = structured(content, out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
     Ok(result)
 }
@@ -81,8 +85,10 @@ impl JupyterMcp {
     /// Run Python code in a persistent Jupyter kernel (IPython). Variables, imports and
     /// functions persist between calls on the same kernel. Returns printed output, the value of
     /// the last expression, rich displays (matplotlib plots come back as PNG images) and errors
-    /// with tracebacks. Code that runs past `timeout` seconds is interrupted. Large output is cut
-    /// to its start and end. Use install_package, not pip, to add packages.
+    /// with tracebacks. Code still running after `wait` seconds goes on in the background: the
+    /// result says `running` with an `execution_id` to pass to get_execution. Code that runs past
+    /// `timeout` seconds is interrupted. Large output is cut to its start and end. Use
+    /// install_package, not pip, to add packages.
     #[tool(
         output_schema = schema_for_output::<ExecuteCodeOutput>(),
         annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = true)
@@ -92,6 +98,7 @@ impl JupyterMcp {
         Parameters(args): Parameters<ExecuteCodeArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
+        let wait = args.wait;
         let run = CodeRun {
             code: args.code,
             kernel: args.kernel,
@@ -103,9 +110,9 @@ impl JupyterMcp {
         let result = async {
             let call = self.call(&ctx)?;
             let (progress, flush) = progress::forwarder(&ctx).unzip();
-            let out = self.service.execute_code(&call, run, progress).await?;
+            let answer = self.service.start_code(&call, run, wait, progress).await?;
             progress::flush(flush).await;
-            execution_result(out)
+            super::executions::answer(answer)
         };
         respond(result.await)
     }

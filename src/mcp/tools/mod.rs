@@ -4,6 +4,7 @@
 
 mod cells;
 mod code;
+mod executions;
 mod files;
 mod kernels;
 mod notebooks;

@@ -12,7 +12,6 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::code::execution_result;
 use crate::kernel::ExecStatus;
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
@@ -32,6 +31,10 @@ pub struct ExecuteCellArgs {
     pub kernel: Option<String>,
     /// Time limit in seconds (default: the server's --exec-timeout; at most 3600).
     pub timeout: Option<f64>,
+    /// Seconds to wait for the run to finish (default and maximum: the server's --call-wait,
+    /// 40 s unless set). A run still going then goes on: the result says `running` with an
+    /// `execution_id` for get_execution.
+    pub wait: Option<f64>,
     /// Longest side, in pixels, of images sent back (default and maximum: the server's
     /// --max-image-px). Larger images are downscaled; the original is saved and linked.
     pub max_image_px: Option<u32>,
@@ -55,6 +58,10 @@ pub struct ExecuteNotebookArgs {
     pub stop_on_error: Option<bool>,
     /// Time limit for each cell, in seconds (default: the server's --exec-timeout).
     pub timeout: Option<f64>,
+    /// Seconds to wait for the run to finish (default and maximum: the server's --call-wait,
+    /// 40 s unless set). A run still going then goes on: the result says `running` with an
+    /// `execution_id` for get_execution.
+    pub wait: Option<f64>,
     /// Longest side, in pixels, of images sent back (default and maximum: the server's
     /// --max-image-px). Larger images are downscaled; the original is saved and linked.
     pub max_image_px: Option<u32>,
@@ -75,6 +82,7 @@ impl JupyterMcp {
         Parameters(a): Parameters<ExecuteCellArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
+        let wait = a.wait;
         let run = CellRunRequest {
             path: a.path,
             cell: a.cell,
@@ -86,9 +94,9 @@ impl JupyterMcp {
         let result = async {
             let call = self.call(&ctx)?;
             let (progress, flush) = progress::forwarder(&ctx).unzip();
-            let out = self.service.execute_cell(&call, run, progress).await?;
+            let answer = self.service.start_cell(&call, run, wait, progress).await?;
             progress::flush(flush).await;
-            execution_result(out)
+            super::executions::answer(answer)
         };
         respond(result.await)
     }
@@ -105,6 +113,7 @@ impl JupyterMcp {
         Parameters(a): Parameters<ExecuteNotebookArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
+        let wait = a.wait;
         let run = NotebookRun {
             path: a.path,
             kernel: a.kernel,
@@ -120,16 +129,21 @@ impl JupyterMcp {
             let prepared = self.service.prepare_notebook_run(&call, run).await?;
             let total = Some(prepared.total());
             let (progress, flush) = progress::forwarder_with_total(&ctx, total).unzip();
-            let out = self.service.run_notebook(&call, prepared, progress).await?;
+            let answer = self
+                .service
+                .start_notebook(&call, prepared, wait, progress)
+                .await?;
             progress::flush(flush).await;
-            notebook_run_result(out)
+            super::executions::answer(answer)
         };
         respond(result.await)
     }
 }
 
 /// One line per cell that ran, then the failing cell's outputs.
-fn notebook_run_result(out: ExecuteNotebookOutput) -> Result<CallToolResult, ToolError> {
+pub(super) fn notebook_run_result(
+    out: &ExecuteNotebookOutput,
+) -> Result<CallToolResult, ToolError> {
     let mut lines: Vec<String> = out
         .cells
         .iter()
@@ -158,7 +172,7 @@ fn notebook_run_result(out: ExecuteNotebookOutput) -> Result<CallToolResult, Too
             content.extend(item.original_link());
         }
     }
-    let mut result = structured(content, &out)?;
+    let mut result = structured(content, out)?;
     result.is_error = Some(out.status != ExecStatus::Ok);
     Ok(result)
 }

@@ -1,0 +1,570 @@
+//! Executions: work that outlives the call that started it.
+//!
+//! Every run of execute_code, execute_cell and execute_notebook is an execution with an id (a
+//! UUID v4), an owner, a kernel, its own cancel token, a live text log and, once it ends, its
+//! outcome. The call that starts it waits up to its `wait`; when the work is not done by then,
+//! the call answers `running` with the id and the work goes on in a task of its own, which no
+//! request holds. `get_execution`, `cancel_execution` and `list_executions` are views of the
+//! same record. Finished executions are kept for a bounded time and count per principal; an
+//! id past that answers `not_found` saying it expired. Another principal's id answers exactly
+//! like an unknown one.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::journal::{Continuity, Scope};
+use super::live::{LiveLog, LiveText};
+use super::{Call, Error, ExecuteCodeOutput, ExecuteNotebookOutput, Service, Status};
+use crate::output::ProgressFn;
+
+/// How long a finished execution's result is kept.
+pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
+/// Finished executions kept per principal (the oldest go first).
+pub const KEEP_FINISHED_PER_PRINCIPAL: usize = 32;
+/// Ids of expired executions remembered, to say "expired" rather than "unknown".
+const EXPIRED_REMEMBERED: usize = 4096;
+
+/// How an execution ended.
+pub enum Outcome {
+    /// execute_code and execute_cell.
+    Code(ExecuteCodeOutput),
+    /// execute_notebook.
+    Notebook(ExecuteNotebookOutput),
+    /// The operation failed before or around the run (a bad path, a stale revision...).
+    Failed(Error),
+}
+
+impl Outcome {
+    /// The outcome of an execute_code or execute_cell run.
+    pub fn of(result: Result<ExecuteCodeOutput, Error>) -> Outcome {
+        match result {
+            Ok(out) => Outcome::Code(out),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+
+    /// The status results carry (`ok`, `error`, `timeout`, ..., or the failure's status).
+    pub fn status(&self) -> String {
+        let exec = |s: crate::kernel::ExecStatus| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        match self {
+            Outcome::Code(o) => exec(o.status),
+            Outcome::Notebook(o) => exec(o.status),
+            Outcome::Failed(e) => e.status.to_string(),
+        }
+    }
+}
+
+/// Where an execution stands.
+#[derive(Clone)]
+enum Phase {
+    Running,
+    Finished(Arc<Outcome>),
+}
+
+/// Progress of a notebook run, in cells.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CellProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// One execution.
+pub struct Execution {
+    pub id: String,
+    pub owner: String,
+    pub tool: &'static str,
+    pub kernel: String,
+    started: Instant,
+    started_at: SystemTime,
+    cancel: CancellationToken,
+    /// Who stopped it on purpose (cancel_execution), said in its result.
+    stopped_by: Mutex<Option<String>>,
+    phase: watch::Sender<Phase>,
+    finished_at: Mutex<Option<Instant>>,
+    pub live: LiveLog,
+    cells: Mutex<CellProgress>,
+    /// Set once the work took its kernel's turn (it is no longer queued).
+    started_running: std::sync::atomic::AtomicBool,
+}
+
+impl Execution {
+    /// Notes that the work took its kernel's turn.
+    pub(super) fn mark_started(&self) {
+        self.started_running
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(super) fn has_started(&self) -> bool {
+        self.started_running
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The outcome, once it ended.
+    pub fn outcome(&self) -> Option<Arc<Outcome>> {
+        match &*self.phase.borrow() {
+            Phase::Running => None,
+            Phase::Finished(o) => Some(Arc::clone(o)),
+        }
+    }
+
+    /// Waits until it ends.
+    pub async fn finished(&self) -> Arc<Outcome> {
+        let mut rx = self.phase.subscribe();
+        loop {
+            if let Phase::Finished(o) = &*rx.borrow_and_update() {
+                return Arc::clone(o);
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`; this cannot happen while we borrow it.
+                return Arc::new(Outcome::Failed(Error::new(
+                    Status::InternalError,
+                    "the execution's record went away",
+                )));
+            }
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn started_unix_secs(&self) -> u64 {
+        self.started_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    pub fn cells(&self) -> Option<CellProgress> {
+        self.cells.lock().ok().map(|c| *c).filter(|c| c.total > 0)
+    }
+
+    pub fn stopped_by(&self) -> Option<String> {
+        self.stopped_by.lock().ok()?.clone()
+    }
+
+    /// Stops the work on purpose: the same interrupt, then kill, as a timeout.
+    pub fn cancel(&self, by: &str) {
+        if let Ok(mut s) = self.stopped_by.lock() {
+            s.get_or_insert_with(|| by.to_string());
+        }
+        self.cancel.cancel();
+    }
+}
+
+/// Every execution of this process: running, and finished within the bounds.
+#[derive(Default)]
+pub struct Executions {
+    /// Std mutex: map access only.
+    all: Mutex<HashMap<String, Arc<Execution>>>,
+    /// Ids that expired, with their owner, oldest first.
+    expired: Mutex<VecDeque<(String, String)>>,
+}
+
+impl Executions {
+    fn insert(&self, e: Arc<Execution>) {
+        if let Ok(mut all) = self.all.lock() {
+            all.insert(e.id.clone(), e);
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut all) = self.all.lock() {
+            all.remove(id);
+        }
+    }
+
+    /// Drops finished executions past their time, and the oldest past the count per owner.
+    fn prune(&self) {
+        let Ok(mut all) = self.all.lock() else {
+            return;
+        };
+        let mut finished: HashMap<String, Vec<(Instant, String)>> = HashMap::new();
+        let mut gone = Vec::new();
+        for (id, e) in all.iter() {
+            let Some(at) = e.finished_at.lock().ok().and_then(|f| *f) else {
+                continue;
+            };
+            if at.elapsed() > KEEP_FINISHED {
+                gone.push((id.clone(), e.owner.clone()));
+            } else {
+                finished
+                    .entry(e.owner.clone())
+                    .or_default()
+                    .push((at, id.clone()));
+            }
+        }
+        for (owner, mut list) in finished {
+            if list.len() > KEEP_FINISHED_PER_PRINCIPAL {
+                list.sort();
+                let extra = list.len() - KEEP_FINISHED_PER_PRINCIPAL;
+                gone.extend(
+                    list.into_iter()
+                        .take(extra)
+                        .map(|(_, id)| (id, owner.clone())),
+                );
+            }
+        }
+        for (id, _) in &gone {
+            all.remove(id);
+        }
+        drop(all);
+        if let Ok(mut expired) = self.expired.lock() {
+            expired.extend(gone);
+            while expired.len() > EXPIRED_REMEMBERED {
+                expired.pop_front();
+            }
+        }
+    }
+
+    /// The owner's execution with this id.
+    pub fn get(&self, owner: &str, id: &str) -> Result<Arc<Execution>, Error> {
+        self.prune();
+        let found = self
+            .all
+            .lock()
+            .ok()
+            .and_then(|all| all.get(id).cloned())
+            .filter(|e| e.owner == owner);
+        if let Some(e) = found {
+            return Ok(e);
+        }
+        let expired = self
+            .expired
+            .lock()
+            .is_ok_and(|x| x.iter().any(|(i, o)| i == id && o == owner));
+        Err(if expired {
+            Error::new(
+                Status::NotFound,
+                format!(
+                    "execution {id} finished more than {} s ago or was one of more than {KEEP_FINISHED_PER_PRINCIPAL} finished ones, so its result has expired\nhint: outputs saved in notebooks stay there; run the code again for its output",
+                    KEEP_FINISHED.as_secs()
+                ),
+            )
+        } else {
+            Error::new(
+                Status::NotFound,
+                format!("no execution {id} in this server\nhint: list_executions lists yours"),
+            )
+        })
+    }
+
+    /// The owner's executions, newest first.
+    pub fn list(&self, owner: &str) -> Vec<Arc<Execution>> {
+        self.prune();
+        let mut mine: Vec<Arc<Execution>> = self
+            .all
+            .lock()
+            .map(|all| all.values().filter(|e| e.owner == owner).cloned().collect())
+            .unwrap_or_default();
+        mine.sort_by_key(|e| std::cmp::Reverse(e.started));
+        mine
+    }
+
+    /// The owner's execution that holds `kernel`'s turn and runs, if any.
+    pub fn running_on(&self, owner: &str, kernel: &str) -> Option<Arc<Execution>> {
+        self.all.lock().ok().and_then(|all| {
+            all.values()
+                .find(|e| {
+                    e.owner == owner
+                        && e.kernel == kernel
+                        && e.has_started()
+                        && e.outcome().is_none()
+                })
+                .cloned()
+        })
+    }
+}
+
+/// What a call that started (or polls) an execution answers.
+pub enum Answer {
+    /// The work ended within the wait: its outcome, as the tool answers today.
+    Done(Arc<Outcome>),
+    /// The work goes on.
+    Running(Arc<Execution>),
+}
+
+/// What to start: the tool, its kernel, how long the call waits, and the work.
+pub struct Start<'a> {
+    pub tool: &'static str,
+    pub kernel: &'a str,
+    pub wait: Duration,
+    /// The cells a notebook run has, for its progress.
+    pub total_cells: Option<u64>,
+}
+
+impl Service {
+    /// How long a call waits for its work: `wait` as asked (seconds, at most `--call-wait`), or
+    /// `--call-wait`.
+    pub fn call_wait(&self, wait: Option<f64>) -> Result<Duration, Error> {
+        let max = self.settings.call_wait;
+        match wait {
+            None => Ok(max),
+            Some(w) if w.is_finite() && w >= 0.0 && w <= max.as_secs_f64() => {
+                Ok(Duration::from_secs_f64(w))
+            }
+            Some(w) => Err(Error::invalid(format!(
+                "wait must be between 0 and {} seconds (the server's --call-wait), got {w}",
+                max.as_secs()
+            ))),
+        }
+    }
+
+    /// Starts `work` as an execution owned by the caller and waits up to `start.wait` for it.
+    /// While the call waits, the caller's cancel interrupts the work (as a call's cancel always
+    /// did); once it has answered `running`, only `cancel_execution` (or the kernel tools) stop it.
+    /// Work still queued behind another execution on its kernel when the wait ends is
+    /// withdrawn, and the call answers `busy`, naming that execution; work queued behind the
+    /// kernel's start goes on (its timeout covers the wait for the turn).
+    pub async fn start_execution<W, F>(
+        self: &Arc<Self>,
+        call: &Call,
+        start: Start<'_>,
+        progress: Option<ProgressFn>,
+        work: W,
+    ) -> Result<Answer, Error>
+    where
+        W: FnOnce(Arc<Service>, Call, Option<ProgressFn>) -> F,
+        F: Future<Output = Outcome> + Send + 'static,
+    {
+        let owner = call.principal.name().to_string();
+        let deadline = tokio::time::Instant::now() + call.limit(start.wait)?;
+        let execution = self.new_execution(&owner, start.tool, start.kernel);
+        if let Some(total) = start.total_cells {
+            execution.set_total_cells(total);
+        }
+        // The work records its history events into a journal of its own, flushed when it
+        // ends (the call may have answered long before).
+        let scope = Scope {
+            files: false,
+            writes: true,
+            kernel: None,
+        };
+        let continuity = self.before_call(&owner, scope).await;
+        let background = call
+            .detached(execution.cancel.clone())
+            .with_journal(continuity.journal.clone())
+            .with_live(Arc::clone(&execution));
+        let (progress, client) = tee_progress(&execution, progress);
+        let task = work(Arc::clone(self), background, Some(progress));
+        self.spawn_execution(Arc::clone(&execution), continuity, task);
+        let answer = tokio::select! {
+            outcome = execution.finished() => Answer::Done(outcome),
+            _ = tokio::time::sleep_until(deadline) => {
+                if self.queued_behind_another(&execution) {
+                    if let Ok(mut c) = client.lock() {
+                        c.take();
+                    }
+                    return self.withdraw(&execution).await;
+                }
+                Answer::Running(Arc::clone(&execution))
+            }
+            _ = call.cancel.cancelled() => {
+                execution.cancel("the client");
+                Answer::Done(execution.finished().await)
+            }
+        };
+        // From here on, nothing of the work is sent on this call's progress token.
+        if let Ok(mut c) = client.lock() {
+            c.take();
+        }
+        if let Answer::Done(_) = answer {
+            // Nobody will ask for it again: the answer carries it.
+            self.executions.remove(&execution.id);
+        }
+        Ok(answer)
+    }
+
+    /// Whether the work still waits for its kernel's turn behind another execution of the
+    /// caller's (rather than behind the kernel's start, which it will soon follow).
+    fn queued_behind_another(&self, execution: &Execution) -> bool {
+        !execution.has_started()
+            && self
+                .executions
+                .running_on(&execution.owner, &execution.kernel)
+                .is_some_and(|other| other.id != execution.id)
+    }
+
+    /// The answer of a call whose work was still waiting for the kernel's turn when its wait
+    /// ended: the work is withdrawn (nothing queues past a caller's wait) and the call answers
+    /// `busy`, naming what holds the kernel. Work that took the turn meanwhile is answered as
+    /// it went.
+    async fn withdraw(&self, execution: &Arc<Execution>) -> Result<Answer, Error> {
+        execution.cancel.cancel();
+        let outcome = execution.finished().await;
+        self.executions.remove(&execution.id);
+        if execution.has_started() {
+            return Ok(Answer::Done(outcome));
+        }
+        let holder = self
+            .executions
+            .running_on(&execution.owner, &execution.kernel)
+            .filter(|other| other.id != execution.id);
+        let kernel = &execution.kernel;
+        let message = match holder {
+            Some(h) => format!(
+                "kernel {kernel:?} is running execution {} ({}, started {:.0} s ago), so this did not run\nhint: get_execution with that id waits for it; cancel_execution stops it; another kernel name runs in parallel",
+                h.id,
+                h.tool,
+                h.elapsed().as_secs_f64()
+            ),
+            None => format!(
+                "kernel {kernel:?} stayed busy with an earlier call (or was still starting) for the whole wait, so this did not run\nhint: call again with a longer wait; interrupt_kernel stops the running cell; another kernel name runs in parallel"
+            ),
+        };
+        Err(Error::new(Status::Busy, message))
+    }
+
+    fn new_execution(&self, owner: &str, tool: &'static str, kernel: &str) -> Arc<Execution> {
+        let (phase, _) = watch::channel(Phase::Running);
+        let execution = Arc::new(Execution {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: owner.to_string(),
+            tool,
+            kernel: kernel.to_string(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            cancel: CancellationToken::new(),
+            stopped_by: Mutex::new(None),
+            phase,
+            finished_at: Mutex::new(None),
+            live: LiveLog::new(self.settings.max_output_bytes),
+            cells: Mutex::new(CellProgress::default()),
+            started_running: Default::default(),
+        });
+        self.executions.insert(Arc::clone(&execution));
+        execution
+    }
+
+    /// Runs the work in a task of its own and records its outcome when it ends.
+    fn spawn_execution(
+        &self,
+        execution: Arc<Execution>,
+        continuity: Continuity,
+        task: impl Future<Output = Outcome> + Send + 'static,
+    ) {
+        tokio::spawn(async move {
+            let mut outcome = task.await;
+            let (report, _) = continuity.after().await;
+            if let Some(text) = report.text() {
+                tracing::info!(execution = %execution.id, report = %text, "workspace after an execution");
+            }
+            if let Some(by) = execution.stopped_by() {
+                note_stop(&mut outcome, &by);
+            }
+            if let Ok(mut at) = execution.finished_at.lock() {
+                *at = Some(Instant::now());
+            }
+            execution
+                .phase
+                .send_replace(Phase::Finished(Arc::new(outcome)));
+        });
+    }
+
+    /// The caller's execution `id`, after waiting up to `wait` for it to end.
+    pub async fn get_execution(
+        &self,
+        call: &Call,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Arc<Execution>, Error> {
+        let execution = self.executions.get(call.principal.name(), id)?;
+        let wait = call.limit(wait)?;
+        tokio::select! {
+            _ = execution.finished() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = call.cancel.cancelled() => {}
+        }
+        Ok(execution)
+    }
+
+    /// Stops the caller's execution `id` and waits for its result (the interrupt, then the
+    /// kill, take at most a few seconds).
+    pub async fn cancel_execution(&self, call: &Call, id: &str) -> Result<Arc<Execution>, Error> {
+        let execution = self.executions.get(call.principal.name(), id)?;
+        if execution.outcome().is_none() {
+            execution.cancel("cancel_execution");
+            let limit = call.limit(self.settings.wait_timeout)?;
+            let _ = tokio::time::timeout(limit, execution.finished()).await;
+        }
+        Ok(execution)
+    }
+
+    /// The caller's executions, newest first.
+    pub fn list_executions(&self, call: &Call) -> Vec<Arc<Execution>> {
+        self.executions.list(call.principal.name())
+    }
+}
+
+/// Says in the result who stopped the work, when someone did on purpose.
+fn note_stop(outcome: &mut Outcome, by: &str) {
+    let said = format!("stopped by {by}");
+    let add = |note: &mut Option<String>| {
+        *note = Some(match note.take() {
+            Some(n) => format!("{said}: {n}"),
+            None => said.clone(),
+        });
+    };
+    match outcome {
+        Outcome::Code(o) => add(&mut o.note),
+        Outcome::Notebook(o) => {
+            if let Some(last) = o.cells.last_mut() {
+                add(&mut last.note);
+            }
+        }
+        Outcome::Failed(e) => e.message = format!("{said}: {}", e.message),
+    }
+}
+
+/// The progress function the work gets: it counts a notebook's cells on the execution, and
+/// forwards to the caller's progress while the call waits (the second value: emptied when the
+/// call answers).
+fn tee_progress(
+    execution: &Arc<Execution>,
+    client: Option<ProgressFn>,
+) -> (ProgressFn, Arc<Mutex<Option<ProgressFn>>>) {
+    let client = Arc::new(Mutex::new(client));
+    let forward = Arc::clone(&client);
+    let execution = Arc::clone(execution);
+    let progress: ProgressFn = Box::new(move |n, message| {
+        if execution.tool == "execute_notebook"
+            && let Ok(mut c) = execution.cells.lock()
+        {
+            c.done = n;
+        }
+        if let Ok(mut c) = forward.lock()
+            && let Some(p) = c.as_mut()
+        {
+            p(n, message);
+        }
+    });
+    (progress, client)
+}
+
+impl Execution {
+    /// Sets the number of cells a notebook run has.
+    pub fn set_total_cells(&self, total: u64) {
+        if let Ok(mut c) = self.cells.lock() {
+            c.total = total;
+        }
+    }
+
+    /// The live text new since the caller's last read, or all of it again.
+    pub fn read(&self, all: bool) -> LiveText {
+        if all {
+            self.live.read_all()
+        } else {
+            self.live.read_new()
+        }
+    }
+}
