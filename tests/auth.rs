@@ -79,40 +79,26 @@ async fn assert_invalid_token(server: &Server, token: &str, reason: &str) {
     assert!(!body.to_string().contains(token), "{reason}: token echoed");
 }
 
-#[tokio::test]
-async fn a_missing_key_is_401() {
+/// Requests a keyed server must refuse with 401, one per `authorization` header (`None`: none).
+/// `assert_unauthorized` names the headers; the test's own name is the case.
+async fn unauthorized(_case: &str, authorizations: &[Option<String>]) {
     let (server, _keys) = keyed_server(&[]);
-    assert_unauthorized(&server, &[]).await;
+    for authorization in authorizations {
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("authorization", a.as_str()))
+            .collect();
+        assert_unauthorized(&server, &headers).await;
+    }
 }
 
-#[tokio::test]
-async fn a_wrong_key_is_401() {
-    let (server, _keys) = keyed_server(&[]);
-    assert_unauthorized(&server, &[("authorization", "Bearer jmcp_not_a_key")]).await;
-}
-
-#[tokio::test]
-async fn the_digest_itself_is_not_a_key() {
-    let (server, _keys) = keyed_server(&[]);
-    let digest = format!("Bearer {}", sha256_hex(ALICE_KEY));
-    assert_unauthorized(&server, &[("authorization", &digest)]).await;
-}
-
-#[tokio::test]
-async fn a_key_in_another_scheme_is_401() {
-    let (server, _keys) = keyed_server(&[]);
-    let basic = format!("Basic {ALICE_KEY}");
-    assert_unauthorized(&server, &[("authorization", &basic)]).await;
-    let empty = "Bearer ";
-    assert_unauthorized(&server, &[("authorization", empty)]).await;
-}
-
-#[tokio::test]
-async fn a_key_with_a_suffix_is_401() {
-    let (server, _keys) = keyed_server(&[]);
-    let longer = format!("Bearer {ALICE_KEY}x");
-    assert_unauthorized(&server, &[("authorization", &longer)]).await;
-}
+cases!(unauthorized {
+    a_missing_key_is_401: &[None];
+    a_wrong_key_is_401: &[Some("Bearer jmcp_not_a_key".into())];
+    the_digest_itself_is_not_a_key: &[Some(format!("Bearer {}", sha256_hex(ALICE_KEY)))];
+    a_key_in_another_scheme_is_401: &[Some(format!("Basic {ALICE_KEY}")), Some("Bearer ".into())];
+    a_key_with_a_suffix_is_401: &[Some(format!("Bearer {ALICE_KEY}x"))];
+});
 
 #[tokio::test]
 async fn a_refused_request_never_reaches_a_kernel() {
@@ -754,17 +740,55 @@ fn run_binary(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String
     (ok, out, err)
 }
 
-#[test]
-fn it_refuses_to_start_on_0_0_0_0_without_auth() {
-    let (ok, _, err) = run_binary(&["--host", "0.0.0.0"], &[], "");
-    assert!(!ok, "started without auth on 0.0.0.0: {err}");
-    assert!(
-        err.contains("refusing to listen on 0.0.0.0 without authentication"),
-        "{err}"
-    );
-    let (ok, _, err) = run_binary(&["--host", "::"], &[], "");
-    assert!(!ok, "started without auth on [::]: {err}");
+/// A start-up the binary must refuse: its arguments and environment, and what stderr must
+/// mention (`""`: only that it does not start). The refusals that need a keys or JWKS file
+/// written first, or that loop over values, stay tests of their own.
+struct StartUp<'a> {
+    args: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+    mentions: &'a str,
 }
+
+fn refuses_to_start(case: &str, runs: &[StartUp<'_>]) {
+    for run in runs {
+        let (ok, _, err) = run_binary(run.args, run.env, "");
+        assert!(
+            !ok,
+            "{case}: started with {:?} {:?}: {err}",
+            run.args, run.env
+        );
+        assert!(err.contains(run.mentions), "{case}: {:?}: {err}", run.args);
+    }
+}
+
+cases!(sync refuses_to_start {
+    it_refuses_to_start_on_0_0_0_0_without_auth: &[
+        StartUp {
+            args: &["--host", "0.0.0.0"],
+            env: &[],
+            mentions: "refusing to listen on 0.0.0.0 without authentication",
+        },
+        StartUp { args: &["--host", "::"], env: &[], mentions: "" },
+    ];
+    a_malformed_inline_key_stops_start_up: &[StartUp {
+        args: &[],
+        env: &[("JUPYTER_MCP_API_KEYS", "alice:abc")],
+        mentions: "JUPYTER_MCP_API_KEYS entry 1",
+    }];
+    oidc_needs_an_audience_and_keys: &[
+        StartUp { args: &["--oidc-issuer", ISSUER], env: &[], mentions: "--oidc-audience" },
+        StartUp {
+            args: &["--oidc-issuer", ISSUER, "--oidc-audience", "a"],
+            env: &[],
+            mentions: "--oidc-jwks-url or --oidc-jwks-file",
+        },
+    ];
+    uid_per_principal_and_kernel_user_conflict: &[StartUp {
+        args: &["--kernel-uid-per-principal", "--kernel-user", "nobody"],
+        env: &[],
+        mentions: "cannot be used with",
+    }];
+});
 
 #[test]
 fn a_malformed_keys_file_stops_start_up_with_its_line_number() {
@@ -782,13 +806,6 @@ fn a_malformed_keys_file_stops_start_up_with_its_line_number() {
     assert!(!ok);
     assert!(err.contains(&format!("{}:3:", keys.display())), "{err}");
     assert!(!err.contains("raw-secret-pasted-by-mistake"), "{err}");
-}
-
-#[test]
-fn a_malformed_inline_key_stops_start_up() {
-    let (ok, _, err) = run_binary(&[], &[("JUPYTER_MCP_API_KEYS", "alice:abc")], "");
-    assert!(!ok);
-    assert!(err.contains("JUPYTER_MCP_API_KEYS entry 1"), "{err}");
 }
 
 #[test]
@@ -1221,17 +1238,6 @@ fn a_reserved_key_principal_name_stops_start_up_with_its_line_number() {
     let inline = format!("alice:{},local:{}", sha256_hex(ALICE_KEY), sha256_hex("x"));
     let (ok, _, err) = run_binary(&[], &[("JUPYTER_MCP_API_KEYS", &inline)], "");
     assert!(!ok && err.contains("JUPYTER_MCP_API_KEYS entry 2"), "{err}");
-}
-
-#[test]
-fn oidc_needs_an_audience_and_keys() {
-    let (ok, _, err) = run_binary(&["--oidc-issuer", ISSUER], &[], "");
-    assert!(!ok && err.contains("--oidc-audience"), "{err}");
-    let (ok, _, err) = run_binary(&["--oidc-issuer", ISSUER, "--oidc-audience", "a"], &[], "");
-    assert!(
-        !ok && err.contains("--oidc-jwks-url or --oidc-jwks-file"),
-        "{err}"
-    );
 }
 
 /// Past its request rate a principal gets 429 naming the limit; another principal does not.
@@ -1689,16 +1695,6 @@ fn uid_per_principal_refuses_a_bad_range() {
         assert!(!ok, "{range}: started");
         assert!(err.contains("--kernel-uid-range"), "{range}: {err}");
     }
-}
-
-#[test]
-fn uid_per_principal_and_kernel_user_conflict() {
-    let (ok, _, err) = run_binary(
-        &["--kernel-uid-per-principal", "--kernel-user", "nobody"],
-        &[],
-        "",
-    );
-    assert!(!ok && err.contains("cannot be used with"), "{err}");
 }
 
 /// As root, kernels drop to uid 65534; the operator's working directory (the `local`

@@ -612,101 +612,133 @@ async fn an_old_notebook_gets_no_cell_ids() {
 
 // ---- bad inputs, one named test each ----
 
-#[tokio::test]
-async fn bad_input_cell_index_out_of_range() {
+/// A bad input: calls that must each be refused the same way, on a fresh server.
+#[derive(Default)]
+struct Refused {
+    /// The cells of `b.ipynb`, created before the calls; `None`: no notebook.
+    notebook: Option<Value>,
+    /// (tool, arguments), each refused.
+    calls: Vec<(&'static str, Value)>,
+    /// The refusal's status; `None`: only `isError`.
+    status: Option<&'static str>,
+    /// What the message must contain.
+    hint: &'static str,
+    /// A file the refused calls must not have written.
+    absent: Option<&'static str>,
+}
+
+async fn refused(case: &str, c: Refused) {
     let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    for (tool, args) in [
-        (
-            "edit_cell",
-            json!({"path": "b.ipynb", "cell": 5, "source": "x"}),
-        ),
-        ("delete_cell", json!({"path": "b.ipynb", "cell": 5})),
-        ("move_cell", json!({"path": "b.ipynb", "cell": 5, "to": 0})),
-        ("clear_outputs", json!({"path": "b.ipynb", "cell": 5})),
-        ("execute_cell", json!({"path": "b.ipynb", "cell": 5})),
-    ] {
+    if let Some(cells) = c.notebook {
+        notebook(&server, "b.ipynb", cells).await;
+    }
+    for (tool, args) in c.calls {
         let r = server.call(tool, args).await;
-        assert_refused(&r, "not_found", "has no cell with index 5");
+        assert!(
+            is_error(&r),
+            "{case}: {tool}: expected an error result: {r}"
+        );
+        if let Some(expected) = c.status {
+            assert_eq!(status(&r), expected, "{case}: {tool}: {r}");
+        }
+        let hint = c.hint;
+        assert!(
+            text(&r).contains(hint),
+            "{case}: {tool}: message lacks {hint:?}: {r}"
+        );
+    }
+    if let Some(path) = c.absent {
+        assert!(
+            !server.workdir.path().join(path).exists(),
+            "{case}: {path} was written"
+        );
     }
 }
 
-#[tokio::test]
-async fn bad_input_unknown_cell_id() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    let r = server
-        .call(
-            "edit_cell",
-            json!({"path": "b.ipynb", "cell": "no-such-id", "source": "x"}),
-        )
-        .await;
-    assert_refused(&r, "not_found", "read_notebook");
-}
-
-#[tokio::test]
-async fn bad_input_insert_index_past_the_end() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    let r = server
-        .call(
+cases!(refused {
+    bad_input_cell_index_out_of_range: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![
+            ("edit_cell", json!({"path": "b.ipynb", "cell": 5, "source": "x"})),
+            ("delete_cell", json!({"path": "b.ipynb", "cell": 5})),
+            ("move_cell", json!({"path": "b.ipynb", "cell": 5, "to": 0})),
+            ("clear_outputs", json!({"path": "b.ipynb", "cell": 5})),
+            ("execute_cell", json!({"path": "b.ipynb", "cell": 5})),
+        ],
+        status: Some("not_found"),
+        hint: "has no cell with index 5",
+        ..Default::default()
+    };
+    bad_input_unknown_cell_id: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![("edit_cell", json!({"path": "b.ipynb", "cell": "no-such-id", "source": "x"}))],
+        status: Some("not_found"),
+        hint: "read_notebook",
+        ..Default::default()
+    };
+    bad_input_insert_index_past_the_end: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![(
             "insert_cell",
             json!({"path": "b.ipynb", "cell_type": "code", "source": "x", "index": 2}),
-        )
-        .await;
-    assert_refused(&r, "invalid_argument", "use 0 to 1");
-}
-
-#[tokio::test]
-async fn bad_input_move_target_out_of_range() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1"), code("2")])).await;
-    let r = server
-        .call("move_cell", json!({"path": "b.ipynb", "cell": 0, "to": 2}))
-        .await;
-    assert_refused(&r, "invalid_argument", "use 0 to 1");
-}
-
-#[tokio::test]
-async fn bad_input_unknown_cell_type() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([])).await;
-    let r = server
-        .call(
-            "insert_cell",
-            json!({"path": "b.ipynb", "cell_type": "python", "source": "x"}),
-        )
-        .await;
-    assert!(is_error(&r), "{r}");
-    assert!(text(&r).contains("cell_type"), "{r}");
-}
-
-#[tokio::test]
-async fn bad_input_negative_cell_index() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    let r = server
-        .call("delete_cell", json!({"path": "b.ipynb", "cell": -1}))
-        .await;
-    assert!(is_error(&r), "{r}");
-    assert!(text(&r).contains("cell"), "{r}");
-}
-
-#[tokio::test]
-async fn bad_input_missing_notebook() {
-    let server = Server::start();
-    let r = server
-        .call(
-            "insert_cell",
-            json!({"path": "nope.ipynb", "cell_type": "code", "source": "x"}),
-        )
-        .await;
-    assert_refused(&r, "not_found", "list_notebooks");
-    let r = server
-        .call("execute_notebook", json!({"path": "nope.ipynb"}))
-        .await;
-    assert_refused(&r, "not_found", "list_notebooks");
-}
+        )],
+        status: Some("invalid_argument"),
+        hint: "use 0 to 1",
+        ..Default::default()
+    };
+    bad_input_move_target_out_of_range: Refused {
+        notebook: Some(json!([code("1"), code("2")])),
+        calls: vec![("move_cell", json!({"path": "b.ipynb", "cell": 0, "to": 2}))],
+        status: Some("invalid_argument"),
+        hint: "use 0 to 1",
+        ..Default::default()
+    };
+    bad_input_unknown_cell_type: Refused {
+        notebook: Some(json!([])),
+        calls: vec![("insert_cell", json!({"path": "b.ipynb", "cell_type": "python", "source": "x"}))],
+        hint: "cell_type",
+        ..Default::default()
+    };
+    bad_input_negative_cell_index: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![("delete_cell", json!({"path": "b.ipynb", "cell": -1}))],
+        hint: "cell",
+        ..Default::default()
+    };
+    bad_input_missing_notebook: Refused {
+        calls: vec![
+            ("insert_cell", json!({"path": "nope.ipynb", "cell_type": "code", "source": "x"})),
+            ("execute_notebook", json!({"path": "nope.ipynb"})),
+        ],
+        status: Some("not_found"),
+        hint: "list_notebooks",
+        ..Default::default()
+    };
+    bad_input_execute_a_markdown_cell: Refused {
+        notebook: Some(json!([{"cell_type": "markdown", "source": "# hi"}])),
+        calls: vec![("execute_cell", json!({"path": "b.ipynb", "cell": 0}))],
+        status: Some("invalid_argument"),
+        hint: "only code cells run",
+        ..Default::default()
+    };
+    bad_input_execute_notebook_range: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![
+            ("execute_notebook", json!({"path": "b.ipynb", "start": 1, "stop": 0})),
+            ("execute_notebook", json!({"path": "b.ipynb", "stop": 5})),
+        ],
+        status: Some("invalid_argument"),
+        hint: "start <= stop",
+        ..Default::default()
+    };
+    bad_input_execute_timeout_out_of_range: Refused {
+        notebook: Some(json!([code("1")])),
+        calls: vec![("execute_cell", json!({"path": "b.ipynb", "cell": 0, "timeout": -1}))],
+        status: Some("invalid_argument"),
+        hint: "timeout",
+        ..Default::default()
+    };
+});
 
 #[tokio::test]
 async fn bad_input_paths_outside_the_working_directory() {
@@ -741,34 +773,6 @@ async fn bad_input_paths_outside_the_working_directory() {
 }
 
 #[tokio::test]
-async fn bad_input_execute_a_markdown_cell() {
-    let server = Server::start();
-    notebook(
-        &server,
-        "b.ipynb",
-        json!([{"cell_type": "markdown", "source": "# hi"}]),
-    )
-    .await;
-    let r = server
-        .call("execute_cell", json!({"path": "b.ipynb", "cell": 0}))
-        .await;
-    assert_refused(&r, "invalid_argument", "only code cells run");
-}
-
-#[tokio::test]
-async fn bad_input_execute_notebook_range() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    for args in [
-        json!({"path": "b.ipynb", "start": 1, "stop": 0}),
-        json!({"path": "b.ipynb", "stop": 5}),
-    ] {
-        let r = server.call("execute_notebook", args).await;
-        assert_refused(&r, "invalid_argument", "start <= stop");
-    }
-}
-
-#[tokio::test]
 async fn bad_input_edit_a_file_that_is_not_a_notebook() {
     let server = Server::start();
     std::fs::write(
@@ -787,19 +791,6 @@ async fn bad_input_edit_a_file_that_is_not_a_notebook() {
         std::fs::read_to_string(server.workdir.path().join("junk.ipynb")).unwrap(),
         "{\"nbformat\": 3}"
     );
-}
-
-#[tokio::test]
-async fn bad_input_execute_timeout_out_of_range() {
-    let server = Server::start();
-    notebook(&server, "b.ipynb", json!([code("1")])).await;
-    let r = server
-        .call(
-            "execute_cell",
-            json!({"path": "b.ipynb", "cell": 0, "timeout": -1}),
-        )
-        .await;
-    assert_refused(&r, "invalid_argument", "timeout");
 }
 
 // ---- files and resources ----
@@ -1078,29 +1069,33 @@ async fn bad_input_write_existing_file_without_overwrite() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_write_invalid_base64() {
-    let server = Server::start();
-    let r = server
-        .call(
+cases!(refused {
+    bad_input_write_invalid_base64: Refused {
+        calls: vec![(
             "write_file",
             json!({"path": "a.bin", "content": "not base64!", "encoding": "base64"}),
-        )
-        .await;
-    assert_refused(&r, "invalid_argument", "base64");
-    assert!(!server.workdir.path().join("a.bin").exists());
-}
-
-#[tokio::test]
-async fn bad_input_write_over_the_size_cap() {
-    let server = Server::start();
-    let big = "x".repeat(3 * 1024 * 1024 + 1);
-    let r = server
-        .call("write_file", json!({"path": "big.txt", "content": big}))
-        .await;
-    assert_refused(&r, "too_large", "limit");
-    assert!(!server.workdir.path().join("big.txt").exists());
-}
+        )],
+        status: Some("invalid_argument"),
+        hint: "base64",
+        absent: Some("a.bin"),
+        ..Default::default()
+    };
+    bad_input_write_over_the_size_cap: Refused {
+        calls: vec![(
+            "write_file",
+            json!({"path": "big.txt", "content": "x".repeat(3 * 1024 * 1024 + 1)}),
+        )],
+        status: Some("too_large"),
+        hint: "limit",
+        absent: Some("big.txt"),
+        ..Default::default()
+    };
+    bad_input_unknown_encoding: Refused {
+        calls: vec![("write_file", json!({"path": "a.txt", "content": "x", "encoding": "utf16"}))],
+        hint: "encoding",
+        ..Default::default()
+    };
+});
 
 #[tokio::test]
 async fn bad_input_read_missing_file_or_a_directory() {
@@ -1112,19 +1107,6 @@ async fn bad_input_read_missing_file_or_a_directory() {
     assert_refused(&r, "invalid_argument", "is a directory");
     let r = server.call("list_files", json!({"path": "nope"})).await;
     assert_refused(&r, "not_found", "list_files");
-}
-
-#[tokio::test]
-async fn bad_input_unknown_encoding() {
-    let server = Server::start();
-    let r = server
-        .call(
-            "write_file",
-            json!({"path": "a.txt", "content": "x", "encoding": "utf16"}),
-        )
-        .await;
-    assert!(is_error(&r), "{r}");
-    assert!(text(&r).contains("encoding"), "{r}");
 }
 
 // ---- images that fit the model ----

@@ -714,86 +714,79 @@ async fn kernel_state_is_shared_across_eras() {
     assert_eq!(text(&reply.json()["result"]), "42", "{reply}");
 }
 
-/// 2026-07-28 transport: a missing required standard header (`Mcp-Name` on `tools/call`) MUST
-/// get `400 Bad Request` with `-32020 HeaderMismatch`.
-#[tokio::test]
-async fn a_2026_07_28_tools_call_without_mcp_name_gets_header_mismatch() {
+/// A `2026-07-28` request whose `Mcp-*` headers or versions do not add up: its `_meta` names
+/// `meta_version`, exactly `headers` are sent, and the answer must be `400` with `code`.
+struct BadHeaders<'a> {
+    method: &'a str,
+    params: Value,
+    meta_version: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    code: i64,
+}
+
+async fn bad_headers(case: &str, c: BadHeaders<'_>) {
     let server = Server::start();
-    let mut params = json!({"name": "execute_code", "arguments": {"code": "1+1"}});
+    let mut params = c.params;
     params["_meta"] = modern_meta();
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
-    let headers = [
-        ("mcp-protocol-version", MODERN),
-        ("mcp-method", "tools/call"),
-    ];
-    let reply = post(&server, body.to_string(), &headers).await;
-    assert_eq!(reply.status, 400, "{reply}");
-    assert_jsonrpc_error(&reply, HEADER_MISMATCH, json!(1));
+    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(c.meta_version);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": c.method, "params": params});
+    let reply = post(&server, body.to_string(), c.headers).await;
+    assert_eq!(reply.status, 400, "{case}: {reply}");
+    assert_jsonrpc_error(&reply, c.code, json!(1));
+    if c.code == UNSUPPORTED_PROTOCOL_VERSION {
+        let supported = reply.json()["error"]["data"]["supported"].clone();
+        assert!(
+            supported
+                .as_array()
+                .is_some_and(|s| s.contains(&json!(MODERN))),
+            "{case}: {reply}"
+        );
+    }
     assert_still_serves(&server).await;
 }
 
-/// 2026-07-28 transport: `Mcp-Name` that disagrees with the body MUST get `400` / `-32020`
-/// (a router could otherwise send one tool's call past a policy written for another).
-#[tokio::test]
-async fn a_2026_07_28_mcp_name_that_disagrees_with_the_body_gets_header_mismatch() {
-    let server = Server::start();
-    let mut params = json!({"name": "execute_code", "arguments": {"code": "1+1"}});
-    params["_meta"] = modern_meta();
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
-    let headers = [
-        ("mcp-protocol-version", MODERN),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "get_kernel_status"),
-    ];
-    let reply = post(&server, body.to_string(), &headers).await;
-    assert_eq!(reply.status, 400, "{reply}");
-    assert_jsonrpc_error(&reply, HEADER_MISMATCH, json!(1));
-    assert_still_serves(&server).await;
-}
-
-/// 2026-07-28 transport: `MCP-Protocol-Version` MUST match `_meta`; otherwise `400` / `-32020`.
-#[tokio::test]
-async fn a_2026_07_28_version_header_that_disagrees_with_meta_gets_header_mismatch() {
-    let server = Server::start();
-    let mut params = json!({});
-    params["_meta"] = modern_meta();
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params});
-    let headers = [
-        ("mcp-protocol-version", LEGACY[0]),
-        ("mcp-method", "tools/list"),
-    ];
-    let reply = post(&server, body.to_string(), &headers).await;
-    assert_eq!(reply.status, 400, "{reply}");
-    assert_jsonrpc_error(&reply, HEADER_MISMATCH, json!(1));
-    assert_still_serves(&server).await;
-}
-
-/// 2026-07-28: a version the server does not implement MUST get `400` and an
-/// `UnsupportedProtocolVersionError` listing the supported versions.
-#[tokio::test]
-async fn an_unknown_modern_version_gets_unsupported_protocol_version() {
-    let server = Server::start();
-    let version = "2099-01-01";
-    let mut meta = modern_meta();
-    meta["io.modelcontextprotocol/protocolVersion"] = json!(version);
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
-    let headers = [
-        ("mcp-protocol-version", version),
-        ("mcp-method", "tools/list"),
-    ];
-    let reply = post(&server, body.to_string(), &headers).await;
-    assert_eq!(reply.status, 400, "{reply}");
-    assert_jsonrpc_error(&reply, UNSUPPORTED_PROTOCOL_VERSION, json!(1));
-    let supported = reply.json()["error"]["data"]["supported"].clone();
-    assert!(
-        supported
-            .as_array()
-            .is_some_and(|s| s.contains(&json!(MODERN))),
-        "{reply}"
-    );
-    assert_still_serves(&server).await;
-}
+cases!(bad_headers {
+    /// 2026-07-28 transport: a missing required standard header (`Mcp-Name` on `tools/call`)
+    /// MUST get `400 Bad Request` with `-32020 HeaderMismatch`.
+    a_2026_07_28_tools_call_without_mcp_name_gets_header_mismatch: BadHeaders {
+        method: "tools/call",
+        params: json!({"name": "execute_code", "arguments": {"code": "1+1"}}),
+        meta_version: MODERN,
+        headers: &[("mcp-protocol-version", MODERN), ("mcp-method", "tools/call")],
+        code: HEADER_MISMATCH,
+    };
+    /// 2026-07-28 transport: `Mcp-Name` that disagrees with the body MUST get `400` / `-32020`
+    /// (a router could otherwise send one tool's call past a policy written for another).
+    a_2026_07_28_mcp_name_that_disagrees_with_the_body_gets_header_mismatch: BadHeaders {
+        method: "tools/call",
+        params: json!({"name": "execute_code", "arguments": {"code": "1+1"}}),
+        meta_version: MODERN,
+        headers: &[
+            ("mcp-protocol-version", MODERN),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "get_kernel_status"),
+        ],
+        code: HEADER_MISMATCH,
+    };
+    /// 2026-07-28 transport: `MCP-Protocol-Version` MUST match `_meta`; otherwise `400` /
+    /// `-32020`.
+    a_2026_07_28_version_header_that_disagrees_with_meta_gets_header_mismatch: BadHeaders {
+        method: "tools/list",
+        params: json!({}),
+        meta_version: MODERN,
+        headers: &[("mcp-protocol-version", LEGACY[0]), ("mcp-method", "tools/list")],
+        code: HEADER_MISMATCH,
+    };
+    /// 2026-07-28: a version the server does not implement MUST get `400` and an
+    /// `UnsupportedProtocolVersionError` listing the supported versions.
+    an_unknown_modern_version_gets_unsupported_protocol_version: BadHeaders {
+        method: "tools/list",
+        params: json!({}),
+        meta_version: "2099-01-01",
+        headers: &[("mcp-protocol-version", "2099-01-01"), ("mcp-method", "tools/list")],
+        code: UNSUPPORTED_PROTOCOL_VERSION,
+    };
+});
 
 // ---------------------------------------------------------------------------------------------
 // Golden tools/list.

@@ -729,3 +729,17 @@ pub fn sha256_hex(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A table of cases, one named test each, as ripgrep's `rgtest!`: `cases!(run { name: case; })`
+/// makes `#[tokio::test] async fn name() { run("name", case).await }` (`cases!(sync run {..})` a
+/// plain `#[test]`). nextest runs every case in its own process, in parallel with the rest, a
+/// case that fails does not hide the next, and the failure is reported under the case's name.
+macro_rules! cases {
+    (sync $run:ident { $($(#[$meta:meta])* $name:ident: $case:expr;)+ }) => {
+        $($(#[$meta])* #[test] fn $name() { $run(stringify!($name), $case) })+
+    };
+    ($run:ident { $($(#[$meta:meta])* $name:ident: $case:expr;)+ }) => {
+        $($(#[$meta])* #[tokio::test] async fn $name() { $run(stringify!($name), $case).await })+
+    };
+}
+pub(crate) use cases;
