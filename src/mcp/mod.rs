@@ -11,6 +11,7 @@ pub(crate) mod continuity;
 mod error;
 pub mod invocation;
 mod progress;
+mod render;
 mod resources;
 mod schema;
 mod tools;

@@ -193,8 +193,8 @@ pub(super) fn execution_result(
 ) -> Result<CallToolResult, ToolError> {
     let mut content: Vec<ContentBlock> = Vec::new();
     for item in &e.outputs {
-        content.push(item.to_content());
-        content.extend(item.original_link());
+        content.push(crate::mcp::render::item_content(item));
+        content.extend(crate::mcp::render::original_link(item));
     }
     if let Some(n) = &e.note {
         content.push(ContentBlock::text(format!("[{n}]")));
