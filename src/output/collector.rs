@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 
 use super::convert::convert;
-use super::fit::{self, IMAGE_BUDGET_FACTOR, fit_image, image_fit_limits};
+use super::fit::{self, IMAGE_BUDGET_FACTOR, fit_image, image_budget, image_fit_limits};
 use super::model::{LEFT_OUT_KEEP_BYTES, OutputItem, decoded_len};
 use crate::kernel::{KernelOutput, OutputSink};
 
@@ -60,7 +60,7 @@ impl Collector {
             omitted_bytes: 0,
             seen_bytes: 0,
             image_bytes: 0,
-            image_limit: max_bytes.saturating_mul(IMAGE_BUDGET_FACTOR),
+            image_limit: image_budget(max_bytes),
             left_out_kept: 0,
             progress,
             pending_progress: String::new(),
