@@ -12,6 +12,7 @@ mod continuity;
 mod error;
 pub mod invocation;
 mod progress;
+mod render;
 mod resources;
 mod schema;
 mod tools;

@@ -4,12 +4,20 @@
 //! (line plots favour PNG, photos and dense scatter plots JPEG; PNG wins ties, see
 //! `smaller_encoding`). JPEG has no alpha: transparent pixels are laid on white first, as a
 //! viewer shows them. The caller keeps the original to save and link, so nothing is lost.
+//!
+//! Also the budget a reply's images share ([`IMAGE_BUDGET_FACTOR`], [`image_fit_limits`]), and
+//! the fitting of the two things a tool sends as images: an output item ([`fit_image`]) and an
+//! image file ([`FileFit`]).
 
 use std::io::Cursor;
+use std::sync::Arc;
 
+use base64::Engine;
 use image::codecs::png::{CompressionType, FilterType as PngFilterType, PngEncoder};
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView};
+
+use super::model::{OriginalImage, OutputItem};
 
 /// JPEG quality used when JPEG is tried.
 const JPEG_QUALITY: u8 = 85;
@@ -111,6 +119,136 @@ fn on_white(img: &DynamicImage) -> image::RgbImage {
         };
         image::Rgb([over(r), over(g), over(b)])
     })
+}
+
+/// Images get their own budget, this many times the text cap: they are not repeated in
+/// `structuredContent`, and a plot is worth more than its size in text. With the default cap a
+/// full reply (text twice, images once) stays near 800 KB, under the 1 MiB the Python SDK takes
+/// in one SSE event.
+pub(crate) const IMAGE_BUDGET_FACTOR: usize = 4;
+
+/// The image budget, in bytes of base64, that a text cap of `max_output_bytes` gives a reply.
+pub(crate) fn image_budget(max_output_bytes: usize) -> usize {
+    max_output_bytes.saturating_mul(IMAGE_BUDGET_FACTOR)
+}
+
+/// What every image a tool returns is fitted to: `max_px` on its longest side, and half of the
+/// image budget that `max_output_bytes` gives (in encoded bytes: base64 adds a third), so two
+/// full-size plots still fit one reply.
+pub(crate) fn image_fit_limits(max_output_bytes: usize, max_px: u32) -> FitLimits {
+    let image_budget = image_budget(max_output_bytes);
+    FitLimits {
+        max_px,
+        max_bytes: image_budget / 2 * 3 / 4,
+    }
+}
+
+/// Fits an image item to `limits` (other items pass through). An image that does not decode
+/// is sent as it came.
+pub(crate) fn fit_image(item: OutputItem, limits: FitLimits) -> OutputItem {
+    let OutputItem::Image {
+        mime_type,
+        data,
+        display_id,
+        ..
+    } = &item
+    else {
+        return item;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Ok(raw) = b64.decode(data) else {
+        return item;
+    };
+    match run_blocking(|| fit(&raw, limits)) {
+        Ok(Some(fitted)) => {
+            let (width, height) = dimensions(&raw).unwrap_or_default();
+            let data = b64.encode(&fitted.bytes);
+            OutputItem::Image {
+                mime_type: fitted.mime_type.into(),
+                bytes: data.len(),
+                sent_bytes: fitted.bytes.len(),
+                width: Some(fitted.width),
+                height: Some(fitted.height),
+                original: Some(OriginalImage::unsaved(
+                    mime_type,
+                    (width, height),
+                    raw.len(),
+                )),
+                data,
+                original_data: Some(Arc::new(raw)),
+                display_id: display_id.clone(),
+            }
+        }
+        Ok(None) => {
+            let size = dimensions(&raw);
+            match item {
+                OutputItem::Image {
+                    mime_type,
+                    bytes,
+                    data,
+                    display_id,
+                    ..
+                } => OutputItem::Image {
+                    original: size.map(|size| OriginalImage::unsaved(&mime_type, size, raw.len())),
+                    mime_type,
+                    bytes,
+                    sent_bytes: raw.len(),
+                    width: size.map(|s| s.0),
+                    height: size.map(|s| s.1),
+                    data,
+                    original_data: None,
+                    display_id,
+                },
+                other => other,
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "image did not decode; sent as it came");
+            item
+        }
+    }
+}
+
+/// Runs CPU-heavy work on a runtime worker without stalling the others' tasks (a multi-thread
+/// runtime moves them away); elsewhere it just runs it.
+fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// What fitting an image file to the model gave.
+pub(crate) enum FileFit {
+    /// It already fits: sent as is, at this pixel size.
+    AsIs {
+        width: u32,
+        height: u32,
+    },
+    Downscaled(Fitted),
+    /// It does not decode: linked, never sent unfitted.
+    Undecodable(String),
+}
+
+impl FileFit {
+    /// Fits the image file `bytes` to `limits`.
+    pub(crate) fn of(bytes: &[u8], limits: FitLimits) -> FileFit {
+        match fit(bytes, limits) {
+            Ok(Some(f)) => FileFit::Downscaled(f),
+            // `fit` reads only the header of an image that fits; decode it whole before
+            // sending it, so a broken file is linked rather than sent.
+            Ok(None) => match image::load_from_memory(bytes) {
+                Ok(img) => FileFit::AsIs {
+                    width: img.width(),
+                    height: img.height(),
+                },
+                Err(e) => FileFit::Undecodable(e.to_string()),
+            },
+            Err(e) => FileFit::Undecodable(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

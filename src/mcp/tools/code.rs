@@ -67,8 +67,8 @@ pub struct InstallPackageArgs {
 pub(super) fn execution_result(out: &ExecuteCodeOutput) -> Result<CallToolResult, ToolError> {
     let mut content: Vec<ContentBlock> = Vec::new();
     for item in &out.outputs {
-        content.push(item.to_content());
-        content.extend(item.original_link());
+        content.push(crate::mcp::render::item_content(item));
+        content.extend(crate::mcp::render::original_link(item));
     }
     if let Some(n) = &out.note {
         content.push(ContentBlock::text(format!("[{n}]")));

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResult, ContentBlock, Resource};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -14,8 +14,9 @@ use crate::files::{FileEntry, FileRead, mime_from_name, uri_for};
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{respond, structured};
-use crate::output::fit::{Fitted, dimensions, fit};
-use crate::output::{IMAGE_BUDGET_FACTOR, image_fit_limits};
+use crate::mcp::render::{self, OverBudget};
+use crate::output::fit::{FileFit, dimensions};
+use crate::output::image_fit_limits;
 
 /// Lines read_file returns when no limit is given.
 const DEFAULT_LINE_LIMIT: usize = 2000;
@@ -168,7 +169,7 @@ impl JupyterMcp {
             .with_files(&ctx, move |f| {
                 let (read, size, path) = f.read(&path)?;
                 let fitted = match &read {
-                    FileRead::Image { bytes, .. } => Some(Fit::of(bytes, limits)),
+                    FileRead::Image { bytes, .. } => Some(FileFit::of(bytes, limits)),
                     _ => None,
                 };
                 Ok((read, size, path, fitted))
@@ -218,53 +219,22 @@ fn decode_base64(content: &str) -> Result<Vec<u8>, crate::files::Error> {
         })
 }
 
-/// What fitting an image file to the model gave.
-enum Fit {
-    /// It already fits: sent as is, at this pixel size.
-    AsIs {
-        width: u32,
-        height: u32,
-    },
-    Downscaled(Fitted),
-    /// It does not decode: linked, never sent unfitted.
-    Undecodable(String),
-}
-
-impl Fit {
-    fn of(bytes: &[u8], limits: crate::output::fit::FitLimits) -> Fit {
-        match fit(bytes, limits) {
-            Ok(Some(f)) => Fit::Downscaled(f),
-            // `fit` reads only the header of an image that fits; decode it whole before
-            // sending it, so a broken file is linked rather than sent.
-            Ok(None) => match image::load_from_memory(bytes) {
-                Ok(img) => Fit::AsIs {
-                    width: img.width(),
-                    height: img.height(),
-                },
-                Err(e) => Fit::Undecodable(e.to_string()),
-            },
-            Err(e) => Fit::Undecodable(e.to_string()),
-        }
-    }
-}
-
 /// The structured description and the content blocks of a file read.
 fn file_content(
     read: FileRead,
-    fitted: Option<Fit>,
+    fitted: Option<FileFit>,
     size: u64,
     path: String,
     offset: usize,
     limit: Option<usize>,
     cap: usize,
 ) -> (ReadFileOutput, Vec<ContentBlock>) {
-    let uri = uri_for(&path);
     let mut out = ReadFileOutput {
         mime_type: mime_from_name(&path).to_owned(),
+        uri: uri_for(&path),
         path,
         kind: "binary",
         size_bytes: size,
-        uri,
         offset: None,
         lines: None,
         total_lines: None,
@@ -272,113 +242,15 @@ fn file_content(
         image: None,
         note: None,
     };
-    let link = |out: &ReadFileOutput| {
-        ContentBlock::resource_link(
-            Resource::new(out.uri.clone(), out.path.clone())
-                .with_mime_type(out.mime_type.clone())
-                .with_size(out.size_bytes),
-        )
-    };
     let content = match read {
         FileRead::Text { text } => {
-            out.kind = "text";
-            let (window, taken, total, cut) =
-                text_window(&text, offset, limit.unwrap_or(DEFAULT_LINE_LIMIT), cap);
-            out.offset = Some(offset);
-            out.lines = Some(taken);
-            out.total_lines = Some(total);
-            out.next_offset = Some(offset + taken).filter(|n| *n < total);
-            // No lines (an empty file, or an offset past the end) still says so in text.
-            let mut content = vec![ContentBlock::text(if taken == 0 {
-                format!(
-                    "[{} has {total} lines; none from offset {offset}]",
-                    out.path
-                )
-            } else {
-                window
-            })];
-            if cut {
-                out.note = Some("a line longer than the output cap was cut".into());
-            }
-            if let Some(n) = out.next_offset {
-                content.push(ContentBlock::text(format!(
-                    "[lines {offset}..{n} of {total}; call read_file again with offset={n} for more]"
-                )));
-            }
-            content
+            let limit = limit.unwrap_or(DEFAULT_LINE_LIMIT);
+            text_content(&mut out, &text, offset, limit, cap)
         }
         FileRead::Image { mime_type, bytes } => {
-            out.kind = "image";
-            out.mime_type = mime_type.to_owned();
-            let size = |mime_type: &str, width, height, bytes| ImageSize {
-                mime_type: mime_type.to_owned(),
-                width,
-                height,
-                bytes,
-            };
-            let fitted =
-                fitted.unwrap_or_else(|| Fit::Undecodable("it was not read as an image".into()));
-            let (mime_type, bytes, image) = match fitted {
-                Fit::Downscaled(f) => {
-                    out.note = Some(format!(
-                        "downscaled to {}x{} {} to fit the model; the full-size file is linked",
-                        f.width, f.height, f.mime_type
-                    ));
-                    let (w, h) = dimensions(&bytes).unwrap_or_default();
-                    let image = ImageSent {
-                        sent: size(f.mime_type, f.width, f.height, f.bytes.len()),
-                        original: size(mime_type, w, h, bytes.len()),
-                    };
-                    (f.mime_type, f.bytes, image)
-                }
-                Fit::AsIs { width, height } => {
-                    let image = ImageSent {
-                        sent: size(mime_type, width, height, bytes.len()),
-                        original: size(mime_type, width, height, bytes.len()),
-                    };
-                    (mime_type, bytes, image)
-                }
-                Fit::Undecodable(reason) => {
-                    let note = format!(
-                        "{} ({mime_type}, {} bytes) could not be decoded ({reason}), so it cannot be fitted to the model; it is linked, not shown",
-                        out.path, out.size_bytes
-                    );
-                    out.note = Some(note.clone());
-                    let content = vec![ContentBlock::text(note), link(&out)];
-                    return (out, content);
-                }
-            };
-            let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            let budget = cap.saturating_mul(IMAGE_BUDGET_FACTOR);
-            // A caption in text too: many hosts show the model only text, and the results
-            // convention (src/mcp/error.rs) puts the downscale note where the model reads it.
-            let caption = |out: &ReadFileOutput| {
-                let mut caption =
-                    format!("{} ({}, {} bytes)", out.path, out.mime_type, out.size_bytes);
-                if let Some(note) = &out.note {
-                    caption = format!("{caption}: {note}");
-                }
-                ContentBlock::text(caption)
-            };
-            if data.len() <= budget {
-                out.image = Some(image);
-            }
-            if data.len() <= budget && out.note.is_some() {
-                vec![
-                    caption(&out),
-                    ContentBlock::image(data, mime_type),
-                    link(&out),
-                ]
-            } else if data.len() <= budget {
-                vec![caption(&out), ContentBlock::image(data, mime_type)]
-            } else {
-                let note = format!(
-                    "the image is {} bytes in base64, over the image budget of {budget}; it is linked instead. hint: make a smaller copy in the kernel (PIL) and read that",
-                    data.len()
-                );
-                out.note = Some(note.clone());
-                vec![ContentBlock::text(note), link(&out)]
-            }
+            let fitted = fitted
+                .unwrap_or_else(|| FileFit::Undecodable("it was not read as an image".into()));
+            image_content(&mut out, mime_type, bytes, fitted, cap)
         }
         FileRead::Binary { .. } => vec![
             ContentBlock::text(format!(
@@ -389,6 +261,138 @@ fn file_content(
         ],
     };
     (out, content)
+}
+
+/// A text file: the window of lines asked for (within the cap), and where to read on.
+fn text_content(
+    out: &mut ReadFileOutput,
+    text: &str,
+    offset: usize,
+    limit: usize,
+    cap: usize,
+) -> Vec<ContentBlock> {
+    out.kind = "text";
+    let (window, taken, total, cut) = text_window(text, offset, limit, cap);
+    out.offset = Some(offset);
+    out.lines = Some(taken);
+    out.total_lines = Some(total);
+    out.next_offset = Some(offset + taken).filter(|n| *n < total);
+    // No lines (an empty file, or an offset past the end) still says so in text.
+    let mut content = vec![ContentBlock::text(if taken == 0 {
+        format!(
+            "[{} has {total} lines; none from offset {offset}]",
+            out.path
+        )
+    } else {
+        window
+    })];
+    if cut {
+        out.note = Some("a line longer than the output cap was cut".into());
+    }
+    if let Some(n) = out.next_offset {
+        content.push(ContentBlock::text(format!(
+            "[lines {offset}..{n} of {total}; call read_file again with offset={n} for more]"
+        )));
+    }
+    content
+}
+
+/// An image file: sent fitted to the model within the image budget, with a caption (and a
+/// link to the file when it was downscaled); linked instead when it does not decode or is
+/// over the budget.
+fn image_content(
+    out: &mut ReadFileOutput,
+    mime_type: &'static str,
+    bytes: Vec<u8>,
+    fitted: FileFit,
+    cap: usize,
+) -> Vec<ContentBlock> {
+    out.kind = "image";
+    out.mime_type = mime_type.to_owned();
+    let (sent_mime, sent, image) = match image_sent(out, mime_type, bytes, fitted) {
+        Ok(sent) => sent,
+        Err(reason) => {
+            let note = format!(
+                "{} ({mime_type}, {} bytes) could not be decoded ({reason}), so it cannot be fitted to the model; it is linked, not shown",
+                out.path, out.size_bytes
+            );
+            out.note = Some(note.clone());
+            return vec![ContentBlock::text(note), link(out)];
+        }
+    };
+    match render::image_within_budget(&sent, sent_mime, cap) {
+        Ok(block) => {
+            out.image = Some(image);
+            let mut content = vec![caption(out), block];
+            if out.note.is_some() {
+                content.push(link(out));
+            }
+            content
+        }
+        Err(OverBudget {
+            base64_bytes,
+            budget,
+        }) => {
+            let note = format!(
+                "the image is {base64_bytes} bytes in base64, over the image budget of {budget}; it is linked instead. hint: make a smaller copy in the kernel (PIL) and read that"
+            );
+            out.note = Some(note.clone());
+            vec![ContentBlock::text(note), link(out)]
+        }
+    }
+}
+
+/// The image to send (its type and bytes) and both sizes, noting a downscale in `out`; the
+/// reason when the file does not decode.
+fn image_sent(
+    out: &mut ReadFileOutput,
+    mime_type: &'static str,
+    bytes: Vec<u8>,
+    fitted: FileFit,
+) -> Result<(&'static str, Vec<u8>, ImageSent), String> {
+    let size = |mime_type: &str, width, height, bytes| ImageSize {
+        mime_type: mime_type.to_owned(),
+        width,
+        height,
+        bytes,
+    };
+    match fitted {
+        FileFit::Downscaled(f) => {
+            out.note = Some(format!(
+                "downscaled to {}x{} {} to fit the model; the full-size file is linked",
+                f.width, f.height, f.mime_type
+            ));
+            let (w, h) = dimensions(&bytes).unwrap_or_default();
+            let image = ImageSent {
+                sent: size(f.mime_type, f.width, f.height, f.bytes.len()),
+                original: size(mime_type, w, h, bytes.len()),
+            };
+            Ok((f.mime_type, f.bytes, image))
+        }
+        FileFit::AsIs { width, height } => {
+            let image = ImageSent {
+                sent: size(mime_type, width, height, bytes.len()),
+                original: size(mime_type, width, height, bytes.len()),
+            };
+            Ok((mime_type, bytes, image))
+        }
+        FileFit::Undecodable(reason) => Err(reason),
+    }
+}
+
+/// A caption in text for an image sent: many hosts show the model only text, and the results
+/// convention (src/mcp/error.rs) puts the downscale note where the model reads it.
+fn caption(out: &ReadFileOutput) -> ContentBlock {
+    let mut caption = format!("{} ({}, {} bytes)", out.path, out.mime_type, out.size_bytes);
+    if let Some(note) = &out.note {
+        caption = format!("{caption}: {note}");
+    }
+    ContentBlock::text(caption)
+}
+
+/// A `resource_link` to the file read.
+fn link(out: &ReadFileOutput) -> ContentBlock {
+    render::file_link(&out.uri, &out.path, &out.mime_type, out.size_bytes)
 }
 
 /// Lines `offset..offset+limit` of `text` within `cap` bytes (at least one line, cut to the cap

@@ -233,8 +233,8 @@ fn notebook_content(out: &ReadNotebookOutput) -> Vec<ContentBlock> {
             cell.source
         )));
         for item in &cell.outputs {
-            content.push(item.to_content());
-            content.extend(item.original_link());
+            content.push(crate::mcp::render::item_content(item));
+            content.extend(crate::mcp::render::original_link(item));
         }
     }
     if out.outputs_truncated {

@@ -168,8 +168,8 @@ pub(super) fn notebook_run_result(
     if let Some(i) = out.failed_cell {
         content.push(ContentBlock::text(format!("[outputs of cell {i}]")));
         for item in &out.failed_outputs {
-            content.push(item.to_content());
-            content.extend(item.original_link());
+            content.push(crate::mcp::render::item_content(item));
+            content.extend(crate::mcp::render::original_link(item));
         }
     }
     let mut result = structured(content, out)?;
