@@ -98,23 +98,6 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Removes everything under the runtime root but its lock file: every kernel's runtime and
-/// temp directory and whatever else is there. Only for when no kernel of this server runs
-/// (`Pool::retire_all`); what cannot be removed is logged.
-pub fn remove_runtime_leftovers(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name() == crate::RUNTIME_LOCK_FILE {
-            continue;
-        }
-        if let Err(e) = crate::principal::remove_entry(&entry.path()) {
-            tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a kernel runtime leftover");
-        }
-    }
-}
-
 /// The connection file's name in a runtime directory.
 const CONNECTION_FILE: &str = "connection.json";
 

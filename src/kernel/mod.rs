@@ -4,12 +4,14 @@
 //! streaming outputs into an [`OutputSink`] ([`Kernel::execute`]), interrupts and kills it, and
 //! reports its state. An execution is complete when both the shell `execute_reply` and the iopub
 //! `idle` status for its msg_id arrived. A watcher task waits on the child process, so a dead
-//! kernel fails the call at once instead of hanging it.
+//! kernel fails the call at once instead of hanging it. The runtime root that holds every
+//! kernel's directories is `runtime_root`'s.
 
 mod error;
 pub mod introspect;
 pub mod launch;
 mod reader;
+mod runtime_root;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +28,9 @@ use tokio::time::{sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use error::Error;
-pub use launch::{LaunchConfig, remove_runtime_leftovers};
+pub use launch::LaunchConfig;
 use reader::{Channel, Routes};
+pub use runtime_root::{RuntimeRoot, remove_runtime_leftovers};
 
 /// After a timeout's interrupt, how long the kernel has to finish before it is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_millis(1500);
