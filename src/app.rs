@@ -20,7 +20,7 @@ pub struct App {
 pub fn build_app(
     settings: &Settings,
     stop: CancellationToken,
-) -> Result<(Arc<App>, crate::RuntimeRoot), crate::Error> {
+) -> Result<(Arc<App>, crate::kernel::RuntimeRoot), crate::Error> {
     let (service, runtime) = Service::build(settings, stop)?;
     let auth = Arc::new(Authenticator::new(
         settings,

@@ -315,6 +315,81 @@ fn remove(dir: &Path) {
     }
 }
 
+/// The `cgroup v2 kill` layer, from the test write to the new directory's `cgroup.kill`.
+fn v2_kill_layer(dir: &Path, kill: &std::io::Result<()>) -> Layer {
+    match kill {
+        Ok(()) => Layer::new(
+            "cgroup v2 kill",
+            true,
+            "cgroup.kill: a kernel's cgroup is killed at once when it exits, restarts or stops, setsid and double-forked children included",
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Layer::new(
+            "cgroup v2 kill",
+            false,
+            "this Linux has no cgroup.kill (it came in 5.14): the cgroup's members are SIGKILLed until none is left",
+        ),
+        Err(e) => Layer::new(
+            "cgroup v2 kill",
+            false,
+            format!(
+                "cannot write {}/cgroup.kill: {e}; the cgroup's members are SIGKILLed until none is left",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+/// Sets `pids.max` on the kernel's v2 directory `dir` where `parent` enables the controller.
+fn set_v2_pids_max(parent: &Path, dir: &Path, pids_max: u64) -> Layer {
+    match v2_controller_missing(parent, "pids") {
+        Some(why) => Layer::new("cgroup v2 pids.max", false, why),
+        None => match std::fs::write(dir.join("pids.max"), pids_max.to_string()) {
+            Ok(()) => Layer::new("cgroup v2 pids.max", true, format!("pids.max {pids_max}")),
+            Err(e) => Layer::new(
+                "cgroup v2 pids.max",
+                false,
+                format!("cannot set pids.max: {e}"),
+            ),
+        },
+    }
+}
+
+/// Sets `memory.max` (and `memory.swap.max` 0, where swap is accounted) on the kernel's v2
+/// directory `dir` where `parent` enables the controller and a limit is configured.
+fn set_v2_memory_max(parent: &Path, dir: &Path, memory_bytes: Option<u64>) -> Layer {
+    let bytes = match (v2_controller_missing(parent, "memory"), memory_bytes) {
+        (Some(why), _) => return Layer::new("cgroup v2 memory.max", false, why),
+        (None, None) => {
+            return Layer::new(
+                "cgroup v2 memory.max",
+                false,
+                "no memory limit is configured (--kernel-memory-mb 0)",
+            );
+        }
+        (None, Some(bytes)) => bytes,
+    };
+    if let Err(e) = std::fs::write(dir.join("memory.max"), bytes.to_string()) {
+        return Layer::new(
+            "cgroup v2 memory.max",
+            false,
+            format!("cannot set memory.max: {e}"),
+        );
+    }
+    let swap = if dir.join("memory.swap.max").exists() {
+        match std::fs::write(dir.join("memory.swap.max"), "0") {
+            Ok(()) => ", memory.swap.max 0".to_string(),
+            Err(e) => format!(" (memory.swap.max not set: {e})"),
+        }
+    } else {
+        " (no memory.swap.max: swap is not accounted here)".to_string()
+    };
+    Layer::new(
+        "cgroup v2 memory.max",
+        true,
+        format!("memory.max {bytes}{swap}"),
+    )
+}
+
 /// What a kernel cgroup of this host gives: its pieces, for the start-up report.
 pub(crate) struct Created {
     /// `None` when neither hierarchy holds the kernel.
@@ -430,72 +505,13 @@ impl Cgroup {
         )];
         // Writing to an empty cgroup's cgroup.kill does nothing but prove it works.
         let kill = std::fs::write(dir.join("cgroup.kill"), "1");
-        out.push(match &kill {
-            Ok(()) => Layer::new(
-                "cgroup v2 kill",
-                true,
-                "cgroup.kill: a kernel's cgroup is killed at once when it exits, restarts or stops, setsid and double-forked children included",
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Layer::new(
-                "cgroup v2 kill",
-                false,
-                "this Linux has no cgroup.kill (it came in 5.14): the cgroup's members are SIGKILLed until none is left",
-            ),
-            Err(e) => Layer::new(
-                "cgroup v2 kill",
-                false,
-                format!("cannot write {}/cgroup.kill: {e}; the cgroup's members are SIGKILLed until none is left", dir.display()),
-            ),
-        });
+        out.push(v2_kill_layer(&dir, &kill));
         self.v2 = Some(V2 {
             dir: dir.clone(),
             kill: kill.is_ok(),
         });
-        out.push(match v2_controller_missing(parent, "pids") {
-            Some(why) => Layer::new("cgroup v2 pids.max", false, why),
-            None => match std::fs::write(dir.join("pids.max"), pids_max.to_string()) {
-                Ok(()) => Layer::new("cgroup v2 pids.max", true, format!("pids.max {pids_max}")),
-                Err(e) => Layer::new(
-                    "cgroup v2 pids.max",
-                    false,
-                    format!("cannot set pids.max: {e}"),
-                ),
-            },
-        });
-        out.push(
-            match (v2_controller_missing(parent, "memory"), memory_bytes) {
-                (Some(why), _) => Layer::new("cgroup v2 memory.max", false, why),
-                (None, None) => Layer::new(
-                    "cgroup v2 memory.max",
-                    false,
-                    "no memory limit is configured (--kernel-memory-mb 0)",
-                ),
-                (None, Some(bytes)) => {
-                    match std::fs::write(dir.join("memory.max"), bytes.to_string()) {
-                        Err(e) => Layer::new(
-                            "cgroup v2 memory.max",
-                            false,
-                            format!("cannot set memory.max: {e}"),
-                        ),
-                        Ok(()) => {
-                            let swap = if dir.join("memory.swap.max").exists() {
-                                match std::fs::write(dir.join("memory.swap.max"), "0") {
-                                    Ok(()) => ", memory.swap.max 0".to_string(),
-                                    Err(e) => format!(" (memory.swap.max not set: {e})"),
-                                }
-                            } else {
-                                " (no memory.swap.max: swap is not accounted here)".to_string()
-                            };
-                            Layer::new(
-                                "cgroup v2 memory.max",
-                                true,
-                                format!("memory.max {bytes}{swap}"),
-                            )
-                        }
-                    }
-                }
-            },
-        );
+        out.push(set_v2_pids_max(parent, &dir, pids_max));
+        out.push(set_v2_memory_max(parent, &dir, memory_bytes));
         out
     }
 

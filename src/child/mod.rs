@@ -130,72 +130,14 @@ impl Policy {
             ),
             Layer::new("no_new_privs", true, "set before exec"),
         ];
-        out.push(match (self.per_principal, self.ids) {
-            (Some(range), _) => Layer::new(
-                "unprivileged uid",
-                true,
-                format!("each principal's children run as its own uid (and gid) from {range}"),
-            ),
-            (None, Some(ids)) => Layer::new(
-                "unprivileged uid",
-                true,
-                format!("children run as uid {} gid {}", ids.uid, ids.gid),
-            ),
-            (None, None) => Layer::new("unprivileged uid", false, self.ids_note.clone()),
-        });
-        out.push(match (self.per_principal, self.ids) {
-            (Some(range), _) => Layer::new(
-                "uid per principal",
-                true,
-                format!("--kernel-uid-per-principal: the OS keeps principals' kernels, files and signals apart (uids {range})"),
-            ),
-            (None, Some(_)) => Layer::new(
-                "uid per principal",
-                false,
-                "every principal's kernels share one uid (pass --kernel-uid-per-principal to separate them by uid); the file-system rules still keep their directories apart",
-            ),
-            (None, None) => Layer::new(
-                "uid per principal",
-                false,
-                "kernels keep the server's uid (see unprivileged uid); the file-system rules still keep principals' directories apart",
-            ),
-        });
+        out.extend(self.uid_layers());
         out.push(Layer::new(
             "capabilities",
             true,
             "bounding and ambient sets emptied before exec",
         ));
-        out.push(if seccomp_supported() {
-            let net = if self.network {
-                "kernels may open network sockets (--kernel-network allow)"
-            } else {
-                "AF_INET/AF_INET6/AF_PACKET/AF_NETLINK sockets refused for kernels"
-            };
-            Layer::new(
-                "seccomp",
-                true,
-                format!("ptrace, mount, namespaces, keyctl, bpf, io_uring... refused; no signals to the server; {net}"),
-            )
-        } else {
-            Layer::new("seccomp", false, "seccomp filters are not supported by this Linux")
-        });
-        out.push(match filesystem::support() {
-            filesystem::Support::Scoped => Layer::new(
-                "landlock",
-                true,
-                "files confined; signals and abstract sockets scoped to the kernel (ABI 6+)",
-            ),
-            filesystem::Support::FilesOnly => Layer::new(
-                "landlock",
-                true,
-                "files confined; signal scoping needs Landlock ABI 6 (this Linux is older)",
-            ),
-            filesystem::Support::None => Layer::new(
-                "landlock",
-                false,
-                "Landlock is not supported or not enabled by this Linux",
-            ),
-        });
+        out.push(self.seccomp_layer());
+        out.push(landlock_layer());
         let own_uid = self.ids.is_some() || self.per_principal.is_some();
         for (name, applied, detail) in limits::describe(&self.limits, own_uid) {
             out.push(Layer::new(&name, applied, detail));
@@ -208,6 +150,67 @@ impl Policy {
         );
         out.extend(probe.layers);
         out
+    }
+
+    /// The probe's `unprivileged uid` and `uid per principal` layers.
+    fn uid_layers(&self) -> [Layer; 2] {
+        let unprivileged = match (self.per_principal, self.ids) {
+            (Some(range), _) => Layer::new(
+                "unprivileged uid",
+                true,
+                format!("each principal's children run as its own uid (and gid) from {range}"),
+            ),
+            (None, Some(ids)) => Layer::new(
+                "unprivileged uid",
+                true,
+                format!("children run as uid {} gid {}", ids.uid, ids.gid),
+            ),
+            (None, None) => Layer::new("unprivileged uid", false, self.ids_note.clone()),
+        };
+        let per_principal = match (self.per_principal, self.ids) {
+            (Some(range), _) => Layer::new(
+                "uid per principal",
+                true,
+                format!(
+                    "--kernel-uid-per-principal: the OS keeps principals' kernels, files and signals apart (uids {range})"
+                ),
+            ),
+            (None, Some(_)) => Layer::new(
+                "uid per principal",
+                false,
+                "every principal's kernels share one uid (pass --kernel-uid-per-principal to separate them by uid); the file-system rules still keep their directories apart",
+            ),
+            (None, None) => Layer::new(
+                "uid per principal",
+                false,
+                "kernels keep the server's uid (see unprivileged uid); the file-system rules still keep principals' directories apart",
+            ),
+        };
+        [unprivileged, per_principal]
+    }
+
+    /// The probe's `seccomp` layer.
+    fn seccomp_layer(&self) -> Layer {
+        if seccomp_supported() {
+            let net = if self.network {
+                "kernels may open network sockets (--kernel-network allow)"
+            } else {
+                "AF_INET/AF_INET6/AF_PACKET/AF_NETLINK sockets refused for kernels"
+            };
+            Layer::new(
+                "seccomp",
+                true,
+                format!(
+                    "ptrace, mount, namespaces, keyctl, bpf, io_uring... refused; no signals to the server; {net}"
+                ),
+            )
+        } else {
+            Layer::new(
+                "seccomp",
+                false,
+                "seccomp filters are not supported by this Linux",
+            )
+        }
     }
 
     /// The ids children of the principal whose directory is `home` run as (assigned on first
@@ -333,6 +336,27 @@ pub fn harden_server() -> Vec<String> {
     applied
 }
 
+/// The probe's `landlock` layer: what this Linux's Landlock can confine.
+fn landlock_layer() -> Layer {
+    match filesystem::support() {
+        filesystem::Support::Scoped => Layer::new(
+            "landlock",
+            true,
+            "files confined; signals and abstract sockets scoped to the kernel (ABI 6+)",
+        ),
+        filesystem::Support::FilesOnly => Layer::new(
+            "landlock",
+            true,
+            "files confined; signal scoping needs Landlock ABI 6 (this Linux is older)",
+        ),
+        filesystem::Support::None => Layer::new(
+            "landlock",
+            false,
+            "Landlock is not supported or not enabled by this Linux",
+        ),
+    }
+}
+
 /// Whether this Linux has seccomp filters (the `Seccomp:` field of /proc/<pid>/status).
 fn seccomp_supported() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -377,18 +401,21 @@ impl Prepared {
     /// Installs the confinement on `cmd` (to run between fork and exec) and the common
     /// settings: no inherited stdin, kill on drop, own session or process group.
     pub(crate) fn apply(mut self, cmd: &mut Command) -> Confinement {
-        let cgroup_fds: Vec<RawFd> = self
-            .cgroup
-            .as_ref()
-            .map(cgroup::Cgroup::join_fds)
-            .unwrap_or_default();
-        let landlock_fd: Option<RawFd> = self.landlock.as_ref().map(AsRawFd::as_raw_fd);
-        // Moved into the closure, so they live until the parent drops the Command.
-        let landlock_owned = self.landlock.take();
-        let seccomp = std::mem::take(&mut self.seccomp);
-        let rlimits = std::mem::take(&mut self.rlimits);
-        let (ids, setsid) = (self.ids, self.setsid);
-        if !setsid {
+        let in_child = InChild {
+            cgroup_fds: self
+                .cgroup
+                .as_ref()
+                .map(cgroup::Cgroup::join_fds)
+                .unwrap_or_default(),
+            landlock_fd: self.landlock.as_ref().map(AsRawFd::as_raw_fd),
+            // Moved into the closure, so it lives until the parent drops the Command.
+            _landlock: self.landlock.take(),
+            seccomp: std::mem::take(&mut self.seccomp),
+            rlimits: std::mem::take(&mut self.rlimits),
+            ids: self.ids,
+            setsid: self.setsid,
+        };
+        if !in_child.setsid {
             cmd.process_group(0);
         }
         cmd.kill_on_drop(true);
@@ -397,7 +424,49 @@ impl Prepared {
             reason = "pre_exec is the only hook between fork and exec; the closure makes only async-signal-safe syscalls on data prepared before fork"
         )]
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-        // functions may be called. It allocates nothing and takes no lock: every value it uses
+        // functions may be called. It calls `InChild::confine`, which allocates nothing and
+        // takes no lock: every value it uses (descriptors, BPF programs, limits, ids) was built
+        // before fork and is only read (see the SAFETY note there).
+        unsafe {
+            cmd.pre_exec(move || in_child.confine());
+        }
+        Confinement {
+            cgroup: self.cgroup.take(),
+        }
+    }
+}
+
+/// What the child does between fork and exec, prepared before fork and only read after it.
+struct InChild {
+    /// `cgroup.procs` of each cgroup directory, open for writing.
+    cgroup_fds: Vec<RawFd>,
+    landlock_fd: Option<RawFd>,
+    /// Keeps `landlock_fd` open for as long as the closure holding this lives.
+    _landlock: Option<OwnedFd>,
+    seccomp: Vec<seccompiler::BpfProgram>,
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    ids: Option<Ids>,
+    setsid: bool,
+}
+
+impl InChild {
+    /// Confines the forked child, in this order: descriptors, session, cgroups, limits,
+    /// capabilities, no_new_privs, uid and gid, death signal, Landlock, seccomp. The code
+    /// between fork and exec, in one piece.
+    fn confine(&self) -> std::io::Result<()> {
+        let check = |rc: libc::c_long| {
+            if rc < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        #[expect(
+            unsafe_code,
+            reason = "libc calls between fork and exec; each is a plain async-signal-safe syscall"
+        )]
+        // SAFETY: runs in the forked child before exec, where only async-signal-safe functions
+        // may be called. It allocates nothing and takes no lock: every value it uses
         // (descriptors, BPF programs, limits, ids) was built before fork and is only read. Each
         // call is a plain syscall: close_range, setsid, write, setrlimit, prctl, setgroups,
         // setresgid, setresuid, landlock_restrict_self and seccomp (seccompiler::apply_filter
@@ -405,83 +474,74 @@ impl Prepared {
         // allocating). Stdio (0-2) is in place before pre_exec runs and is left alone; Rust's
         // exec-error pipe is only marked close-on-exec, not closed.
         unsafe {
-            cmd.pre_exec(move || {
-                let _keep = &landlock_owned;
-                let check = |rc: libc::c_long| {
-                    if rc < 0 {
-                        Err(std::io::Error::last_os_error())
-                    } else {
-                        Ok(())
-                    }
+            // Descriptors: everything above stdio is closed at exec.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            if self.setsid {
+                // Own session (and group): the kernel's signals to group 0 stay in it, and
+                // a terminal's signals never reach it.
+                check(libc::setsid() as libc::c_long)?;
+            }
+            // Cgroups: join each by writing `0` (the writer) to its cgroup.procs.
+            for fd in &self.cgroup_fds {
+                check(libc::write(*fd, b"0".as_ptr().cast(), 1) as libc::c_long)?;
+            }
+            // Resource limits.
+            for (resource, value) in &self.rlimits {
+                let lim = libc::rlimit {
+                    rlim_cur: *value,
+                    rlim_max: *value,
                 };
-                libc::syscall(
-                    libc::SYS_close_range,
-                    3u32,
-                    u32::MAX,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                );
-                if setsid {
-                    // Own session (and group): the kernel's signals to group 0 stay in it, and
-                    // a terminal's signals never reach it.
-                    check(libc::setsid() as libc::c_long)?;
-                }
-                for fd in &cgroup_fds {
-                    check(libc::write(*fd, b"0".as_ptr().cast(), 1) as libc::c_long)?;
-                }
-                for (resource, value) in &rlimits {
-                    let lim = libc::rlimit {
-                        rlim_cur: *value,
-                        rlim_max: *value,
-                    };
-                    check(libc::setrlimit(*resource, &lim) as libc::c_long)?;
-                }
-                for cap in 0..64 {
-                    libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-                }
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                    0,
-                    0,
-                    0,
-                );
-                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
-                if let Some(ids) = ids {
-                    // Raw syscalls: they change this (only) thread, with no libc bookkeeping.
-                    check(libc::syscall(
-                        libc::SYS_setgroups,
-                        0usize,
-                        std::ptr::null::<libc::gid_t>(),
-                    ))?;
-                    check(libc::syscall(
-                        libc::SYS_setresgid,
-                        ids.gid,
-                        ids.gid,
-                        ids.gid,
-                    ))?;
-                    check(libc::syscall(
-                        libc::SYS_setresuid,
-                        ids.uid,
-                        ids.uid,
-                        ids.uid,
-                    ))?;
-                }
-                // After the uid change, which clears it. Tokio spawns from worker threads,
-                // which live as long as the runtime.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                if let Some(fd) = landlock_fd {
-                    check(libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32))?;
-                }
-                for program in &seccomp {
-                    seccompiler::apply_filter(program)
-                        .map_err(|_| std::io::Error::last_os_error())?;
-                }
-                Ok(())
-            });
+                check(libc::setrlimit(*resource, &lim) as libc::c_long)?;
+            }
+            // Capabilities: bounding and ambient sets emptied; then no_new_privs.
+            for cap in 0..64 {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+            }
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
+            if let Some(ids) = self.ids {
+                // Raw syscalls: they change this (only) thread, with no libc bookkeeping.
+                check(libc::syscall(
+                    libc::SYS_setgroups,
+                    0usize,
+                    std::ptr::null::<libc::gid_t>(),
+                ))?;
+                check(libc::syscall(
+                    libc::SYS_setresgid,
+                    ids.gid,
+                    ids.gid,
+                    ids.gid,
+                ))?;
+                check(libc::syscall(
+                    libc::SYS_setresuid,
+                    ids.uid,
+                    ids.uid,
+                    ids.uid,
+                ))?;
+            }
+            // After the uid change, which clears it. Tokio spawns from worker threads,
+            // which live as long as the runtime.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            // Landlock, then seccomp.
+            if let Some(fd) = self.landlock_fd {
+                check(libc::syscall(libc::SYS_landlock_restrict_self, fd, 0u32))?;
+            }
+            for program in &self.seccomp {
+                seccompiler::apply_filter(program).map_err(|_| std::io::Error::last_os_error())?;
+            }
         }
-        Confinement {
-            cgroup: self.cgroup.take(),
-        }
+        Ok(())
     }
 }
 

@@ -98,23 +98,6 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Removes everything under the runtime root but its lock file: every kernel's runtime and
-/// temp directory and whatever else is there. Only for when no kernel of this server runs
-/// (`Pool::retire_all`); what cannot be removed is logged.
-pub fn remove_runtime_leftovers(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name() == crate::RUNTIME_LOCK_FILE {
-            continue;
-        }
-        if let Err(e) = crate::principal::remove_entry(&entry.path()) {
-            tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a kernel runtime leftover");
-        }
-    }
-}
-
 /// The connection file's name in a runtime directory.
 const CONNECTION_FILE: &str = "connection.json";
 
@@ -174,7 +157,61 @@ pub(super) fn spawn(
     home: &Path,
     packages: &Path,
 ) -> Result<Spawned, Error> {
-    let path = cfg.runtime_root.join(id);
+    let dir = create_dirs(&cfg.runtime_root, id)?;
+    let path = dir.path.clone();
+    let dir_err = |source| Error::RuntimeDir {
+        path: path.clone(),
+        source,
+    };
+    let (info, conn_path) = write_connection_file(&path)?;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(dir.log_path())
+        .map_err(dir_err)?;
+    let log2 = log.try_clone().map_err(dir_err)?;
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(packages)
+        .map_err(dir_err)?;
+    let prepared = prepare_sandbox(cfg, id, home, packages, &dir, &conn_path)?;
+    let not_applied = prepared.report.clone();
+
+    // Rust opens every descriptor with O_CLOEXEC, so the child inherits only these three.
+    let mut cmd = Command::new(&cfg.python);
+    cmd.args(["-I", "-B", "-c"])
+        .arg(launcher(cfg.pythonpath.as_deref())?)
+        .arg("-f")
+        .arg(&conn_path)
+        .env_clear()
+        .envs(cfg.sandbox.kernel_env(&path, &dir.tmp))
+        .current_dir(home)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // Own session: an interrupt or kill of the group reaches whatever the kernel forked.
+    let mut confinement = prepared.apply(&mut cmd);
+    let child = cmd.spawn().map_err(|source| Error::Spawn {
+        python: cfg.python.clone(),
+        source,
+    })?;
+    confinement.started();
+    Ok(Spawned {
+        child,
+        info,
+        dir,
+        confinement,
+        not_applied,
+    })
+}
+
+/// The directories one kernel gets under `root`: its runtime directory `root/<id>` (with its
+/// `ipython`, `mpl` and `home`) and its temp directory `root/tmp/<id>`. Removed again when the
+/// returned guard drops, a failure half-way included.
+fn create_dirs(root: &Path, id: &str) -> Result<RuntimeDir, Error> {
+    let path = root.join(id);
     let dir_err = |source| Error::RuntimeDir {
         path: path.clone(),
         source,
@@ -183,18 +220,18 @@ pub(super) fn spawn(
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
-        .create(&cfg.runtime_root)
+        .create(root)
         .map_err(dir_err)?;
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&path)
         .map_err(dir_err)?;
-    let tmp = cfg.runtime_root.join(TMP_DIRS).join(id);
+    let tmp = root.join(TMP_DIRS).join(id);
     let dir = RuntimeDir {
         path: path.clone(),
         tmp: tmp.clone(),
     };
-    for sub in ["ipython", "mpl", "home"] {
+    for sub in KERNEL_SUBDIRS {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(path.join(sub))
@@ -204,13 +241,21 @@ pub(super) fn spawn(
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
-        .create(cfg.runtime_root.join(TMP_DIRS))
+        .create(root.join(TMP_DIRS))
         .map_err(dir_err)?;
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
         .map_err(dir_err)?;
+    Ok(dir)
+}
 
+/// The kernel's own directories inside its runtime directory (IPython's, matplotlib's, HOME).
+const KERNEL_SUBDIRS: [&str; 3] = ["ipython", "mpl", "home"];
+
+/// Writes a new connection file (IPC sockets in `path`, a fresh key) into the runtime
+/// directory `path`, 0600 and never over an existing file; returns it and its path.
+fn write_connection_file(path: &Path) -> Result<(ConnectionInfo, PathBuf), Error> {
     let info = ConnectionInfo {
         ip: path.join("k").display().to_string(),
         transport: Transport::IPC,
@@ -235,68 +280,38 @@ pub(super) fn spawn(
         .mode(0o600)
         .open(&conn_path)
         .and_then(|mut f| f.write_all(&json))
-        .map_err(dir_err)?;
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(dir.log_path())
-        .map_err(dir_err)?;
-    let log2 = log.try_clone().map_err(dir_err)?;
+        .map_err(|source| Error::RuntimeDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok((info, conn_path))
+}
 
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(packages)
-        .map_err(dir_err)?;
-    let subdirs: Vec<PathBuf> = ["ipython", "mpl", "home"]
-        .iter()
-        .map(|s| path.join(s))
-        .collect();
+/// The kernel's confinement, prepared before fork: it may write its principal's directory
+/// (`home`), its package directory and its own runtime and temp directories, and those it
+/// creates are handed to its uid.
+fn prepare_sandbox(
+    cfg: &LaunchConfig,
+    id: &str,
+    home: &Path,
+    packages: &Path,
+    dir: &RuntimeDir,
+    conn_path: &Path,
+) -> Result<crate::child::Prepared, Error> {
+    let subdirs: Vec<PathBuf> = KERNEL_SUBDIRS.iter().map(|s| dir.path.join(s)).collect();
     // Not `home`: the principal's directory was handed over when the server created it, and
     // the `local` principal's may be the operator's working directory, which stays theirs.
-    let mut own: Vec<&Path> = vec![packages, &path, &conn_path, &tmp];
+    let mut own: Vec<&Path> = vec![packages, &dir.path, conn_path, &dir.tmp];
     own.extend(subdirs.iter().map(PathBuf::as_path));
-    let prepared = cfg.sandbox.prepare(
-        crate::child::Role::Kernel,
-        id,
-        home,
-        &[],
-        &[
-            home.to_path_buf(),
-            packages.to_path_buf(),
-            path.clone(),
-            tmp.clone(),
-        ],
-        &own,
-    )?;
-    let not_applied = prepared.report.clone();
-
-    // Rust opens every descriptor with O_CLOEXEC, so the child inherits only these three.
-    let mut cmd = Command::new(&cfg.python);
-    cmd.args(["-I", "-B", "-c"])
-        .arg(launcher(cfg.pythonpath.as_deref())?)
-        .arg("-f")
-        .arg(&conn_path)
-        .env_clear()
-        .envs(cfg.sandbox.kernel_env(&path, &tmp))
-        .current_dir(home)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // Own session: an interrupt or kill of the group reaches whatever the kernel forked.
-    let mut confinement = prepared.apply(&mut cmd);
-    let child = cmd.spawn().map_err(|source| Error::Spawn {
-        python: cfg.python.clone(),
-        source,
-    })?;
-    confinement.started();
-    Ok(Spawned {
-        child,
-        info,
-        dir,
-        confinement,
-        not_applied,
-    })
+    let write = [
+        home.to_path_buf(),
+        packages.to_path_buf(),
+        dir.path.clone(),
+        dir.tmp.clone(),
+    ];
+    cfg.sandbox
+        .prepare(crate::child::Role::Kernel, id, home, &[], &write, &own)
+        .map_err(Error::from)
 }
 
 /// The socket files the kernel binds, which must exist before a client connects (a ZeroMQ IPC

@@ -3,31 +3,34 @@
 //! This layer knows nothing of MCP. It starts a kernel ([`Kernel::start`]), runs code while
 //! streaming outputs into an [`OutputSink`] ([`Kernel::execute`]), interrupts and kills it, and
 //! reports its state. An execution is complete when both the shell `execute_reply` and the iopub
-//! `idle` status for its msg_id arrived. A watcher task waits on the child process, so a dead
-//! kernel fails the call at once instead of hanging it.
+//! `idle` status for its msg_id arrived (`execution`). A watcher task waits on the child process,
+//! so a dead kernel fails the call at once instead of hanging it. The runtime root that holds
+//! every kernel's directories is `runtime_root`'s.
 
 mod error;
+mod execution;
 pub mod introspect;
 pub mod launch;
 mod reader;
+mod runtime_root;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jupyter_protocol::{
-    ExecuteRequest, InterruptRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
-    ReplyStatus, Stdio,
+    InterruptRequest, JupyterMessage, JupyterMessageContent, KernelInfoRequest,
 };
 use jupyter_zmq_client::{ClientControlConnection, DealerSendConnection};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::time::{sleep, sleep_until};
+use tokio::time::sleep;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use error::Error;
-pub use launch::{LaunchConfig, remove_runtime_leftovers};
+pub use launch::LaunchConfig;
 use reader::{Channel, Routes};
+pub use runtime_root::{RuntimeRoot, remove_runtime_leftovers};
 
 /// After a timeout's interrupt, how long the kernel has to finish before it is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_millis(1500);
@@ -223,14 +226,13 @@ impl Kernel {
         let deadline = tokio::time::Instant::now() + cfg.startup_timeout;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let launch::Spawned {
-            mut child,
+            child,
             info,
             dir,
             confinement,
             not_applied,
         } = launch::spawn(cfg, &id, home, packages)?;
         let confinement = Arc::new(Mutex::new(confinement));
-
         let exited = CancellationToken::new();
         let group = ProcessGroup {
             pid: child
@@ -243,82 +245,29 @@ impl Kernel {
             stopped_by: Mutex::new(None),
         };
         let exit_status = Arc::new(Mutex::new(None));
-        {
-            let exited = exited.clone();
-            let exit_status = Arc::clone(&exit_status);
-            let pid = child.id();
-            tokio::spawn(async move {
-                let status = match child.wait().await {
-                    Ok(s) => s.to_string(),
-                    Err(e) => format!("unknown ({e})"),
-                };
-                // Whatever the kernel left running (a setsid child) dies with it.
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(mut c) = confinement.lock() {
-                        c.sweep(pid);
-                    }
-                })
-                .await;
-                if let Ok(mut slot) = exit_status.lock() {
-                    *slot = Some(status);
-                }
-                exited.cancel();
-            });
-        }
-
-        let startup_failed = |dir: &launch::RuntimeDir, exit: &Mutex<Option<String>>| {
-            let status = exit.lock().ok().and_then(|s| s.clone());
-            match status {
-                Some(status) => Error::StartupExited {
-                    status,
-                    log_tail: dir.log_tail(),
-                },
-                None => Error::StartupTimeout {
-                    secs: cfg.startup_timeout.as_secs(),
-                    log_tail: dir.log_tail(),
-                },
-            }
+        spawn_exit_watcher(child, confinement, exited.clone(), Arc::clone(&exit_status));
+        let startup = Startup {
+            cfg,
+            deadline,
+            dir: &dir,
+            exit_status: &exit_status,
         };
+        startup.wait_for_sockets(&info, &exited).await?;
+        let channels = Channels::connect(&info, deadline).await?;
 
-        // ZeroMQ IPC connects fail on a missing socket file, so wait for the kernel to bind.
-        let sockets = launch::socket_paths(&info);
-        while !sockets.iter().all(|p| p.exists()) {
-            if exited.is_cancelled() || tokio::time::Instant::now() >= deadline {
-                // Give the watcher a moment to record the exit status for the message.
-                sleep(Duration::from_millis(50)).await;
-                return Err(startup_failed(&dir, &exit_status));
-            }
-            sleep(Duration::from_millis(10)).await;
-        }
-
-        let session = uuid::Uuid::new_v4().to_string();
-        let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
-        let mut iopub =
-            jupyter_zmq_client::create_client_iopub_connection(&info, "", &session).await?;
-        let shell = jupyter_zmq_client::create_client_shell_connection_with_identity(
-            &info, &session, identity,
-        )
-        .await?;
-        let control = jupyter_zmq_client::create_client_control_connection(&info, &session).await?;
-        // ipykernel 7 publishes on XPUB and greets each subscriber; waiting for it means no
-        // output of the first execution is lost to the subscription race.
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        jupyter_zmq_client::wait_for_iopub_welcome(&mut iopub, remaining).await?;
-
-        let (shell_send, shell_recv) = shell.split();
+        let (shell_send, shell_recv) = channels.shell.split();
         let routes = Arc::new(Routes::default());
         let busy = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
         let reader_ended = CancellationToken::new();
         tokio::spawn(reader::run(
-            iopub,
+            channels.iopub,
             shell_recv,
             Arc::clone(&routes),
             Arc::clone(&busy),
             stop.clone(),
             reader_ended.clone(),
         ));
-
         let mut kernel = Kernel {
             id,
             group,
@@ -326,7 +275,7 @@ impl Kernel {
             python_version: String::new(),
             ipykernel_version: String::new(),
             shell: tokio::sync::Mutex::new(shell_send),
-            control: tokio::sync::Mutex::new(control),
+            control: tokio::sync::Mutex::new(channels.control),
             routes,
             busy,
             exit_status,
@@ -336,15 +285,31 @@ impl Kernel {
             _reader: stop.drop_guard(),
             _dir: dir,
         };
+        kernel.handshake(cfg, deadline).await?;
+        tracing::info!(
+            kernel_id = %kernel.id,
+            elapsed_ms = started_at.elapsed().as_millis() as u64,
+            "kernel started"
+        );
+        Ok(kernel)
+    }
+
+    /// The last step of start-up: `kernel_info` answered before the deadline, then the
+    /// introspection helpers installed and the versions read.
+    async fn handshake(
+        &mut self,
+        cfg: &LaunchConfig,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Error> {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let reply = match kernel
+        let reply = match self
             .shell_request(KernelInfoRequest {}.into(), remaining)
             .await
         {
             Ok(r) => r,
             Err(Error::Died) | Err(Error::NoReply { .. }) => {
                 sleep(Duration::from_millis(50)).await;
-                return Err(startup_failed(&kernel._dir, &kernel.exit_status));
+                return Err(startup_failed(cfg, &self._dir, &self.exit_status));
             }
             Err(e) => return Err(e),
         };
@@ -354,14 +319,9 @@ impl Kernel {
                 reply.message_type()
             )));
         }
-        introspect::install_helpers(&kernel).await?;
-        (kernel.python_version, kernel.ipykernel_version) = introspect::versions(&kernel).await?;
-        tracing::info!(
-            kernel_id = %kernel.id,
-            elapsed_ms = started_at.elapsed().as_millis() as u64,
-            "kernel started"
-        );
-        Ok(kernel)
+        introspect::install_helpers(self).await?;
+        (self.python_version, self.ipykernel_version) = introspect::versions(self).await?;
+        Ok(())
     }
 
     pub fn id(&self) -> &str {
@@ -437,140 +397,6 @@ impl Kernel {
                 }),
             }
         }
-    }
-
-    /// Runs `code`, streaming outputs into `sink`.
-    ///
-    /// On `timeout` the kernel is interrupted; if it does not finish within [`INTERRUPT_GRACE`]
-    /// it is killed. `cancel` (the client gave up) interrupts the kernel the same way.
-    pub async fn execute(
-        &self,
-        code: &str,
-        store_history: bool,
-        timeout: Duration,
-        cancel: &CancellationToken,
-        sink: &mut dyn OutputSink,
-    ) -> Result<ExecOutcome, Error> {
-        if !self.is_alive() {
-            return Ok(self.gone());
-        }
-        let request = ExecuteRequest {
-            code: code.to_string(),
-            silent: false,
-            store_history,
-            user_expressions: None,
-            allow_stdin: false,
-            stop_on_error: true,
-        };
-        let msg = JupyterMessage::new(request, None);
-        let (_guard, mut rx) = self.routes.register(&msg.header.msg_id);
-        if let Err(e) = self.shell.lock().await.send(msg).await {
-            // A send fails when the kernel's sockets are gone: report a death as one.
-            tokio::time::timeout(Duration::from_millis(500), self.exited())
-                .await
-                .ok();
-            if !self.is_alive() {
-                return Ok(self.gone());
-            }
-            return Err(e.into());
-        }
-
-        let mut deadline = tokio::time::Instant::now() + timeout;
-        let mut stopping: Option<ExecStatus> = None;
-        let mut reply: Option<(ReplyStatus, u64)> = None;
-        let mut idle = false;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_message = Instant::now();
-        let mut seen = self.routes.seen();
-        // Whether anything of this cell came on iopub (its busy status comes first).
-        let mut iopub_heard = false;
-        while reply.is_none() || !idle {
-            tokio::select! {
-                biased;
-                m = rx.recv() => match m {
-                    Some((channel, msg)) => {
-                        last_message = Instant::now();
-                        iopub_heard |= matches!(channel, Channel::IoPub);
-                        handle_message(channel, msg, sink, &mut reply, &mut idle);
-                    }
-                    None => return Ok(self.gone()),
-                },
-                _ = self.group.exited.cancelled() => {
-                    // Keep whatever the kernel said before it died.
-                    while let Ok((channel, msg)) = rx.try_recv() {
-                        handle_message(channel, msg, sink, &mut reply, &mut idle);
-                    }
-                    return Ok(match stopping {
-                        Some(status) => ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None },
-                        None => self.gone(),
-                    });
-                }
-                _ = sleep_until(deadline) => match stopping {
-                    None => {
-                        stopping = Some(ExecStatus::Timeout);
-                        deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
-                        self.interrupt().await;
-                    }
-                    Some(status) => {
-                        tracing::warn!(kernel_id = %self.id, "kernel ignored the interrupt; killing it");
-                        self.kill();
-                        return Ok(ExecOutcome { status, execution_count: None, killed: true, stopped_by: None, exit_status: None });
-                    }
-                },
-                _ = cancel.cancelled(), if stopping.is_none() => {
-                    stopping = Some(ExecStatus::Cancelled);
-                    deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
-                    self.interrupt().await;
-                }
-                _ = tick.tick() => {
-                    sink.tick();
-                    if self.routes.seen() != seen {
-                        seen = self.routes.seen();
-                        last_message = Instant::now();
-                    }
-                    if reply.is_some() && last_message.elapsed() > IDLE_AFTER_REPLY_GRACE {
-                        if !iopub_heard {
-                            if last_message.elapsed() <= IOPUB_SILENT_GRACE {
-                                // Most likely a late iopub on a loaded machine: wait longer
-                                // before calling the channel gone (that costs the kernel).
-                                continue;
-                            }
-                            // Not a dropped idle: the channel is gone, and so is every output
-                            // of this and later cells. Stop the kernel; the next call gets a
-                            // new one.
-                            tracing::warn!(kernel_id = %self.id, "a cell's reply came with nothing on iopub: the kernel's output channel is gone; stopping the kernel");
-                            self.stop(StopReason::OutputLost);
-                            return Ok(ExecOutcome {
-                                status: ExecStatus::KernelDied,
-                                execution_count: reply.map(|(_, count)| count),
-                                killed: true,
-                                stopped_by: Some(StopReason::OutputLost),
-                                exit_status: None,
-                            });
-                        }
-                        tracing::warn!(kernel_id = %self.id, "no idle status after the reply; assuming it was dropped");
-                        break;
-                    }
-                }
-            }
-        }
-        let (reply_status, count) = reply.unwrap_or((ReplyStatus::Error, 0));
-        if store_history {
-            self.execution_count.store(count, Ordering::Relaxed);
-        }
-        let status = match (stopping, reply_status) {
-            (Some(s), _) => s,
-            (None, ReplyStatus::Ok) => ExecStatus::Ok,
-            (None, _) => ExecStatus::Error,
-        };
-        Ok(ExecOutcome {
-            status,
-            execution_count: Some(count),
-            killed: false,
-            stopped_by: None,
-            exit_status: None,
-        })
     }
 
     /// Interrupts the running cell: an `interrupt_request` on the control channel, and SIGINT to
@@ -666,61 +492,114 @@ impl Kernel {
     }
 }
 
-/// Folds one routed message into the execution's state and the sink.
-fn handle_message(
-    channel: Channel,
-    msg: JupyterMessage,
-    sink: &mut dyn OutputSink,
-    reply: &mut Option<(ReplyStatus, u64)>,
-    idle: &mut bool,
+/// Waits on the kernel process; when it exits, sweeps what it left running, records how it
+/// ended in `exit_status` and fires `exited`.
+fn spawn_exit_watcher(
+    mut child: tokio::process::Child,
+    confinement: Arc<Mutex<crate::child::Confinement>>,
+    exited: CancellationToken,
+    exit_status: Arc<Mutex<Option<String>>>,
 ) {
-    let bundle = |media: &jupyter_protocol::Media| match serde_json::to_value(media) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    match (channel, msg.content) {
-        (Channel::Shell, JupyterMessageContent::ExecuteReply(r)) => {
-            *reply = Some((r.status, r.execution_count.value() as u64));
+    let pid = child.id();
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        // Whatever the kernel left running (a setsid child) dies with it.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut c) = confinement.lock() {
+                c.sweep(pid);
+            }
+        })
+        .await;
+        if let Ok(mut slot) = exit_status.lock() {
+            *slot = Some(status);
         }
-        (Channel::Shell, _) => {}
-        (Channel::IoPub, content) => match content {
-            JupyterMessageContent::Status(s)
-                if s.execution_state == jupyter_protocol::ExecutionState::Idle =>
-            {
-                *idle = true;
-            }
-            JupyterMessageContent::StreamContent(s) => sink.push(KernelOutput::Stream {
-                stderr: matches!(s.name, Stdio::Stderr),
-                text: s.text,
-            }),
-            JupyterMessageContent::ExecuteResult(r) => sink.push(KernelOutput::ExecuteResult {
-                data: bundle(&r.data),
-                metadata: r.metadata,
-            }),
-            JupyterMessageContent::DisplayData(d) => sink.push(KernelOutput::DisplayData {
-                data: bundle(&d.data),
-                metadata: d.metadata,
-                display_id: d.transient.and_then(|t| t.display_id),
-            }),
-            JupyterMessageContent::UpdateDisplayData(d) => {
-                if let Some(display_id) = d.transient.display_id {
-                    sink.push(KernelOutput::UpdateDisplay {
-                        data: bundle(&d.data),
-                        metadata: d.metadata,
-                        display_id,
-                    })
-                }
-            }
-            JupyterMessageContent::ClearOutput(c) => {
-                sink.push(KernelOutput::ClearOutput { wait: c.wait })
-            }
-            JupyterMessageContent::ErrorOutput(e) => sink.push(KernelOutput::Error {
-                ename: e.ename,
-                evalue: e.evalue,
-                traceback: e.traceback,
-            }),
-            _ => {}
+        exited.cancel();
+    });
+}
+
+/// Why start-up failed: the kernel exited (with its status), or else it ran out of time;
+/// either way with the end of its log.
+fn startup_failed(
+    cfg: &LaunchConfig,
+    dir: &launch::RuntimeDir,
+    exit: &Mutex<Option<String>>,
+) -> Error {
+    let status = exit.lock().ok().and_then(|s| s.clone());
+    match status {
+        Some(status) => Error::StartupExited {
+            status,
+            log_tail: dir.log_tail(),
         },
+        None => Error::StartupTimeout {
+            secs: cfg.startup_timeout.as_secs(),
+            log_tail: dir.log_tail(),
+        },
+    }
+}
+
+/// What a start-up step needs to say why the start failed.
+struct Startup<'a> {
+    cfg: &'a LaunchConfig,
+    deadline: tokio::time::Instant,
+    dir: &'a launch::RuntimeDir,
+    exit_status: &'a Mutex<Option<String>>,
+}
+
+impl Startup<'_> {
+    /// ZeroMQ IPC connects fail on a missing socket file, so wait for the kernel to bind.
+    async fn wait_for_sockets(
+        &self,
+        info: &jupyter_protocol::ConnectionInfo,
+        exited: &CancellationToken,
+    ) -> Result<(), Error> {
+        let sockets = launch::socket_paths(info);
+        while !sockets.iter().all(|p| p.exists()) {
+            if exited.is_cancelled() || tokio::time::Instant::now() >= self.deadline {
+                // Give the watcher a moment to record the exit status for the message.
+                sleep(Duration::from_millis(50)).await;
+                return Err(startup_failed(self.cfg, self.dir, self.exit_status));
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's channels, connected (stdin and heartbeat are not used).
+struct Channels {
+    iopub: jupyter_zmq_client::ClientIoPubConnection,
+    shell: jupyter_zmq_client::ClientShellConnection,
+    control: ClientControlConnection,
+}
+
+impl Channels {
+    /// Connects iopub, shell and control under one new session, then waits (until `deadline`)
+    /// for iopub's welcome.
+    async fn connect(
+        info: &jupyter_protocol::ConnectionInfo,
+        deadline: tokio::time::Instant,
+    ) -> Result<Channels, Error> {
+        let session = uuid::Uuid::new_v4().to_string();
+        let identity = jupyter_zmq_client::peer_identity_for_session(&session)?;
+        let mut iopub =
+            jupyter_zmq_client::create_client_iopub_connection(info, "", &session).await?;
+        let shell = jupyter_zmq_client::create_client_shell_connection_with_identity(
+            info, &session, identity,
+        )
+        .await?;
+        let control = jupyter_zmq_client::create_client_control_connection(info, &session).await?;
+        // ipykernel 7 publishes on XPUB and greets each subscriber; waiting for it means no
+        // output of the first execution is lost to the subscription race.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        jupyter_zmq_client::wait_for_iopub_welcome(&mut iopub, remaining).await?;
+        Ok(Channels {
+            iopub,
+            shell,
+            control,
+        })
     }
 }
 

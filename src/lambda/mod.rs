@@ -15,8 +15,10 @@ use lambda_runtime::{FunctionResponse, LambdaEvent};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use crate::app::App;
 use crate::app::build_app;
 use crate::config::{LambdaSettings, Settings};
+use crate::kernel::RuntimeRoot;
 use crate::{Error, http};
 
 mod runtime_socket;
@@ -34,7 +36,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     let stop = CancellationToken::new();
     let (app, runtime) = build_app(&settings, stop.child_token())?;
-    let runtime = Arc::new(std::sync::Mutex::new(Some(runtime)));
     let spare_ready = app.service.pool.wait_spare_ready(SPARE_WAIT).await;
     let init_done = Instant::now();
     tracing::info!(
@@ -45,22 +46,7 @@ pub async fn run(
         "lambda init done"
     );
 
-    // Lambda sends SIGTERM before it retires an environment (when an extension is registered,
-    // which this does): stop the kernels then.
-    // The runtime exits the process right after this hook, so no destructor runs later: the
-    // kernels' runtime directory is removed here.
-    {
-        let app = Arc::clone(&app);
-        let stop = stop.clone();
-        let runtime = Arc::clone(&runtime);
-        lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
-            tracing::info!("lambda environment shutting down");
-            stop.cancel();
-            app.service.pool.shutdown().await;
-            drop(runtime.lock().ok().and_then(|mut r| r.take()));
-        })
-        .await;
-    }
+    on_shutdown(Arc::clone(&app), stop.clone(), runtime).await;
     // Where a cold start's time goes after init (bench/lambda_emulator.py reads these): the
     // extension registration above, then the wait for the first invocation.
     tracing::info!(
@@ -116,6 +102,20 @@ pub async fn run(
     stop.cancel();
     app.service.pool.shutdown().await;
     served.map_err(|e| Error::Lambda(e.to_string()))
+}
+
+/// Registers the shutdown hook. Lambda sends SIGTERM before it retires an environment (when an
+/// extension is registered, which this does): stop the kernels then.
+/// The runtime exits the process right after this hook, so no destructor runs later: the
+/// kernels' runtime directory is removed here.
+async fn on_shutdown(app: Arc<App>, stop: CancellationToken, runtime: RuntimeRoot) {
+    lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
+        tracing::info!("lambda environment shutting down");
+        stop.cancel();
+        app.service.pool.shutdown().await;
+        drop(runtime);
+    })
+    .await;
 }
 
 /// Logs the Runtime API connection's `TCP_NODELAY` state when it changes (the first streamed

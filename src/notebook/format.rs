@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::cell::{Source, join_source};
 use super::{CellType, CellView, Error, NotebookView};
 
 /// Length of generated cell ids (nbformat allows 1-64 chars of `[a-zA-Z0-9-_]`).
@@ -303,7 +304,7 @@ impl<'a> Cell<'a> {
             .and_then(|v| String::deserialize(v).ok())
             .ok_or_else(|| format!("cell {index} has no `cell_type` string"))?;
         if let Some(source) = head.source
-            && super::window::Source::deserialize(source).is_err()
+            && Source::deserialize(source).is_err()
         {
             return Err(format!(
                 "cell {index}: `source` must be a string or a list of strings"
@@ -573,23 +574,6 @@ impl Visitor<'_> for KeyIn<'_> {
     }
 }
 
-/// The checks `Doc::parse` makes on one cell, on a cell parsed whole (`read_notebook`'s
-/// window); the error is the reason.
-pub(super) fn check_cell(index: usize, cell: &Value) -> Result<(), String> {
-    let Some(obj) = cell.as_object() else {
-        return Err(format!("cell {index} is not an object"));
-    };
-    if !obj.get("cell_type").is_some_and(Value::is_string) {
-        return Err(format!("cell {index} has no `cell_type` string"));
-    }
-    if join_source(obj.get("source")).is_none() {
-        return Err(format!(
-            "cell {index}: `source` must be a string or a list of strings"
-        ));
-    }
-    Ok(())
-}
-
 /// A cell as `read` shows it (the structure was checked by `Doc::parse`).
 pub(super) fn cell_view(index: usize, cell: &Value, include_outputs: bool) -> CellView {
     let outputs = match cell.get("outputs").and_then(Value::as_array) {
@@ -632,19 +616,6 @@ impl SourceText {
             SourceText::Text(s) => s,
             SourceText::Lines(lines) => lines.concat(),
         }
-    }
-}
-
-fn join_source(source: Option<&Value>) -> Option<String> {
-    match source {
-        None => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(lines)) => lines
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<Vec<_>>>()
-            .map(|l| l.concat()),
-        Some(_) => None,
     }
 }
 

@@ -1,11 +1,13 @@
 //! Notebooks: nbformat 4 files confined to one root directory (a principal's directory).
 //!
 //! This module owns every file-system touch of the notebook tools: `paths` checks a caller's
-//! path, `format` is the document model, `edit` the cell operations, `disk` the capped read,
-//! atomic write, writer lock and revision. The store ties them together. The kernel runs as the same OS user and can write anywhere in the root,
-//! so nothing here trusts what it finds: paths are relative, `..` and hidden components are
-//! refused, symlinks are resolved and must stay inside the root, reads are size-capped, and
-//! writes go through a temp file and a rename so a crash never leaves half a notebook.
+//! path, `format` is the document model, `window` the read of a window of cells, `cell` what
+//! makes a cell well-formed (checked by both readers), `edit` the cell operations, `disk` the
+//! capped read, atomic write, writer lock and revision. The store ties them together. The
+//! kernel runs as the same OS user and can write anywhere in the root, so nothing here trusts
+//! what it finds: paths are relative, `..` and hidden components are refused, symlinks are
+//! resolved and must stay inside the root, reads are size-capped, and writes go through a temp
+//! file and a rename so a crash never leaves half a notebook.
 //!
 //! Known limit: the checks run before the open, so a process racing to swap a directory for
 //! a symlink between the two could still redirect an intermediate directory. The final
@@ -13,6 +15,7 @@
 //!
 //! All functions are blocking (std::fs); call them from `spawn_blocking` in async code.
 
+mod cell;
 pub(crate) mod disk;
 pub(crate) mod edit;
 mod format;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::cell::{Source, Str, check_cell};
+
 /// Which cells to keep, and whether with their outputs.
 pub(super) struct Window {
     pub(super) start: usize,
@@ -115,7 +117,7 @@ impl<'de> Visitor<'de> for CellsSeed<'_> {
                     seq.next_element_seed(WithoutOutputs)?.map(Value::Object)
                 };
                 let Some(cell) = cell else { break };
-                super::format::check_cell(index, &cell).map_err(de::Error::custom)?;
+                check_cell(index, &cell).map_err(de::Error::custom)?;
                 cells.push((index, cell));
             }
             index += 1;
@@ -159,49 +161,6 @@ impl<'de> Deserialize<'de> for CheckedCell {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-/// A string, not kept.
-struct Str;
-
-impl<'de> Deserialize<'de> for Str {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Str, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Str;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Str, E> {
-                Ok(Str)
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A `source`: a string or a list of strings, not kept (also `format`'s check of a cell).
-#[derive(Default)]
-pub(super) struct Source;
-
-impl<'de> Deserialize<'de> for Source {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Source;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Source, E> {
-                Ok(Source)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Source, A::Error> {
-                while seq.next_element::<Str>()?.is_some() {}
-                Ok(Source)
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

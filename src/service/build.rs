@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{LOCAL_PRINCIPAL, Service, homes, principal_dirs};
-use crate::RuntimeRoot;
 use crate::config::Settings;
 use crate::kernel::LaunchConfig;
+use crate::kernel::RuntimeRoot;
 use crate::pool::{Pool, PoolConfig};
 use crate::{audit, child, limits, principal, workspace};
 

@@ -24,6 +24,7 @@ pub(crate) mod s3;
 pub(crate) mod sync;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -288,54 +289,16 @@ impl Workspace {
                 left_out = (left_out.0 + 1, left_out.1 + object.size);
                 continue;
             }
-            let (bytes, etag) = match self.store.get(&object.key).await {
+            let got = match self.store.get(&object.key).await {
                 Ok(got) => got,
                 Err(s3::Error::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            total += bytes.len() as u64;
-            let tag = self.conflict_tag();
-            let outcome = tokio::task::spawn_blocking({
-                let home = home.to_path_buf();
-                let rel = rel.clone();
-                let known = known.map(|k| k.stamp);
-                move || place(&home, &rel, &bytes, &tag, known)
-            })
-            .await;
-            match outcome {
-                Ok(Ok(Some(Placed { stamp, kept_ours }))) => {
-                    m.synced.insert(rel.clone(), Synced { stamp, etag });
-                    if let Some(ours) = kept_ours {
-                        report.notes.push(format!(
-                            "CONFLICT: {rel} differed from the copy in S3: the S3 copy keeps the name, this environment's version is saved as {ours}"
-                        ));
-                        report.conflicts.push(format!("{rel} (yours: {ours})"));
-                    } else {
-                        report.restored += 1;
-                    }
-                }
-                // Changed here too: the write-through after the call keeps both.
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => report.notes.push(format!("{rel} was not restored: {e}")),
-                Err(e) => report.notes.push(format!("{rel} was not restored: {e}")),
-            }
+            total += got.0.len() as u64;
+            let known = known.map(|k| k.stamp);
+            self.place_pulled(home, rel, got, known, m, report).await;
         }
-        // Deleted in another environment: removed here too unless changed here since.
-        let gone: Vec<(String, Stamp)> = m
-            .synced
-            .iter()
-            .filter(|(rel, _)| !seen.contains(*rel))
-            .map(|(rel, s)| (rel.clone(), s.stamp))
-            .collect();
-        for (rel, stamp) in gone {
-            m.synced.remove(&rel);
-            let path = home.join(&rel);
-            let unchanged = std::fs::symlink_metadata(&path)
-                .is_ok_and(|meta| meta.is_file() && sync::stamp(&meta) == stamp);
-            if unchanged && std::fs::remove_file(&path).is_ok() {
-                report.deleted += 1;
-            }
-        }
+        remove_deleted_elsewhere(home, &seen, m, report);
         if !report.too_large.is_empty() {
             report.notes.push(format!(
                 "not restored, over --workspace-max-file-mb: {}",
@@ -359,6 +322,45 @@ impl Workspace {
             );
         }
         Ok(())
+    }
+
+    /// Writes one file pulled from S3 into `home` (see [`place`]) and records it: restored, or
+    /// a conflict whose local version was kept beside it, or a note why it was not.
+    /// `got` is the object's body and ETag, `known` the stamp the file had when last mirrored.
+    async fn place_pulled(
+        &self,
+        home: &Path,
+        rel: String,
+        got: (Vec<u8>, String),
+        known: Option<Stamp>,
+        m: &mut Mirror,
+        report: &mut Report,
+    ) {
+        let (bytes, etag) = got;
+        let tag = self.conflict_tag();
+        let outcome = tokio::task::spawn_blocking({
+            let home = home.to_path_buf();
+            let rel = rel.clone();
+            move || place(&home, &rel, &bytes, &tag, known)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some(Placed { stamp, kept_ours }))) => {
+                m.synced.insert(rel.clone(), Synced { stamp, etag });
+                if let Some(ours) = kept_ours {
+                    report.notes.push(format!(
+                        "CONFLICT: {rel} differed from the copy in S3: the S3 copy keeps the name, this environment's version is saved as {ours}"
+                    ));
+                    report.conflicts.push(format!("{rel} (yours: {ours})"));
+                } else {
+                    report.restored += 1;
+                }
+            }
+            // Changed here too: the write-through after the call keeps both.
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => report.notes.push(format!("{rel} was not restored: {e}")),
+            Err(e) => report.notes.push(format!("{rel} was not restored: {e}")),
+        }
     }
 
     fn conflict_tag(&self) -> String {
@@ -392,9 +394,51 @@ impl Workspace {
             ));
         }
         let plan = sync::plan(&now, &m.synced);
+        let ControlFlow::Continue(waiting) = self
+            .upload_changed(principal, home, &now, plan.upload, &mut m, &mut report)
+            .await
+        else {
+            return report;
+        };
+        if self
+            .mirror_deletions(principal, plan.delete, &mut m, &mut report)
+            .await
+            .is_break()
+        {
+            return report;
+        }
+        if !report.too_large.is_empty() {
+            report.notes.push(format!(
+                "not saved to S3, over --workspace-max-file-mb ({} MiB): {}",
+                self.settings.max_file_bytes >> 20,
+                report.too_large.join(", ")
+            ));
+        }
+        if waiting.0 > 0 {
+            report.notes.push(format!(
+                "{} file(s) ({} MiB) over this call's write-through budget are saved by the next calls",
+                waiting.0,
+                waiting.1.div_ceil(1 << 20)
+            ));
+        }
+        report
+    }
+
+    /// Uploads the new and changed files (`upload`, from the plan) within the per-call budget.
+    /// Continues with the files (count, bytes) left for the next calls; breaks when an upload
+    /// failed (the report says so, and the rest waits for the next call).
+    async fn upload_changed(
+        &self,
+        principal: &str,
+        home: &Path,
+        now: &sync::Manifest,
+        upload: Vec<(String, u64)>,
+        m: &mut Mirror,
+        report: &mut Report,
+    ) -> ControlFlow<(), (usize, u64)> {
         let mut budget = self.settings.call_budget_bytes;
         let mut waiting = (0usize, 0u64);
-        for (rel, size) in plan.upload {
+        for (rel, size) in upload {
             if size > self.settings.max_file_bytes {
                 let stamp = now.get(&rel).copied();
                 if m.too_large.get(&rel).copied() != stamp {
@@ -410,19 +454,28 @@ impl Workspace {
                 continue;
             }
             budget -= size;
-            if let Err(e) = self
-                .upload(principal, home, &rel, &mut m, &mut report)
-                .await
-            {
+            if let Err(e) = self.upload(principal, home, &rel, m, report).await {
                 tracing::warn!(principal, error = %e, "workspace write-through failed");
                 report.notes.push(format!(
                     "not saved to {}: {e}; your files are kept here and the next call tries again",
                     self.location()
                 ));
-                return report;
+                return ControlFlow::Break(());
             }
         }
-        for rel in plan.delete {
+        ControlFlow::Continue(waiting)
+    }
+
+    /// Deletes from S3 the mirrored files gone from disk (`delete`, from the plan); one changed
+    /// in another environment meanwhile is kept there. Breaks when a deletion failed.
+    async fn mirror_deletions(
+        &self,
+        principal: &str,
+        delete: Vec<String>,
+        m: &mut Mirror,
+        report: &mut Report,
+    ) -> ControlFlow<()> {
+        for rel in delete {
             let Some(etag) = m.synced.get(&rel).map(|s| s.etag.clone()) else {
                 continue;
             };
@@ -443,25 +496,11 @@ impl Workspace {
                         "the deletion of {rel} was not saved to {}: {e}",
                         self.location()
                     ));
-                    return report;
+                    return ControlFlow::Break(());
                 }
             }
         }
-        if !report.too_large.is_empty() {
-            report.notes.push(format!(
-                "not saved to S3, over --workspace-max-file-mb ({} MiB): {}",
-                self.settings.max_file_bytes >> 20,
-                report.too_large.join(", ")
-            ));
-        }
-        if waiting.0 > 0 {
-            report.notes.push(format!(
-                "{} file(s) ({} MiB) over this call's write-through budget are saved by the next calls",
-                waiting.0,
-                waiting.1.div_ceil(1 << 20)
-            ));
-        }
-        report
+        ControlFlow::Continue(())
     }
 
     /// Uploads one file; on a conflict keeps both versions (theirs takes the name here too).
@@ -572,6 +611,31 @@ impl Workspace {
     ) -> Result<(), Error> {
         let key = self.history_key(principal, kernel);
         history::append(&self.store, &self.histories, &key, records).await
+    }
+}
+
+/// Deleted in another environment (mirrored here, no longer `seen` in S3): removed here too,
+/// unless changed here since.
+fn remove_deleted_elsewhere(
+    home: &Path,
+    seen: &std::collections::BTreeSet<String>,
+    m: &mut Mirror,
+    report: &mut Report,
+) {
+    let gone: Vec<(String, Stamp)> = m
+        .synced
+        .iter()
+        .filter(|(rel, _)| !seen.contains(*rel))
+        .map(|(rel, s)| (rel.clone(), s.stamp))
+        .collect();
+    for (rel, stamp) in gone {
+        m.synced.remove(&rel);
+        let path = home.join(&rel);
+        let unchanged = std::fs::symlink_metadata(&path)
+            .is_ok_and(|meta| meta.is_file() && sync::stamp(&meta) == stamp);
+        if unchanged && std::fs::remove_file(&path).is_ok() {
+            report.deleted += 1;
+        }
     }
 }
 
