@@ -118,7 +118,7 @@ pub fn build_app(
         .with_refusals(settings.unauthenticated_per_minute_per_address.unwrap_or(0)),
     );
     let auth = Arc::new(auth::Authenticator::new(
-        settings,
+        &settings.auth,
         Arc::clone(&audit),
         Arc::clone(&limits),
     )?);
