@@ -23,7 +23,7 @@ pub fn build_app(
 ) -> Result<(Arc<App>, crate::kernel::RuntimeRoot), crate::Error> {
     let (service, runtime) = Service::build(settings, stop)?;
     let auth = Arc::new(Authenticator::new(
-        settings,
+        &settings.auth,
         Arc::clone(&service.audit),
         Arc::clone(&service.limits),
     )?);

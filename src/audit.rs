@@ -8,13 +8,23 @@
 //! with `--audit-code`, capped), never a token, key, environment value or output.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::AuditSettings;
 use crate::principal::hex;
+
+/// Where audit records go (from `--audit-log`, `--audit-code` and the transport). Nothing in it
+/// needs checking: the file is opened, with its own error, by `Audit::open`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditSettings {
+    pub file: Option<PathBuf>,
+    pub include_code: bool,
+    /// Write records to stderr instead of stdout: over the stdio transport stdout is the
+    /// protocol stream, and a record there would break the client.
+    pub to_stderr: bool,
+}
 
 /// Most code bytes a record carries with `--audit-code`.
 pub const MAX_AUDIT_CODE_BYTES: usize = 4096;

@@ -13,6 +13,7 @@ mod iam;
 mod keys;
 pub(crate) mod oidc;
 mod secret;
+mod settings;
 
 use std::sync::Arc;
 
@@ -22,9 +23,12 @@ use axum::response::IntoResponse;
 pub use keys::{
     KeyEntry, KeyTable, KeysError, check_unique, hash_key_report, parse_keys_inline, read_keys_file,
 };
+pub use settings::{
+    AuthSettings, JwksSource, OidcOptions, OidcSettings, SecretSettings, SettingsError, api_keys,
+    public_url,
+};
 
 use crate::audit::{Audit, Refused};
-use crate::config::Settings;
 use crate::limits::{LimitError, Limits};
 use crate::principal::Principal;
 
@@ -73,7 +77,7 @@ pub struct Authenticator {
     keys: KeyTable,
     secret: Option<secret::SecretKeys>,
     oidc: Option<oidc::Verifier>,
-    /// Credentials are required (see `Settings::requires_credentials`).
+    /// Credentials are required (see `AuthSettings::requires_credentials`).
     required: bool,
     /// Credentials are checked when presented (some source is configured).
     checking: bool,
@@ -89,19 +93,17 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(
-        settings: &Settings,
+        settings: &AuthSettings,
         audit: Arc<Audit>,
         limits: Arc<Limits>,
     ) -> Result<Authenticator, oidc::Error> {
         let oidc = settings
-            .auth
             .oidc
             .as_ref()
             .map(oidc::Verifier::new)
             .transpose()?;
-        let keys = KeyTable::new(settings.auth.api_keys.clone());
+        let keys = KeyTable::new(settings.api_keys.clone());
         let secret = settings
-            .auth
             .api_keys_secret
             .as_ref()
             .map(|s| secret::SecretKeys::new(s.id.clone(), s.cache_for));
@@ -111,9 +113,9 @@ impl Authenticator {
             secret,
             oidc,
             required: settings.requires_credentials(),
-            lambda: settings.lambda.is_some(),
-            issuer: settings.auth.oidc.as_ref().map(|o| o.issuer.clone()),
-            public_url: settings.auth.public_url.clone(),
+            lambda: settings.on_lambda,
+            issuer: settings.oidc.as_ref().map(|o| o.issuer.clone()),
+            public_url: settings.public_url.clone(),
             audit,
             limits,
         })
@@ -364,27 +366,27 @@ pub async fn resource_metadata(
 mod tests {
     use super::*;
     use crate::principal::Source;
-    use clap::Parser;
 
-    /// Settings as the binary would resolve them from these arguments.
-    fn settings(args: &[&str], dir: &std::path::Path) -> Settings {
-        let wd = dir.join("nb");
-        let mut argv = vec![
-            "jupyter-mcp-server",
-            "--working-dir",
-            wd.to_str().unwrap(),
-            "--python",
-            "/bin/sh",
-        ];
-        argv.extend_from_slice(args);
-        crate::config::Config::parse_from(argv).resolve().unwrap()
+    /// Auth settings as `config` would build them from these options: on Lambda or not,
+    /// `--insecure-no-auth`, inline `--api-keys` and `--public-url`.
+    #[derive(Default)]
+    struct Options<'a> {
+        lambda: bool,
+        insecure_no_auth: bool,
+        api_keys: Option<&'a str>,
+        public_url: Option<&'a str>,
     }
 
-    fn authenticator(args: &[&str]) -> Authenticator {
-        let dir = tempfile::tempdir().unwrap();
-        let s = settings(args, dir.path());
-        let audit = Arc::new(Audit::open(&crate::config::AuditSettings::default()).unwrap());
-        Authenticator::new(&s, audit, Arc::new(Limits::new(None, None))).unwrap()
+    fn authenticator(o: Options) -> Authenticator {
+        let settings = AuthSettings {
+            api_keys: api_keys(None, o.api_keys).unwrap(),
+            insecure_no_auth: o.insecure_no_auth,
+            public_url: o.public_url.map(|u| public_url(u).unwrap()),
+            on_lambda: o.lambda,
+            ..AuthSettings::default()
+        };
+        let audit = Arc::new(Audit::open(&crate::audit::AuditSettings::default()).unwrap());
+        Authenticator::new(&settings, audit, Arc::new(Limits::new(None, None))).unwrap()
     }
 
     /// The request parts lambda_http makes of an event in `events/`.
@@ -398,7 +400,12 @@ mod tests {
         parts
     }
 
-    const LAMBDA: &[&str] = &["--lambda-runtime-api", "127.0.0.1:9001"];
+    const LAMBDA: Options = Options {
+        lambda: true,
+        insecure_no_auth: false,
+        api_keys: None,
+        public_url: None,
+    };
     const IAM_V2: &str = include_str!("../../events/function-url-iam-alice.json");
     const IAM_V1: &str = include_str!("../../events/apigw-rest-v1-iam-bob.json");
     const IAM_HTTP_V2: &str = include_str!("../../events/apigw-http-v2-iam-carol.json");
@@ -461,12 +468,13 @@ mod tests {
 
     #[tokio::test]
     async fn on_lambda_insecure_no_auth_serves_local() {
-        let mut args = LAMBDA.to_vec();
-        args.push("--insecure-no-auth");
-        let p = authenticator(&args)
-            .authenticate(&event_parts(NO_IAM, None))
-            .await
-            .unwrap();
+        let p = authenticator(Options {
+            insecure_no_auth: true,
+            ..LAMBDA
+        })
+        .authenticate(&event_parts(NO_IAM, None))
+        .await
+        .unwrap();
         assert_eq!(p, Principal::local());
     }
 
@@ -474,9 +482,10 @@ mod tests {
     async fn on_lambda_a_bearer_key_works_without_iam() {
         let digest = crate::principal::hex(&keys::digest("k1"));
         let inline = format!("carol:{digest}");
-        let mut args = LAMBDA.to_vec();
-        args.extend(["--api-keys", inline.as_str()]);
-        let auth = authenticator(&args);
+        let auth = authenticator(Options {
+            api_keys: Some(&inline),
+            ..LAMBDA
+        });
         let p = auth
             .authenticate(&event_parts(NO_IAM, Some("k1")))
             .await
@@ -490,7 +499,7 @@ mod tests {
     /// there it would not be trusted.
     #[tokio::test]
     async fn off_lambda_an_iam_context_is_ignored() {
-        let p = authenticator(&[])
+        let p = authenticator(Options::default())
             .authenticate(&event_parts(IAM_V2, None))
             .await
             .unwrap();
@@ -520,11 +529,14 @@ mod tests {
 
     #[test]
     fn the_public_url_replaces_the_host_header() {
-        let auth = authenticator(&["--public-url", "https://jupyter.example.com/"]);
+        let auth = authenticator(Options {
+            public_url: Some("https://jupyter.example.com/"),
+            ..Options::default()
+        });
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("10.0.0.7:8737"));
         assert_eq!(auth.base_url(&headers), "https://jupyter.example.com");
-        let auth = authenticator(&[]);
+        let auth = authenticator(Options::default());
         assert_eq!(auth.base_url(&headers), "http://10.0.0.7:8737");
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::config::{JwksSource, OidcSettings};
+use super::settings::{JwksSource, OidcSettings};
 use crate::principal::Principal;
 
 /// Clock skew tolerated on `exp` and `nbf`.

@@ -20,6 +20,7 @@ mod env;
 mod filesystem;
 mod limits;
 mod seccomp;
+mod settings;
 pub mod user;
 pub mod verify;
 
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 pub use limits::Limits;
+pub use settings::{LimitOptions, SandboxOptions, SettingsError};
 pub use user::Ids;
 
 /// How children are confined; built once from the configuration.

@@ -21,6 +21,7 @@
 pub(crate) mod cache;
 pub(crate) mod history;
 pub(crate) mod s3;
+mod settings;
 pub(crate) mod sync;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+pub use settings::{
+    MAX_WORKSPACE_LIST_CACHE_MS, SettingsError, WorkspaceOptions, WorkspaceSettings,
+};
 use sync::{Stamp, Synced};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,25 +48,6 @@ pub(crate) enum Error {
     HistoryFull,
     #[error("the kernel's history kept changing under concurrent writers; retry the call")]
     HistoryBusy,
-}
-
-/// Where and how much to mirror (from `--workspace-*`).
-#[derive(Debug, Clone)]
-pub struct WorkspaceSettings {
-    pub bucket: String,
-    /// Empty or ending in `/`.
-    pub prefix: String,
-    /// Files larger than this are not mirrored.
-    pub max_file_bytes: u64,
-    /// Bytes restored on a principal's first call at most.
-    pub restore_max_bytes: u64,
-    /// Bytes one call writes through at most (the rest waits for the next call).
-    pub call_budget_bytes: u64,
-    /// Path-style addressing, when an endpoint override points at an S3-compatible server.
-    pub path_style: bool,
-    /// A LIST of a principal's files younger than this stands in for the next call's (zero:
-    /// every call lists). Bounds how late another environment's change is seen here.
-    pub list_cache: Duration,
 }
 
 /// What the mirror did for one call, for the result's text and `_meta`.

@@ -23,7 +23,7 @@ yaml = pytest.importorskip("yaml", reason="PyYAML comes with cfn-lint: pip insta
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 WRAPPER = ROOT / "lambda" / "wrapper.sh"
-CONFIG_RS = ROOT / "src" / "config.rs"
+CONFIG_DIR = ROOT / "src" / "config"
 
 FUNCTION = "McpFunction"
 LAYER = "McpPythonLayer"
@@ -33,6 +33,11 @@ HTTP_API = "McpHttpApi"
 LAMBDA_TIMEOUT_MAX_SECS = 900
 # What the function's role may do, all on its own log group.
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def config_source():
+    """The text of the server's configuration module (src/config/*.rs)."""
+    return "\n".join(p.read_text() for p in sorted(CONFIG_DIR.glob("*.rs")))
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -179,8 +184,8 @@ def test_server_environment(template, env):
 
 
 def test_environment_names_exist_in_server_config(env):
-    """Every JUPYTER_MCP_* variable the template sets is one the server reads (src/config.rs)."""
-    declared = set(re.findall(r'pub const ENV_\w+: &str = "(JUPYTER_MCP_\w+)";', CONFIG_RS.read_text()))
+    """Every JUPYTER_MCP_* variable the template sets is one the server reads (src/config/env.rs)."""
+    declared = set(re.findall(r'pub const ENV_\w+: &str = "(JUPYTER_MCP_\w+)";', config_source()))
     used = {name for name in env if name.startswith("JUPYTER_MCP_")}
     assert used <= declared, f"not read by the server: {sorted(used - declared)}"
 
@@ -372,8 +377,8 @@ def test_lambda_tenancy_parameter_defaults_to_single(template, env):
     param = parameter_of(template, env["JUPYTER_MCP_LAMBDA_TENANCY"])
     assert param["Default"] == "single"
     assert sorted(param["AllowedValues"]) == ["shared", "single"]
-    # The server's own values (src/config.rs `Tenancy`).
-    enum = re.search(r"pub enum Tenancy \{(.*?)\}", CONFIG_RS.read_text(), re.S).group(1)
+    # The server's own values (src/config/mod.rs `Tenancy`).
+    enum = re.search(r"pub enum Tenancy \{(.*?)\}", config_source(), re.S).group(1)
     assert sorted(re.findall(r"^\s*(\w+),", enum, re.M)) == ["Shared", "Single"]
 
 
