@@ -41,13 +41,14 @@ $(NBFORMAT_SAMPLES):
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Every test: Rust unit and integration tests (real ipykernel), the attack suite with its
+# Every test: the layering check (docs/architecture.md), Rust unit and integration tests (real ipykernel), the attack suite with its
 # summary line (then again inside a Lambda-like bwrap sandbox when bwrap is installed, with a few
 # Lambda front-door tests in that sandbox too), then the
 # real MCP clients (Python SDK, TypeScript SDK, MCP Inspector CLI, the conformance suite, stdio),
 # the Lambda front door under the cargo-lambda emulator, the SAM template (cfn-lint and its own
 # checks), then a check that no kernel was left.
 test: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS) $(NBFORMAT_SAMPLES)
+	$(MAKE) --no-print-directory check-layers
 	cargo build --locked
 	JUPYTER_MCP_TEST_PYTHON=$(abspath $(VENV_PY)) cargo nextest run --locked --no-fail-fast -E 'not test(/^attacks::/)'
 	$(MAKE) --no-print-directory attacks

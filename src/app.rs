@@ -10,6 +10,31 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::service::Service;
 
+/// Why a front door could not serve (start-up, bind, the transport).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot listen on {addr}: {source}\nhint: pick another --port, or stop what uses this one"
+    )]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Service(#[from] crate::service::BuildError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("the Lambda runtime failed: {0}")]
+    Lambda(String),
+    #[error(
+        "the stdio transport failed: {0}\nhint: the client must speak MCP (JSON-RPC lines) on stdin"
+    )]
+    Stdio(String),
+    #[error("cannot set up OpenID Connect: {0}")]
+    Oidc(#[from] crate::auth::oidc::Error),
+}
+
 /// The service and its authenticator.
 pub struct App {
     pub service: Arc<Service>,
@@ -20,7 +45,7 @@ pub struct App {
 pub fn build_app(
     settings: &Settings,
     stop: CancellationToken,
-) -> Result<(Arc<App>, crate::kernel::RuntimeRoot), crate::Error> {
+) -> Result<(Arc<App>, crate::kernel::RuntimeRoot), Error> {
     let (service, runtime) = Service::build(settings, stop)?;
     let auth = Arc::new(Authenticator::new(
         &settings.auth,

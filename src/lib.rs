@@ -37,29 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::build_app;
 use crate::config::Settings;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "cannot listen on {addr}: {source}\nhint: pick another --port, or stop what uses this one"
-    )]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Service(#[from] service::BuildError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
-    #[error("the Lambda runtime failed: {0}")]
-    Lambda(String),
-    #[error(
-        "the stdio transport failed: {0}\nhint: the client must speak MCP (JSON-RPC lines) on stdin"
-    )]
-    Stdio(String),
-    #[error("cannot set up OpenID Connect: {0}")]
-    Oidc(#[from] auth::oidc::Error),
-}
+pub use app::Error;
 
 /// Serves MCP over HTTP until `shutdown` resolves, then stops every kernel.
 pub async fn run(

@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use crate::app::App;
+use crate::app::Error;
 use crate::app::build_app;
 use crate::config::{LambdaSettings, Settings};
+use crate::http;
 use crate::kernel::RuntimeRoot;
-use crate::{Error, http};
 
 mod runtime_socket;
 use runtime_socket::{NoDelay, RuntimeSocket};

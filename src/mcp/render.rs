@@ -3,12 +3,17 @@
 //! SVG, an image left out over the budget), and the image and link blocks read_file sends.
 //!
 //! The one place that builds content blocks from outputs, so execute results, notebooks read
-//! back and files read look alike; the engine (`crate::output`) knows nothing of rmcp.
+//! back and files read look alike; the engine (`crate::output`) knows nothing of rmcp. The
+//! results of the run tools (execute_code, execute_cell, execute_notebook) are rendered here
+//! too, whether the call or a later get_execution delivers them.
 
 use base64::Engine;
-use rmcp::model::{ContentBlock, Resource};
+use rmcp::model::{CallToolResult, ContentBlock, Resource};
 
+use crate::kernel::ExecStatus;
+use crate::mcp::error::{ToolError, structured};
 use crate::output::{OutputItem, SavedFile, image_budget};
+use crate::service::{ExecuteCodeOutput, ExecuteNotebookOutput};
 
 /// The content block for one item: an image as image content, anything else as its text.
 pub(crate) fn item_content(item: &OutputItem) -> ContentBlock {
@@ -70,6 +75,60 @@ pub(crate) fn image_within_budget(
         });
     }
     Ok(ContentBlock::image(data, mime_type))
+}
+
+/// Content in output order (a note last), and the same outputs as structured content.
+pub(crate) fn execution_result(out: &ExecuteCodeOutput) -> Result<CallToolResult, ToolError> {
+    let mut content: Vec<ContentBlock> = Vec::new();
+    for item in &out.outputs {
+        content.push(item_content(item));
+        content.extend(original_link(item));
+    }
+    if let Some(n) = &out.note {
+        content.push(ContentBlock::text(format!("[{n}]")));
+    } else if content.is_empty() {
+        content.push(ContentBlock::text("[ran without output]"));
+    }
+    let mut result = structured(content, out)?;
+    result.is_error = Some(out.status != ExecStatus::Ok);
+    Ok(result)
+}
+
+/// One line per cell that ran, then the failing cell's outputs.
+pub(crate) fn notebook_run_result(
+    out: &ExecuteNotebookOutput,
+) -> Result<CallToolResult, ToolError> {
+    let mut lines: Vec<String> = out
+        .cells
+        .iter()
+        .map(|c| {
+            let count = c
+                .execution_count
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default();
+            let note = c
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            format!("cell {}: {:?}{count}{note}", c.index, c.status)
+        })
+        .collect();
+    if !out.not_run.is_empty() {
+        lines.push(format!("not run: cells {:?}", out.not_run));
+    }
+    lines.push(format!("saved in {} (revision {})", out.path, out.revision));
+    let mut content = vec![ContentBlock::text(lines.join("\n"))];
+    if let Some(i) = out.failed_cell {
+        content.push(ContentBlock::text(format!("[outputs of cell {i}]")));
+        for item in &out.failed_outputs {
+            content.push(item_content(item));
+            content.extend(original_link(item));
+        }
+    }
+    let mut result = structured(content, out)?;
+    result.is_error = Some(out.status != ExecStatus::Ok);
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -9,10 +9,9 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::kernel::ExecStatus;
 use crate::kernel::introspect::{Inspection, Variables};
 use crate::mcp::JupyterMcp;
-use crate::mcp::error::{ToolError, respond, structured};
+use crate::mcp::error::{respond, structured};
 use crate::mcp::progress;
 use crate::packages::Installed;
 use crate::service::{CodeRun, ExecuteCodeOutput};
@@ -61,23 +60,6 @@ pub struct InstallPackageArgs {
     pub package: String,
     /// Kernel name (default "default"); the package becomes importable there at once.
     pub kernel: Option<String>,
-}
-
-/// Content in output order (a note last), and the same outputs as structured content.
-pub(super) fn execution_result(out: &ExecuteCodeOutput) -> Result<CallToolResult, ToolError> {
-    let mut content: Vec<ContentBlock> = Vec::new();
-    for item in &out.outputs {
-        content.push(crate::mcp::render::item_content(item));
-        content.extend(crate::mcp::render::original_link(item));
-    }
-    if let Some(n) = &out.note {
-        content.push(ContentBlock::text(format!("[{n}]")));
-    } else if content.is_empty() {
-        content.push(ContentBlock::text("[ran without output]"));
-    }
-    let mut result = structured(content, out)?;
-    result.is_error = Some(out.status != ExecStatus::Ok);
-    Ok(result)
 }
 
 #[tool_router(router = code_tools, vis = "pub(crate)")]

@@ -11,12 +11,11 @@ use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::code::execution_result;
-use super::run_cells::notebook_run_result;
 use crate::kernel::ExecStatus;
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
 use crate::mcp::error::{Show, ToolError, respond, structured};
+use crate::mcp::render::{execution_result, notebook_run_result};
 use crate::output::OutputItem;
 use crate::service::executions::{Answer, Execution, Outcome};
 use crate::service::{ExecuteCodeOutput, ExecuteNotebookOutput};

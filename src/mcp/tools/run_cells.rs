@@ -6,16 +6,15 @@
 //! notebook keeps what already ran, and edits made meanwhile to other cells are kept.
 
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::kernel::ExecStatus;
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
-use crate::mcp::error::{ToolError, respond, structured};
+use crate::mcp::error::respond;
 use crate::mcp::progress;
 use crate::notebook::edit::CellRef;
 use crate::service::{CellRunRequest, ExecuteNotebookOutput, NotebookRun};
@@ -138,41 +137,4 @@ impl JupyterMcp {
         };
         respond(result.await)
     }
-}
-
-/// One line per cell that ran, then the failing cell's outputs.
-pub(super) fn notebook_run_result(
-    out: &ExecuteNotebookOutput,
-) -> Result<CallToolResult, ToolError> {
-    let mut lines: Vec<String> = out
-        .cells
-        .iter()
-        .map(|c| {
-            let count = c
-                .execution_count
-                .map(|n| format!(" [{n}]"))
-                .unwrap_or_default();
-            let note = c
-                .note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
-            format!("cell {}: {:?}{count}{note}", c.index, c.status)
-        })
-        .collect();
-    if !out.not_run.is_empty() {
-        lines.push(format!("not run: cells {:?}", out.not_run));
-    }
-    lines.push(format!("saved in {} (revision {})", out.path, out.revision));
-    let mut content = vec![ContentBlock::text(lines.join("\n"))];
-    if let Some(i) = out.failed_cell {
-        content.push(ContentBlock::text(format!("[outputs of cell {i}]")));
-        for item in &out.failed_outputs {
-            content.push(crate::mcp::render::item_content(item));
-            content.extend(crate::mcp::render::original_link(item));
-        }
-    }
-    let mut result = structured(content, out)?;
-    result.is_error = Some(out.status != ExecStatus::Ok);
-    Ok(result)
 }
