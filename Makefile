@@ -103,6 +103,7 @@ check-layers:
 bench: $(TEST_DEPS) $(LAMBDA_DEPS) $(NODE_DEPS)
 	cargo build --release --locked
 	$(VENV_PY) bench/bench.py
+	$(VENV_PY) bench/executions.py
 	JUPYTER_MCP_BIN=target/release/jupyter-mcp-server $(VENV_PY) bench/workspace.py
 	$(VENV_PY) bench/lambda_emulator.py
 

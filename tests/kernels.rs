@@ -24,7 +24,7 @@ async fn status_reports_state_versions_memory_and_limits() {
     assert!(s["ipykernel_version"].as_str().unwrap().starts_with('7'));
     assert!(s["memory_rss_bytes"].as_u64().unwrap() > 10_000_000);
     assert!(s["uptime_secs"].as_f64().unwrap() >= 0.0);
-    assert_eq!(s["limits"]["exec_timeout_secs"], 50);
+    assert_eq!(s["limits"]["exec_timeout_secs"], 3600);
     assert_eq!(s["limits"]["max_kernels"], 8);
     // Layers are reported as verified, and missing ones are named.
     let list = |v: &serde_json::Value| -> Vec<String> {

@@ -38,9 +38,12 @@ const DEFAULT_LAMBDA_PYTHONPATH: &str = "/opt/python";
 /// cargo lambda's 9000 and the usual web-framework ports (3000, 5000, 5173, 8000, 8080), and
 /// absent from the IANA-derived /etc/services list.
 pub const DEFAULT_PORT: u16 = 8737;
-/// Default execution time limit: under the 60 s request timeout of the TypeScript SDK (and so of
-/// most MCP hosts), with room for the interrupt grace and the reply.
-pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 50;
+/// Default execution time limit locally: an hour. A call no longer has to finish inside the
+/// client's own timeout: past `--call-wait` it answers `running` and the work goes on.
+pub const DEFAULT_EXEC_TIMEOUT_SECS: u64 = 3600;
+/// Default execution time limit on Lambda: 15 minutes, the longest a function may be configured
+/// to run (an execution advances only while an invocation runs in its environment).
+pub const DEFAULT_LAMBDA_EXEC_TIMEOUT_SECS: u64 = 900;
 /// Default wait for a busy kernel by the calls that have no timeout of their own: long enough
 /// for a short cell to finish, well inside the 60 s most MCP clients wait for a call.
 pub const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 30;
@@ -99,10 +102,11 @@ pub struct Config {
 
     /// Default time limit for one execution, in seconds (a call may ask for less or more,
     /// up to 3600). On expiry the kernel is interrupted, then restarted if it does not respond.
-    /// The default fits inside the 60 s most MCP clients wait for a call, so the model gets a
-    /// `timeout` result with the output so far rather than a client-side error.
-    #[arg(long, env = ENV_EXEC_TIMEOUT, default_value_t = DEFAULT_EXEC_TIMEOUT_SECS)]
-    pub exec_timeout: u64,
+    /// Work still running after --call-wait goes on in the background (the call answers
+    /// `running`), so this no longer has to fit the client's timeout. [default: 3600; on Lambda
+    /// 900, the longest a function runs]
+    #[arg(long, env = ENV_EXEC_TIMEOUT)]
+    pub exec_timeout: Option<u64>,
 
     /// How long, in seconds, a call without a timeout of its own (get_variables,
     /// inspect_variable, restart_kernel, install_package's turn) waits for a kernel that is busy

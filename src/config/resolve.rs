@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Config, DEFAULT_LAMBDA_PYTHONPATH, DEFAULT_LAMBDA_WORKING_DIR, DEFAULT_MAX_KERNELS,
-    DEFAULT_WORKING_DIR, KernelNetwork, LAMBDA_SERVER_RESERVE_MB, LambdaSettings,
-    MAX_EXEC_TIMEOUT_SECS, Settings, Transport,
+    Config, DEFAULT_EXEC_TIMEOUT_SECS, DEFAULT_LAMBDA_EXEC_TIMEOUT_SECS, DEFAULT_LAMBDA_PYTHONPATH,
+    DEFAULT_LAMBDA_WORKING_DIR, DEFAULT_MAX_KERNELS, DEFAULT_WORKING_DIR, KernelNetwork,
+    LAMBDA_SERVER_RESERVE_MB, LambdaSettings, MAX_EXEC_TIMEOUT_SECS, Settings, Transport,
 };
 use crate::audit::AuditSettings;
 use crate::auth::{self, AuthSettings, OidcOptions, OidcSettings, SecretSettings};
@@ -111,7 +111,7 @@ impl Config {
             port: self.port,
             working_dir,
             python,
-            exec_timeout: Duration::from_secs(self.exec_timeout),
+            exec_timeout: Duration::from_secs(self.exec_timeout_secs()),
             wait_timeout: Duration::from_secs(self.wait_timeout),
             call_wait: Duration::from_secs(self.call_wait),
             max_kernels,
@@ -140,10 +140,21 @@ impl Config {
         })
     }
 
+    /// `--exec-timeout`, or its default here (locally, or on Lambda).
+    fn exec_timeout_secs(&self) -> u64 {
+        self.exec_timeout
+            .unwrap_or(if self.lambda_runtime_api.is_some() {
+                DEFAULT_LAMBDA_EXEC_TIMEOUT_SECS
+            } else {
+                DEFAULT_EXEC_TIMEOUT_SECS
+            })
+    }
+
     /// `--exec-timeout` and `--wait-timeout`: from 1 s to `MAX_EXEC_TIMEOUT_SECS`.
     fn check_timeouts(&self) -> Result<(), Error> {
-        if self.exec_timeout == 0 || self.exec_timeout > MAX_EXEC_TIMEOUT_SECS {
-            return Err(Error::ExecTimeout(self.exec_timeout));
+        let exec_timeout = self.exec_timeout_secs();
+        if exec_timeout == 0 || exec_timeout > MAX_EXEC_TIMEOUT_SECS {
+            return Err(Error::ExecTimeout(exec_timeout));
         }
         if self.wait_timeout == 0 || self.wait_timeout > MAX_EXEC_TIMEOUT_SECS {
             return Err(Error::WaitTimeout(self.wait_timeout));

@@ -20,6 +20,9 @@ pub enum Status {
     IoError,
     TooLarge,
     Cancelled,
+    /// The execution lives in another Lambda execution environment (or did, before it was
+    /// recycled).
+    Elsewhere,
     Timeout,
     Unavailable,
     Unauthenticated,
@@ -46,6 +49,7 @@ impl Status {
             Status::IoError => "io_error",
             Status::TooLarge => "too_large",
             Status::Cancelled => "cancelled",
+            Status::Elsewhere => "elsewhere",
             Status::Timeout => "timeout",
             Status::Unavailable => "unavailable",
             Status::Unauthenticated => "unauthenticated",
@@ -207,6 +211,7 @@ mod tests {
             IoError,
             TooLarge,
             Cancelled,
+            Elsewhere,
             Timeout,
             Unavailable,
             Unauthenticated,

@@ -227,8 +227,9 @@ impl Executions {
         }
     }
 
-    /// The owner's execution with this id.
-    pub fn get(&self, owner: &str, id: &str) -> Result<Arc<Execution>, Error> {
+    /// The owner's execution with this id. `on_lambda`: an id this process does not know may
+    /// live in another execution environment, and the answer says so.
+    pub fn get(&self, owner: &str, id: &str, on_lambda: bool) -> Result<Arc<Execution>, Error> {
         self.prune();
         let found = self
             .all
@@ -249,6 +250,13 @@ impl Executions {
                 format!(
                     "execution {id} finished more than {} s ago or was one of more than {KEEP_FINISHED_PER_PRINCIPAL} finished ones, so its result has expired\nhint: outputs saved in notebooks stay there; run the code again for its output",
                     KEEP_FINISHED.as_secs()
+                ),
+            )
+        } else if on_lambda {
+            Error::new(
+                Status::Elsewhere,
+                format!(
+                    "execution {id} is not in this execution environment: on Lambda an execution runs in the environment that started it, and this request was routed to another one (or that one was recycled, and the execution with it)\nhint: call get_execution again (the next request may reach it); list_executions lists the ones here; a notebook run saves each cell as it finishes, so read_notebook shows what ran"
                 ),
             )
         } else {
@@ -478,7 +486,8 @@ impl Service {
         id: &str,
         wait: Duration,
     ) -> Result<Arc<Execution>, Error> {
-        let execution = self.executions.get(call.principal.name(), id)?;
+        let on_lambda = self.settings.lambda.is_some();
+        let execution = self.executions.get(call.principal.name(), id, on_lambda)?;
         let wait = call.limit(wait)?;
         tokio::select! {
             _ = execution.finished() => {}
@@ -491,7 +500,8 @@ impl Service {
     /// Stops the caller's execution `id` and waits for its result (the interrupt, then the
     /// kill, take at most a few seconds).
     pub async fn cancel_execution(&self, call: &Call, id: &str) -> Result<Arc<Execution>, Error> {
-        let execution = self.executions.get(call.principal.name(), id)?;
+        let on_lambda = self.settings.lambda.is_some();
+        let execution = self.executions.get(call.principal.name(), id, on_lambda)?;
         if execution.outcome().is_none() {
             execution.cancel("cancel_execution");
             let limit = call.limit(self.settings.wait_timeout)?;

@@ -1281,3 +1281,62 @@ def test_shared_tenancy_keeps_the_previous_principal(auth_emulator):
         assert int(again) == pid
     finally:
         emu.set_function_env(JUPYTER_MCP_LAMBDA_TENANCY="single")
+
+
+# --------------------------------------------------------------------------------------------
+# Long-running work: an execution outlives its invocation and is polled to the end
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_90_s_cell_is_finished_through_polls_that_keep_an_invocation_open(emulator):
+    """The call answers `running` after its wait; each get_execution with a wait holds its
+    invocation open while the cell runs (so on Lambda the polls are what move the work), and
+    the last one returns the whole result. One mode is enough: the polls take the same path
+    streamed or buffered, and each run costs 90 s."""
+    if emulator.mode != "buffered":
+        pytest.skip("run once, in the buffered mode (the path is the same; 90 s per run)")
+    code = ("import time\n"
+            "for i in range(90):\n"
+            "    print('tick', i, flush=True)\n"
+            "    time.sleep(1)\n"
+            "finished = 90")
+
+    async def body():
+        async with connect(emulator, "2026-07-28") as client:
+            first = await client.call_tool("execute_code", {"code": code, "kernel": "long",
+                                                            "wait": 5})
+            assert first.structured_content["status"] == "running", describe(first)
+            execution_id = first.structured_content["execution_id"]
+            polls = []
+            report = None
+            for _ in range(10):
+                started = time.monotonic()
+                report = await client.call_tool(
+                    "get_execution", {"execution_id": execution_id, "wait": 30})
+                polls.append(time.monotonic() - started)
+                assert not report.is_error, describe(report)
+                if report.structured_content["status"] != "running":
+                    break
+            assert report.structured_content["status"] == "ok", describe(report)
+            # Every poll but the last was held open for its whole wait.
+            assert all(p >= 25 for p in polls[:-1]), polls
+            assert len(polls) <= 4, polls
+            printed = "".join(o.get("text", "")
+                              for o in report.structured_content["result"]["outputs"])
+            assert "tick 0" in printed and "tick 89" in printed, printed[-300:]
+            r = await execute(client, "print(finished)", "long")
+            assert stdout_of(r).strip() == "90", describe(r)
+            await client.call_tool("shutdown_kernel", {"kernel": "long"})
+    run(body)
+
+
+def test_an_unknown_execution_on_lambda_says_it_may_be_elsewhere(emulator):
+    async def body():
+        async with connect(emulator, "legacy") as client:
+            r = await client.call_tool("get_execution", {
+                "execution_id": "0b8f9c7e-1111-4222-8333-444455556666", "wait": 0})
+            assert r.is_error, describe(r)
+            text = all_text(r)
+            assert text.startswith("status: elsewhere"), text
+            assert "execution environment" in text, text
+    run(body)
