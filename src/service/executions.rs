@@ -267,6 +267,23 @@ impl Executions {
         })
     }
 
+    /// Drops every execution of `owner`, running or not (single tenancy on Lambda: nothing of
+    /// the previous principal stays). Running ones are stopped first.
+    pub fn forget_owner(&self, owner: &str) -> usize {
+        let Ok(mut all) = self.all.lock() else {
+            return 0;
+        };
+        let before = all.len();
+        all.retain(|_, e| {
+            let keep = e.owner != owner;
+            if !keep {
+                e.cancel("the switch to another principal");
+            }
+            keep
+        });
+        before - all.len()
+    }
+
     /// The owner's executions, newest first.
     pub fn list(&self, owner: &str) -> Vec<Arc<Execution>> {
         self.prune();

@@ -42,6 +42,7 @@ impl Service {
         let Some(previous) = previous else {
             return;
         };
+        let executions = self.executions.forget_owner(&previous);
         let (kernels, spare) = self.pool.retire_all();
         if let Some(ws) = &self.workspace {
             ws.forget(&previous);
@@ -61,6 +62,7 @@ impl Service {
             from = %previous,
             to = %principal,
             kernels_stopped = kernels,
+            executions_dropped = executions,
             spare_stopped = spare,
             entries_removed = removed,
             files_removed = errors.is_empty(),
