@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::executions::{Answer, Outcome, Start};
+use super::executions::{Answer, Outcome};
 use super::wait::{Waited, bounded};
 use super::{Call, Error, ExecuteCodeOutput, RunSpec, Service, Status};
 use crate::kernel::introspect::{self, Inspection, Variables};
@@ -41,13 +41,7 @@ impl Service {
         wait: Option<f64>,
         progress: Option<ProgressFn>,
     ) -> Result<Answer, Error> {
-        let kernel = self.key(call, run.kernel.as_deref())?.name;
-        let start = Start {
-            tool: "execute_code",
-            kernel: &kernel,
-            wait: self.call_wait(wait)?,
-            total_cells: None,
-        };
+        let start = self.start_for(call, "execute_code", run.kernel.as_deref(), wait, None)?;
         self.start_execution(
             call,
             start,
@@ -67,13 +61,7 @@ impl Service {
         wait: Option<f64>,
         progress: Option<ProgressFn>,
     ) -> Result<Answer, Error> {
-        let kernel = self.key(call, run.kernel.as_deref())?.name;
-        let start = Start {
-            tool: "execute_cell",
-            kernel: &kernel,
-            wait: self.call_wait(wait)?,
-            total_cells: None,
-        };
+        let start = self.start_for(call, "execute_cell", run.kernel.as_deref(), wait, None)?;
         self.start_execution(
             call,
             start,

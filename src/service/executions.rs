@@ -320,9 +320,9 @@ pub enum Answer {
 }
 
 /// What to start: the tool, its kernel, how long the call waits, and the work.
-pub struct Start<'a> {
+pub struct Start {
     pub tool: &'static str,
-    pub kernel: &'a str,
+    pub kernel: String,
     pub wait: Duration,
     /// The cells a notebook run has, for its progress.
     pub total_cells: Option<u64>,
@@ -345,6 +345,23 @@ impl Service {
         }
     }
 
+    /// What a run tool starts: its kernel (checked) and how long the call waits.
+    pub fn start_for(
+        &self,
+        call: &Call,
+        tool: &'static str,
+        kernel: Option<&str>,
+        wait: Option<f64>,
+        total_cells: Option<u64>,
+    ) -> Result<Start, Error> {
+        Ok(Start {
+            tool,
+            kernel: self.key(call, kernel)?.name,
+            wait: self.call_wait(wait)?,
+            total_cells,
+        })
+    }
+
     /// Starts `work` as an execution owned by the caller and waits up to `start.wait` for it.
     /// While the call waits, the caller's cancel interrupts the work (as a call's cancel always
     /// did); once it has answered `running`, only `cancel_execution` (or the kernel tools) stop it.
@@ -354,7 +371,7 @@ impl Service {
     pub async fn start_execution<W, F>(
         self: &Arc<Self>,
         call: &Call,
-        start: Start<'_>,
+        start: Start,
         progress: Option<ProgressFn>,
         work: W,
     ) -> Result<Answer, Error>
@@ -364,7 +381,7 @@ impl Service {
     {
         let owner = call.principal.name().to_string();
         let deadline = tokio::time::Instant::now() + call.limit(start.wait)?;
-        let execution = self.new_execution(&owner, start.tool, start.kernel);
+        let execution = self.new_execution(&owner, start.tool, &start.kernel);
         if let Some(total) = start.total_cells {
             execution.set_total_cells(total);
         }

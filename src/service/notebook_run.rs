@@ -6,7 +6,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::executions::{Answer, Outcome, Start};
+use super::executions::{Answer, Outcome};
 use super::{Call, DEFAULT_KERNEL, Error, Execution, NotRun, RunSpec, Service, Turn};
 use crate::kernel::ExecStatus;
 use crate::notebook::edit::{self, CodeCell};
@@ -123,13 +123,9 @@ impl Service {
         wait: Option<f64>,
         progress: Option<ProgressFn>,
     ) -> Result<Answer, Error> {
-        let kernel = self.key(call, prepared.run.kernel.as_deref())?.name;
-        let start = Start {
-            tool: "execute_notebook",
-            kernel: &kernel,
-            wait: self.call_wait(wait)?,
-            total_cells: Some(prepared.total()),
-        };
+        let kernel = prepared.run.kernel.as_deref();
+        let total = Some(prepared.total());
+        let start = self.start_for(call, "execute_notebook", kernel, wait, total)?;
         self.start_execution(
             call,
             start,
