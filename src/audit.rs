@@ -86,6 +86,26 @@ struct Line<T: serde::Serialize> {
     body: T,
 }
 
+/// The end of an execution whose call answered `running` before it ended: the code it sent to
+/// its kernel after that answer is in no call's record, so it gets one of its own.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ExecutionEnd<'a> {
+    pub principal: &'a str,
+    pub auth: Option<crate::principal::Source>,
+    pub execution_id: &'a str,
+    /// The tool that started it.
+    pub tool: &'a str,
+    pub kernel: Option<&'a str>,
+    /// As in [`ToolCall::code_sha256`]: every piece of code the execution sent, in order.
+    pub code_sha256: Option<String>,
+    pub code_count: usize,
+    pub code: Option<String>,
+    /// How it ended (ok, error, timeout, kernel_died, cancelled, or a failure's status).
+    pub status: &'a str,
+    /// From its start to its end.
+    pub duration_ms: u64,
+}
+
 /// A request refused before any tool ran, as recorded.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Refused<'a> {
@@ -157,6 +177,17 @@ impl Audit {
             ..*record
         };
         self.write("tool_call", &capped);
+    }
+
+    /// The end of an execution that outlived its call (see [`ExecutionEnd`]).
+    pub fn execution_end(&self, record: &ExecutionEnd<'_>) {
+        let capped = ExecutionEnd {
+            kernel: capped_field(record.kernel),
+            code_sha256: record.code_sha256.clone(),
+            code: record.code.clone(),
+            ..*record
+        };
+        self.write("execution_end", &capped);
     }
 
     /// A request refused before any tool ran: missing or bad credentials, or a limit.

@@ -187,6 +187,22 @@ fn step(tool: &str) -> Option<Step> {
             vec![],
         ),
         "list_files" => s("list_files", json!({}), None, None, vec![]),
+        "list_executions" => s("list_executions", json!({}), None, None, vec![]),
+        // An id nobody issued: refused (not_found), and recorded like any call.
+        "get_execution" => s(
+            "get_execution",
+            json!({"execution_id": UNKNOWN_EXECUTION, "wait": 0}),
+            None,
+            None,
+            vec![],
+        ),
+        "cancel_execution" => s(
+            "cancel_execution",
+            json!({"execution_id": UNKNOWN_EXECUTION}),
+            None,
+            None,
+            vec![],
+        ),
         // After restart_kernel, replays what ran on the previous `default` in order:
         // execute_code, execute_cell and the two cells of execute_notebook (and reinstalls the
         // package, which is not code).
@@ -205,6 +221,12 @@ fn step(tool: &str) -> Option<Step> {
 
 /// The session's order: the kernel first, the notebook built before it runs, restart then
 /// restore (a restore replays the latest generation other than the live one), shutdown last.
+/// An execution id no call issued (the execution tools' steps are refusals).
+const UNKNOWN_EXECUTION: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Tools whose session step is a refusal, recorded with its status.
+const REFUSED_STEPS: &[&str] = &["get_execution", "cancel_execution"];
+
 const ORDER: &[&str] = &[
     "execute_code",
     "get_variables",
@@ -226,6 +248,9 @@ const ORDER: &[&str] = &[
     "write_file",
     "read_file",
     "list_files",
+    "list_executions",
+    "get_execution",
+    "cancel_execution",
     "restart_kernel",
     "restore_kernel",
     "shutdown_kernel",
@@ -308,7 +333,11 @@ async fn every_tool_resource_request_and_refusal_has_its_record() {
         .await;
         assert_eq!(status, 200, "{tool}: {answer}");
         let result = &answer["result"];
-        assert!(!is_error(result), "{tool} must succeed here: {answer}");
+        assert_eq!(
+            is_error(result),
+            REFUSED_STEPS.contains(tool),
+            "{tool} must succeed here (or be refused, for a refusal step): {answer}"
+        );
         assert!(request_ids.insert(request_id.clone()), "request id reused");
         expected.push(Expect {
             tool: step.tool,

@@ -348,3 +348,182 @@ async fn output_nobody_reads_keeps_the_server_small() {
     let grown = after.saturating_sub(before);
     assert!(grown < 24 << 20, "server RSS grew by {} MiB", grown >> 20);
 }
+
+/// A 2026-07-28 request (no handshake) from a client that declares the tasks extension.
+async fn tasks_rpc(server: &Server, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {
+            "extensions": {"io.modelcontextprotocol/tasks": {}}
+        },
+        "io.modelcontextprotocol/clientInfo": {"name": "tasks-tests", "version": "0.0.0"},
+    });
+    // Mcp-Name: the tool of a tools/call, the task of a tasks/* request.
+    let name = params["name"]
+        .as_str()
+        .or(params["taskId"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let mut req = reqwest::Client::new()
+        .post(&server.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if !name.is_empty() {
+        req = req.header("mcp-name", name.as_str());
+    }
+    let resp = req.body(body.to_string()).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let value = parse_body(&resp.text().await.unwrap());
+    assert_eq!(status, 200, "{method}: HTTP {status}: {value}");
+    value
+}
+
+#[tokio::test]
+async fn a_client_with_tasks_gets_a_task_that_is_an_execution() {
+    let server = Server::start();
+    server.exec("1").await;
+    let discover = tasks_rpc(&server, "server/discover", json!({})).await;
+    assert!(
+        discover["result"]["capabilities"]["extensions"]["io.modelcontextprotocol/tasks"]
+            .is_object(),
+        "the extension is advertised: {discover}"
+    );
+    // Work that ends within its wait answers as always, task-capable client or not.
+    let quick = tasks_rpc(
+        &server,
+        "tools/call",
+        json!({"name": "execute_code", "arguments": {"code": "6 * 7"}}),
+    )
+    .await;
+    assert_eq!(
+        quick["result"]["structuredContent"]["status"], "ok",
+        "{quick}"
+    );
+    // Work still going answers a task, whose id is the execution's.
+    let created = tasks_rpc(
+        &server,
+        "tools/call",
+        json!({"name": "execute_code", "arguments": {"code": ticking(4, 0.5), "wait": 0.5}}),
+    )
+    .await;
+    let task = &created["result"];
+    assert_eq!(task["resultType"], "task", "{created}");
+    assert_eq!(task["status"], "working", "{created}");
+    let id = task["taskId"].as_str().unwrap().to_string();
+    let listed = server.call("list_executions", json!({})).await;
+    assert_eq!(
+        listed["structuredContent"]["executions"][0]["execution_id"],
+        id.as_str()
+    );
+    let mut last = Value::Null;
+    for _ in 0..40 {
+        last = tasks_rpc(&server, "tasks/get", json!({"taskId": id})).await;
+        if last["result"]["status"] != "working" {
+            break;
+        }
+        assert!(
+            last["result"]["statusMessage"]
+                .as_str()
+                .unwrap()
+                .contains("get_execution")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let done = &last["result"];
+    assert_eq!(done["status"], "completed", "{last}");
+    assert_eq!(
+        done["result"]["structuredContent"]["status"], "ok",
+        "{last}"
+    );
+    let printed = done["result"]["structuredContent"]["outputs"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        printed.contains("line 0") && printed.contains("line 3"),
+        "{last}"
+    );
+    // The same record through get_execution.
+    let report = server
+        .call("get_execution", json!({"execution_id": id, "wait": 0}))
+        .await;
+    assert_eq!(report["structuredContent"]["status"], "ok", "{report}");
+}
+
+#[tokio::test]
+async fn tasks_cancel_interrupts_and_unknown_tasks_are_refused() {
+    let server = Server::start();
+    server.exec("y = 5").await;
+    let created = tasks_rpc(
+        &server,
+        "tools/call",
+        json!({"name": "execute_code", "arguments": {"code": "import time\ntime.sleep(600)", "wait": 0.3}}),
+    )
+    .await;
+    let id = created["result"]["taskId"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let ack = tasks_rpc(&server, "tasks/cancel", json!({"taskId": id})).await;
+    assert!(ack.get("error").is_none(), "{ack}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let got = tasks_rpc(&server, "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(got["result"]["status"], "cancelled", "{got}");
+    // Cancelling again is acknowledged; the kernel kept its state and runs at once.
+    let again = tasks_rpc(&server, "tasks/cancel", json!({"taskId": id})).await;
+    assert!(again.get("error").is_none(), "{again}");
+    assert_eq!(text(&server.exec("y").await), "5");
+    // An id nobody issued: a JSON-RPC error naming the status, and the server goes on.
+    let unknown = tasks_rpc(&server, "tasks/get", json!({"taskId": "nope"})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not_found")
+    );
+    let unknown_cancel = tasks_rpc(&server, "tasks/cancel", json!({"taskId": "nope"})).await;
+    assert_eq!(unknown_cancel["error"]["code"], -32602, "{unknown_cancel}");
+    assert_eq!(text(&server.exec("y + 1").await), "6");
+}
+
+#[tokio::test]
+async fn an_execution_that_outlives_its_call_has_an_audit_record_of_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let server = Server::start_with(&["--audit-log", log.to_str().unwrap()], &[]);
+    server.exec("1").await;
+    let code = ticking(3, 0.4);
+    let r = server
+        .call("execute_code", json!({"code": code, "wait": 0.3}))
+        .await;
+    let id = execution_id(&r);
+    let end = poll_to_end(&server, &id).await;
+    assert_eq!(end["structuredContent"]["status"], "ok");
+    let mut found = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["event"] == "execution_end" && r["execution_id"] == id.as_str());
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = found.expect("an execution_end record");
+    assert_eq!(record["tool"], "execute_code", "{record}");
+    assert_eq!(record["status"], "ok", "{record}");
+    assert_eq!(record["code_count"], 1, "{record}");
+    assert_eq!(record["code_sha256"], sha256_hex(&code), "{record}");
+    assert_eq!(record["principal"], "local", "{record}");
+    // A call that finished within its wait has no such record: its call's record says it all.
+    server.exec("2").await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("\"execution_end\"").count(), 1, "{text}");
+}

@@ -5,6 +5,7 @@
 //! `isError` and a `status` (see `error.rs`); `ErrorData` is left to rmcp for requests that
 //! cannot be routed.
 
+mod answer;
 mod args;
 mod audit;
 pub(crate) mod cancel;
@@ -15,6 +16,7 @@ mod progress;
 mod render;
 mod resources;
 mod schema;
+mod tasks;
 mod tools;
 
 use std::sync::Arc;
@@ -235,6 +237,51 @@ impl ServerHandler for JupyterMcp {
         answer
     }
 
+    /// `tasks/get`: the execution behind a task (see tasks.rs), audited like a tool call.
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, rmcp::ErrorData> {
+        let started = std::time::Instant::now();
+        let call = self
+            .call(&context)
+            .map_err(ToolError::into_protocol_error)?;
+        let answer = self
+            .service
+            .get_execution(&call, &request.task_id, std::time::Duration::ZERO)
+            .await
+            .map(|e| {
+                let timeout = self.service.settings.exec_timeout;
+                rmcp::model::GetTaskResult::new(tasks::detailed(&e, timeout))
+            })
+            .map_err(tasks::unknown_task);
+        let principal = &call.principal;
+        self.audit_resource(&context, principal, "tasks/get", None, started, &answer);
+        answer
+    }
+
+    /// `tasks/cancel`: stops the execution behind a task, as cancel_execution does.
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), rmcp::ErrorData> {
+        let started = std::time::Instant::now();
+        let call = self
+            .call(&context)
+            .map_err(ToolError::into_protocol_error)?;
+        let answer = self
+            .service
+            .cancel_execution(&call, &request.task_id, tasks::TASKS_CANCEL)
+            .await
+            .map(drop)
+            .map_err(tasks::unknown_task);
+        let principal = &call.principal;
+        self.audit_resource(&context, principal, "tasks/cancel", None, started, &answer);
+        answer
+    }
+
     async fn list_resource_templates(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
@@ -271,9 +318,11 @@ impl ServerHandler for JupyterMcp {
             // Resources without `listChanged`: over stateless HTTP (no sessions, so no standing
             // stream) the server has no way to push `notifications/resources/list_changed`
             // outside a request, and it sends none over stdio yet; clients re-list instead.
+            // Tasks: the 2026-07-28 extension (see tasks.rs).
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(

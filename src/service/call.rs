@@ -23,7 +23,7 @@ pub struct CodeLog {
 }
 
 impl CodeLog {
-    fn push(&self, code: &str) {
+    pub(super) fn push(&self, code: &str) {
         if let Ok(mut pieces) = self.code.lock() {
             pieces.push(code.to_string());
         }
@@ -124,10 +124,14 @@ impl Call {
         }
     }
 
-    /// Notes that this call sends `code` to a kernel.
+    /// Notes that this call sends `code` to a kernel (in the call's record, and in its
+    /// execution's, which outlives the call).
     pub fn ran(&self, code: &str) {
         if let Some(log) = &self.code_log {
             log.push(code);
+        }
+        if let Some(e) = &self.live {
+            e.ran(code);
         }
     }
 

@@ -91,10 +91,19 @@ pub struct Execution {
     stopped_by: Mutex<Option<String>>,
     phase: watch::Sender<Phase>,
     finished_at: Mutex<Option<Instant>>,
+    /// The wall-clock time it ended (task timestamps).
+    finished_wall: Mutex<Option<SystemTime>>,
     pub live: LiveLog,
     cells: Mutex<CellProgress>,
     /// Set once the work took its kernel's turn (it is no longer queued).
     started_running: std::sync::atomic::AtomicBool,
+    /// Every piece of code the work sent to its kernel, for its end record.
+    code: super::CodeLog,
+    /// Whether its call answered `running`, and whether it ended: whichever comes second writes
+    /// the end record (`Audit::execution_end`). Std mutex, short sections.
+    answered_and_ended: Mutex<(bool, bool)>,
+    /// How the caller was authenticated, for that record.
+    auth: crate::principal::Source,
 }
 
 impl Execution {
@@ -136,6 +145,14 @@ impl Execution {
 
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    pub fn started_wall(&self) -> SystemTime {
+        self.started_at
+    }
+
+    pub fn finished_wall(&self) -> Option<SystemTime> {
+        self.finished_wall.lock().ok().and_then(|f| *f)
     }
 
     pub fn started_unix_secs(&self) -> u64 {
@@ -381,7 +398,7 @@ impl Service {
     {
         let owner = call.principal.name().to_string();
         let deadline = tokio::time::Instant::now() + call.limit(start.wait)?;
-        let execution = self.new_execution(&owner, start.tool, &start.kernel);
+        let execution = self.new_execution(call, start.tool, &start.kernel);
         if let Some(total) = start.total_cells {
             execution.set_total_cells(total);
         }
@@ -420,9 +437,16 @@ impl Service {
         if let Ok(mut c) = client.lock() {
             c.take();
         }
-        if let Answer::Done(_) = answer {
+        match &answer {
             // Nobody will ask for it again: the answer carries it.
-            self.executions.remove(&execution.id);
+            Answer::Done(_) => self.executions.remove(&execution.id),
+            Answer::Running(e) => {
+                if e.note(|s| s.0 = true)
+                    && let Some(outcome) = e.outcome()
+                {
+                    e.record_end(&self.audit, &outcome);
+                }
+            }
         }
         Ok(answer)
     }
@@ -467,7 +491,8 @@ impl Service {
         Err(Error::new(Status::Busy, message))
     }
 
-    fn new_execution(&self, owner: &str, tool: &'static str, kernel: &str) -> Arc<Execution> {
+    fn new_execution(&self, call: &Call, tool: &'static str, kernel: &str) -> Arc<Execution> {
+        let owner = call.principal.name();
         let (phase, _) = watch::channel(Phase::Running);
         let execution = Arc::new(Execution {
             id: uuid::Uuid::new_v4().to_string(),
@@ -480,9 +505,13 @@ impl Service {
             stopped_by: Mutex::new(None),
             phase,
             finished_at: Mutex::new(None),
+            finished_wall: Mutex::new(None),
             live: LiveLog::new(self.settings.max_output_bytes),
             cells: Mutex::new(CellProgress::default()),
             started_running: Default::default(),
+            code: Default::default(),
+            answered_and_ended: Mutex::new((false, false)),
+            auth: call.principal.source(),
         });
         self.executions.insert(Arc::clone(&execution));
         execution
@@ -495,6 +524,7 @@ impl Service {
         continuity: Continuity,
         task: impl Future<Output = Outcome> + Send + 'static,
     ) {
+        let audit = Arc::clone(&self.audit);
         tokio::spawn(async move {
             let mut outcome = task.await;
             let (report, _) = continuity.after().await;
@@ -507,9 +537,16 @@ impl Service {
             if let Ok(mut at) = execution.finished_at.lock() {
                 *at = Some(Instant::now());
             }
+            if let Ok(mut at) = execution.finished_wall.lock() {
+                *at = Some(SystemTime::now());
+            }
+            let outcome = Arc::new(outcome);
             execution
                 .phase
-                .send_replace(Phase::Finished(Arc::new(outcome)));
+                .send_replace(Phase::Finished(Arc::clone(&outcome)));
+            if execution.note(|s| s.1 = true) {
+                execution.record_end(&audit, &outcome);
+            }
         });
     }
 
@@ -533,11 +570,16 @@ impl Service {
 
     /// Stops the caller's execution `id` and waits for its result (the interrupt, then the
     /// kill, take at most a few seconds).
-    pub async fn cancel_execution(&self, call: &Call, id: &str) -> Result<Arc<Execution>, Error> {
+    pub async fn cancel_execution(
+        &self,
+        call: &Call,
+        id: &str,
+        by: &str,
+    ) -> Result<Arc<Execution>, Error> {
         let on_lambda = self.settings.lambda.is_some();
         let execution = self.executions.get(call.principal.name(), id, on_lambda)?;
         if execution.outcome().is_none() {
-            execution.cancel("cancel_execution");
+            execution.cancel(by);
             let limit = call.limit(self.settings.wait_timeout)?;
             let _ = tokio::time::timeout(limit, execution.finished()).await;
         }
@@ -596,6 +638,39 @@ fn tee_progress(
 }
 
 impl Execution {
+    /// Notes that the call answered `running` or that the work ended; true when both now hold
+    /// (the second of the two writes the end record).
+    fn note(&self, set: impl FnOnce(&mut (bool, bool))) -> bool {
+        self.answered_and_ended.lock().is_ok_and(|mut s| {
+            set(&mut s);
+            s.0 && s.1
+        })
+    }
+
+    /// Notes a piece of code the work sent to its kernel.
+    pub(super) fn ran(&self, code: &str) {
+        self.code.push(code);
+    }
+
+    /// The audit record of an execution that outlived its call.
+    fn record_end(&self, audit: &crate::audit::Audit, outcome: &Outcome) {
+        let pieces = self.code.take();
+        let (code_sha256, code) = audit.code_fields(&pieces);
+        let status = outcome.status();
+        audit.execution_end(&crate::audit::ExecutionEnd {
+            principal: &self.owner,
+            auth: Some(self.auth),
+            execution_id: &self.id,
+            tool: self.tool,
+            kernel: Some(&self.kernel),
+            code_sha256,
+            code_count: pieces.len(),
+            code,
+            status: &status,
+            duration_ms: self.elapsed().as_millis() as u64,
+        });
+    }
+
     /// Sets the number of cells a notebook run has.
     pub fn set_total_cells(&self, total: u64) {
         if let Ok(mut c) = self.cells.lock() {

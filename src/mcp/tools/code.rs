@@ -3,7 +3,7 @@
 
 use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -79,7 +79,7 @@ impl JupyterMcp {
         &self,
         Parameters(args): Parameters<ExecuteCodeArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let wait = args.wait;
         let run = CodeRun {
             code: args.code,
@@ -94,9 +94,10 @@ impl JupyterMcp {
             let (progress, flush) = progress::forwarder(&ctx).unzip();
             let answer = self.service.start_code(&call, run, wait, progress).await?;
             progress::flush(flush).await;
-            super::executions::answer(answer)
+            Ok(answer)
         };
-        respond(result.await)
+        let exec_timeout = self.service.settings.exec_timeout;
+        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
     }
 
     /// List the user's variables in a kernel (not modules, not IPython's own names, not names

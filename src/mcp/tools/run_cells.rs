@@ -6,7 +6,7 @@
 //! notebook keeps what already ran, and edits made meanwhile to other cells are kept.
 
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::CallToolResult;
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::mcp::JupyterMcp;
 use crate::mcp::args::Parameters;
-use crate::mcp::error::respond;
+
 use crate::mcp::progress;
 use crate::notebook::edit::CellRef;
 use crate::service::{CellRunRequest, ExecuteNotebookOutput, NotebookRun};
@@ -80,7 +80,7 @@ impl JupyterMcp {
         &self,
         Parameters(a): Parameters<ExecuteCellArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let wait = a.wait;
         let run = CellRunRequest {
             path: a.path,
@@ -95,9 +95,10 @@ impl JupyterMcp {
             let (progress, flush) = progress::forwarder(&ctx).unzip();
             let answer = self.service.start_cell(&call, run, wait, progress).await?;
             progress::flush(flush).await;
-            super::executions::answer(answer)
+            Ok(answer)
         };
-        respond(result.await)
+        let exec_timeout = self.service.settings.exec_timeout;
+        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
     }
 
     /// Run a notebook's code cells in order in one kernel (optionally only cells start..stop),
@@ -111,7 +112,7 @@ impl JupyterMcp {
         &self,
         Parameters(a): Parameters<ExecuteNotebookArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let wait = a.wait;
         let run = NotebookRun {
             path: a.path,
@@ -133,8 +134,9 @@ impl JupyterMcp {
                 .start_notebook(&call, prepared, wait, progress)
                 .await?;
             progress::flush(flush).await;
-            super::executions::answer(answer)
+            Ok(answer)
         };
-        respond(result.await)
+        let exec_timeout = self.service.settings.exec_timeout;
+        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
     }
 }
