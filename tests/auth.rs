@@ -594,6 +594,38 @@ async fn two_principals_are_kept_apart_through_every_tool() {
     assert!(out.ends_with(" None False True bob\n"), "{out}");
     assert!(!out.starts_with(&format!("{alice_pid} ")), "{out}");
 
+    // Executions: alice's running one is not bob's to see, read or stop.
+    let r = server
+        .call_as(
+            a,
+            "execute_code",
+            json!({"kernel": "long", "code": "import time\ntime.sleep(30)", "wait": 0.5}),
+        )
+        .await;
+    assert_eq!(status(&r), "running", "{r}");
+    let id = r["structuredContent"]["execution_id"].clone();
+    let r = bob.call("list_executions", json!({})).await;
+    assert_eq!(r["structuredContent"]["executions"], json!([]), "{r}");
+    let r = bob
+        .refused("get_execution", json!({"execution_id": id, "wait": 0}))
+        .await;
+    shows_nothing_of_alice("get_execution", &r);
+    assert_eq!(status(&r), "not_found", "{r}");
+    let r = bob
+        .refused("cancel_execution", json!({"execution_id": id}))
+        .await;
+    assert_eq!(status(&r), "not_found", "{r}");
+    let r = server
+        .call_as(a, "get_execution", json!({"execution_id": id, "wait": 0}))
+        .await;
+    assert_eq!(
+        r["structuredContent"]["status"], "running",
+        "bob stopped it: {r}"
+    );
+    server
+        .call_as(a, "cancel_execution", json!({"execution_id": id}))
+        .await;
+
     let missing: Vec<&String> = tools.iter().filter(|t| !bob.used.contains(*t)).collect();
     assert!(
         missing.is_empty(),
