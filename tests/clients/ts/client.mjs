@@ -136,18 +136,33 @@ const scenarios = {
   async calls() {
     const { client, tools } = await connect();
     const seen = [];
-    for (const [name, label, args, isError, want] of CASES) {
-      let result;
-      try {
-        result = await client.callTool({ name, arguments: args }, undefined, CALL);
-      } catch (e) {
-        fail(`${name} ${label}: callTool threw: ${e}`);
+    const run = async (cases) => {
+      for (const [name, label, args, isError, want] of cases) {
+        let result;
+        try {
+          result = await client.callTool({ name, arguments: args }, undefined, CALL);
+        } catch (e) {
+          fail(`${name} ${label}: callTool threw: ${e}`);
+        }
+        assert(!!result.isError === isError, `${name} ${label}: isError ${result.isError}: ${JSON.stringify(result)}`);
+        assert(text(result).length > 0, `${name} ${label}: no text content`);
+        if (want) assert(status(result) === want, `${name} ${label}: status ${status(result)}, want ${want}`);
+        seen.push(`${name}:${isError ? 'error' : 'ok'}`);
       }
-      assert(!!result.isError === isError, `${name} ${label}: isError ${result.isError}: ${JSON.stringify(result)}`);
-      assert(text(result).length > 0, `${name} ${label}: no text content`);
-      if (want) assert(status(result) === want, `${name} ${label}: status ${status(result)}, want ${want}`);
-      seen.push(`${name}:${isError ? 'error' : 'ok'}`);
-    }
+    };
+    await run(CASES);
+    // The execution tools take an id a call gave: a cell still running after its wait.
+    await run([['execute_code', 'running', { code: LONG_CELL, kernel: 'exec', wait: 0.5 }, false, 'running']]);
+    const listed = await client.callTool({ name: 'list_executions', arguments: {} }, undefined, CALL);
+    const id = listed.structuredContent.executions[0].execution_id;
+    await run([
+      ['get_execution', 'running', { execution_id: id, wait: 0 }, false, 'running'],
+      ['list_executions', 'ok', {}, false, ''],
+      ['cancel_execution', 'ok', { execution_id: id }, false, 'cancelled'],
+      ['get_execution', 'ended', { execution_id: id, wait: 0, all_output: true }, false, 'cancelled'],
+      ['get_execution', 'unknown id', { execution_id: 'nope' }, true, 'not_found'],
+      ['cancel_execution', 'unknown id', { execution_id: 'nope' }, true, 'not_found'],
+    ]);
     await client.close();
     return { seen, tools: tools.map((t) => t.name) };
   },
