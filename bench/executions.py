@@ -10,7 +10,8 @@ distance to the raw floor is mostly the server's):
   running       p50 of execute_code of a 0.3 s sleep with `wait: 0`: it answers `running` with an
                 execution id at once (the cell is then waited for, untimed, before the next);
   get_execution p50 of a get_execution round trip on an execution that has ended;
-  floor         p50 of `1+1` through raw jupyter_client over IPC on the same ipykernel.
+  floor         p50 of `1+1` through raw jupyter_client over IPC on the same ipykernel,
+                interleaved with the server's measures in rounds.
 The figures that matter are ratios: running over finishes (answering `running` must cost no
 more than finishing) and get_execution over the floor. Writes the `executions` section of
 bench/results.json.
@@ -57,43 +58,50 @@ class Calls:
         return elapsed, result.get("structuredContent") or {}
 
 
-def measure(url, n):
-    c = Calls(url)
-    finishes, running, polled = [], [], []
-    for _ in range(5):
-        c.call("execute_code", {"code": "1+1", "kernel": "bench-exec"})
-    for i in range(n):
+def server_round(c, per_round, samples):
+    """One round of the three server measures (the blocking stdlib client: clients take turns)."""
+    for _ in range(per_round):
         t, out = c.call("execute_code", {"code": "1+1", "kernel": "bench-exec"})
         assert out.get("status") == "ok", out
-        finishes.append(t)
+        samples["finishes"].append(t)
         t, out = c.call("execute_code", {"code": SLEEP, "kernel": "bench-exec", "wait": 0})
         assert out.get("status") == "running", out
-        running.append(t)
+        samples["running"].append(t)
         execution_id = out["execution_id"]
         _, report = c.call("get_execution", {"execution_id": execution_id, "wait": 10})
         assert report.get("status") == "ok", report
         t, report = c.call("get_execution", {"execution_id": execution_id, "wait": 0})
         assert report.get("status") == "ok", report
-        polled.append(t)
-    c.conn.close()
-    return {"finishes": summary(finishes), "running": summary(running),
-            "get_execution_finished": summary(polled)}
+        samples["get_execution_finished"].append(t)
 
 
-async def floor(n):
-    k = await RawKernel().start()
+async def measure(url, n, rounds):
+    """The server's measures and the raw floor, interleaved in rounds so that load from other
+    processes lands on both alike."""
+    per_round = max(1, n // rounds)
+    samples = {"finishes": [], "running": [], "get_execution_finished": [], "floor_1+1": []}
+    c = Calls(url)
+    raw = await RawKernel().start()
     try:
-        client = RawClient(k)
+        floor = RawClient(raw)
         for _ in range(5):
-            await client.call("1+1", WORKLOADS["1+1"])
-        return summary([await client.call("1+1", WORKLOADS["1+1"]) for _ in range(n)])
+            c.call("execute_code", {"code": "1+1", "kernel": "bench-exec"})
+            await floor.call("1+1", WORKLOADS["1+1"])
+        for r in range(rounds):
+            print(f"  executions round {r + 1}/{rounds}", file=sys.stderr)
+            server_round(c, per_round, samples)
+            for _ in range(per_round):
+                samples["floor_1+1"].append(await floor.call("1+1", WORKLOADS["1+1"]))
     finally:
-        await k.stop()
+        await raw.stop()
+        c.conn.close()
+    return {k: summary(v) for k, v in samples.items()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds the server and floor alternate in")
     ap.add_argument("--bin", help="server binary (default: target/release, else target/debug)")
     args = ap.parse_args()
     binary = find_binary(args.bin)
@@ -101,10 +109,9 @@ def main():
         sys.exit("no server binary: build it (cargo build --release) or pass --bin")
     server = ServerProc(binary)
     try:
-        res = measure(server.url, args.n)
+        res = anyio.run(measure, server.url, args.n, args.rounds)
     finally:
         left = server.stop()
-    res["floor_1+1"] = anyio.run(floor, args.n)
     res["left_over"] = left
     res["running_over_finishes_p50"] = ratio(res["running"]["p50_ms"], res["finishes"]["p50_ms"])
     res["get_execution_over_floor_p50"] = ratio(res["get_execution_finished"]["p50_ms"],
