@@ -137,3 +137,33 @@ async fn an_sdist_only_package_is_refused_by_pip() {
         "{r}"
     );
 }
+
+/// pip past the call's wait: the call answers `running`, the install goes on and is read with
+/// get_execution, and the package imports.
+#[tokio::test]
+async fn an_install_past_its_wait_answers_running_and_finishes() {
+    let index = LocalIndex::start(&["jmcp-waitpkg==1.0"]);
+    let server = Server::start_with(&["--package-index-url", &index.url], &[]);
+    server.exec("1").await;
+    let r = server
+        .call(
+            "install_package",
+            json!({"package": "jmcp-waitpkg==1.0", "wait": 0}),
+        )
+        .await;
+    assert!(!is_error(&r), "{r}");
+    let s = &r["structuredContent"];
+    assert_eq!(s["status"], "running", "{r}");
+    assert!(s.get("name").is_none(), "{r}");
+    let id = s["execution_id"].as_str().unwrap().to_string();
+    let end = server
+        .call("get_execution", json!({"execution_id": id, "wait": 30}))
+        .await;
+    let s = &end["structuredContent"];
+    assert_eq!(s["status"], "ok", "{end}");
+    assert_eq!(s["tool"], "install_package", "{end}");
+    assert_eq!(s["result"]["name"], "jmcp-waitpkg", "{end}");
+    assert_eq!(s["result"]["version"], "1.0", "{end}");
+    let r = server.exec("import jmcp_waitpkg\nprint('ok')").await;
+    assert_eq!(status(&r), "ok", "{r}");
+}

@@ -29,6 +29,7 @@ pub(crate) fn answer(a: Answer) -> Result<CallToolResult, ToolError> {
     match a {
         Answer::Done(outcome) => finished(&outcome),
         Answer::Running(e) if e.tool == "execute_notebook" => running_notebook(&e),
+        Answer::Running(e) if e.tool == "install_package" => running_install(&e),
         Answer::Running(e) => running_code(&e),
     }
 }
@@ -38,8 +39,48 @@ pub(crate) fn finished(outcome: &Outcome) -> Result<CallToolResult, ToolError> {
     match outcome {
         Outcome::Code(out) => execution_result(out),
         Outcome::Notebook(out) => notebook_run_result(out),
+        Outcome::Install(i) => {
+            let text = format!("installed {} {}", i.name, i.version);
+            let out = InstallPackageOutput {
+                name: Some(i.name.clone()),
+                version: Some(i.version.clone()),
+                status: None,
+                execution_id: None,
+            };
+            structured(vec![ContentBlock::text(text)], &out)
+        }
         Outcome::Failed(e) => Ok(e.clone().into_result()),
     }
+}
+
+/// install_package's result: the package installed, or (past `wait`) the install still running.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct InstallPackageOutput {
+    /// PEP 503 normalized project name (absent while the install runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Installed version, read from the package's `.dist-info` directory (absent while the
+    /// install runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `running` when pip goes on after `wait` (poll it with get_execution); absent once
+    /// installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// With status `running`: the id get_execution and cancel_execution take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+}
+
+fn running_install(e: &Execution) -> Result<CallToolResult, ToolError> {
+    let out = InstallPackageOutput {
+        name: None,
+        version: None,
+        status: Some("running".into()),
+        execution_id: Some(e.id.clone()),
+    };
+    let text = ContentBlock::text(format!("[pip is {}]", what_next(e)));
+    structured(vec![text], &out)
 }
 
 fn running_code(e: &Execution) -> Result<CallToolResult, ToolError> {

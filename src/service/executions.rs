@@ -35,6 +35,8 @@ pub enum Outcome {
     Code(ExecuteCodeOutput),
     /// execute_notebook.
     Notebook(ExecuteNotebookOutput),
+    /// install_package.
+    Install(crate::packages::Installed),
     /// The operation failed before or around the run (a bad path, a stale revision...).
     Failed(Error),
 }
@@ -59,6 +61,7 @@ impl Outcome {
         match self {
             Outcome::Code(o) => exec(o.status),
             Outcome::Notebook(o) => exec(o.status),
+            Outcome::Install(_) => "ok".into(),
             Outcome::Failed(e) => e.status.to_string(),
         }
     }
@@ -608,6 +611,8 @@ fn note_stop(outcome: &mut Outcome, by: &str) {
                 add(&mut last.note);
             }
         }
+        // An install that ended despite the stop has nothing to add.
+        Outcome::Install(_) => {}
         Outcome::Failed(e) => e.message = format!("{said}: {}", e.message),
     }
 }

@@ -1,6 +1,9 @@
 //! Installing a package for a principal's kernel: the policy check, one pip at a time per
 //! principal, the kernel's import caches refreshed, and the install recorded in its history.
 
+use std::sync::Arc;
+
+use super::executions::{Answer, Outcome};
 use super::wait::{Waited, bounded};
 use super::{Call, Error, Service, Status, principal_dirs};
 use crate::config::PIP_TIMEOUT;
@@ -9,6 +12,26 @@ use crate::pool;
 use crate::workspace::history::Record;
 
 impl Service {
+    /// install_package as an execution: answers within `wait` (see `start_execution`); pip goes
+    /// on after the call answers `running` (a large wheel takes longer than a client waits).
+    pub async fn start_install(
+        self: &Arc<Self>,
+        call: &Call,
+        kernel: Option<&str>,
+        package: String,
+        wait: Option<f64>,
+    ) -> Result<Answer, Error> {
+        let key = self.key(call, kernel)?;
+        let start = self.start_for(call, "install_package", kernel, wait, None)?;
+        self.start_execution(call, start, None, |service, call, _| async move {
+            match service.install(&call, &key, package).await {
+                Ok(installed) => Outcome::Install(installed),
+                Err(e) => Outcome::Failed(e),
+            }
+        })
+        .await
+    }
+
     /// Installs one requirement for the principal of `key` (policy check, one pip at a time per
     /// principal, import caches refreshed) and records it in the kernel's history.
     pub async fn install(

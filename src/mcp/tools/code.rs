@@ -3,7 +3,7 @@
 
 use crate::mcp::args::Parameters;
 use rmcp::handler::server::tool::schema_for_output;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use crate::kernel::introspect::{Inspection, Variables};
 use crate::mcp::JupyterMcp;
+use crate::mcp::answer::InstallPackageOutput;
 use crate::mcp::error::{respond, structured};
 use crate::mcp::progress;
-use crate::packages::Installed;
 use crate::service::{CodeRun, ExecuteCodeOutput};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -60,6 +60,10 @@ pub struct InstallPackageArgs {
     pub package: String,
     /// Kernel name (default "default"); the package becomes importable there at once.
     pub kernel: Option<String>,
+    /// Seconds to wait for pip (default and maximum: the server's --call-wait, 40 s unless
+    /// set). An install still running then goes on: the result says `running` with an
+    /// `execution_id` for get_execution.
+    pub wait: Option<f64>,
 }
 
 #[tool_router(router = code_tools, vis = "pub(crate)")]
@@ -145,22 +149,24 @@ impl JupyterMcp {
 
     /// Install a package from PyPI (pre-built wheels only) so that it imports in the kernel
     /// without a restart. Returns the installed name and version, or pip's last lines on failure.
+    /// An install still running after `wait` seconds goes on: the result says `running` with an
+    /// `execution_id` for get_execution.
     #[tool(
-        output_schema = schema_for_output::<Installed>(),
+        output_schema = schema_for_output::<InstallPackageOutput>(),
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn install_package(
         &self,
-        Parameters(InstallPackageArgs { package, kernel }): Parameters<InstallPackageArgs>,
+        Parameters(a): Parameters<InstallPackageArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let result = async {
             let call = self.call(&ctx)?;
-            let key = self.service.key(&call, kernel.as_deref())?;
-            let installed = self.service.install(&call, &key, package).await?;
-            let text = format!("installed {} {}", installed.name, installed.version);
-            structured(vec![ContentBlock::text(text)], &installed)
+            let kernel = a.kernel.as_deref();
+            let answer = self.service.start_install(&call, kernel, a.package, a.wait);
+            answer.await
         };
-        respond(result.await)
+        let exec_timeout = self.service.settings.exec_timeout;
+        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
     }
 }
