@@ -101,6 +101,20 @@ pub enum ExecStatus {
     Running,
 }
 
+impl ExecStatus {
+    /// The name results carry (`ok`, `kernel_died`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Ok => "ok",
+            ExecStatus::Error => "error",
+            ExecStatus::Timeout => "timeout",
+            ExecStatus::KernelDied => "kernel_died",
+            ExecStatus::Cancelled => "cancelled",
+            ExecStatus::Running => "running",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecOutcome {
     pub status: ExecStatus,

@@ -184,11 +184,7 @@ impl Service {
             }
             if let Some(p) = progress.as_mut() {
                 // One line per cell: updates the client has not taken yet are merged.
-                let line = format!(
-                    "cell {}: {}\n",
-                    cell.pos.index,
-                    status_name(execution.status)
-                );
+                let line = format!("cell {}: {}\n", cell.pos.index, execution.status.as_str());
                 p(n as u64 + 1, line);
             }
             state.record(cell, execution, run.stop_on_error);
@@ -273,12 +269,4 @@ fn range_cells(
         .into_iter()
         .filter(|c| !c.source.trim().is_empty())
         .collect())
-}
-
-/// The status as the results name it (`ok`, `kernel_died`), not its Rust name.
-fn status_name(status: ExecStatus) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
