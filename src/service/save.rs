@@ -94,16 +94,11 @@ impl Service {
                 })
             })
             .await;
-        match saved {
-            Ok(saved) => Some(saved),
-            Err(e) => {
-                execution.add_note(format!(
-                    "the outputs were not saved to the notebook: {}",
-                    e.message
-                ));
-                None
-            }
-        }
+        noted(
+            saved,
+            execution,
+            "the outputs were not saved to the notebook",
+        )
     }
 
     /// Saves a run's outputs into the cell it ran from; a failure is told in the run's note.
@@ -135,12 +130,22 @@ impl Service {
                 })
             })
             .await;
-        match saved {
-            Ok(saved) => Some(saved),
-            Err(e) => {
-                execution.add_note(format!("the outputs were not saved: {}", e.message));
-                None
-            }
+        noted(saved, execution, "the outputs were not saved")
+    }
+}
+
+/// Where a run's outputs were saved, or nothing with the failure told in the run's note (a
+/// failed save never hides the run's outputs).
+fn noted(
+    saved: Result<SavedCell, super::Error>,
+    execution: &mut Execution,
+    what: &str,
+) -> Option<SavedCell> {
+    match saved {
+        Ok(saved) => Some(saved),
+        Err(e) => {
+            execution.add_note(format!("{what}: {}", e.message));
+            None
         }
     }
 }
