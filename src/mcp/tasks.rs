@@ -36,18 +36,21 @@ fn client_has_tasks(ctx: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|c| c.supports_tasks())
 }
 
-/// A run tool's answer: a task for work still going when the client speaks tasks; otherwise
-/// the result as `answer` gives it.
-pub(crate) fn respond_to(
-    ctx: &RequestContext<RoleServer>,
-    a: Result<Answer, ToolError>,
-    exec_timeout: Duration,
-) -> Result<CallToolResponse, ErrorData> {
-    match a {
-        Ok(Answer::Running(e)) if client_has_tasks(ctx) => Ok(CallToolResponse::Task(
-            CreateTaskResult::new(task_of(&e, exec_timeout)),
-        )),
-        other => respond(other.and_then(answer)).map(CallToolResponse::Complete),
+impl super::JupyterMcp {
+    /// A run tool's answer: a task for work still going when the client speaks tasks;
+    /// otherwise the result as `answer` gives it.
+    pub(crate) fn respond_to(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        a: Result<Answer, ToolError>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let exec_timeout = self.service.settings.exec_timeout;
+        match a {
+            Ok(Answer::Running(e)) if client_has_tasks(ctx) => Ok(CallToolResponse::Task(
+                CreateTaskResult::new(task_of(&e, exec_timeout)),
+            )),
+            other => respond(other.and_then(answer)).map(CallToolResponse::Complete),
+        }
     }
 }
 

@@ -100,8 +100,7 @@ impl JupyterMcp {
             progress::flush(flush).await;
             Ok(answer)
         };
-        let exec_timeout = self.service.settings.exec_timeout;
-        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
+        self.respond_to(&ctx, result.await)
     }
 
     /// List the user's variables in a kernel (not modules, not IPython's own names, not names
@@ -166,7 +165,6 @@ impl JupyterMcp {
             let answer = self.service.start_install(&call, kernel, a.package, a.wait);
             answer.await
         };
-        let exec_timeout = self.service.settings.exec_timeout;
-        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
+        self.respond_to(&ctx, result.await)
     }
 }

@@ -97,8 +97,7 @@ impl JupyterMcp {
             progress::flush(flush).await;
             Ok(answer)
         };
-        let exec_timeout = self.service.settings.exec_timeout;
-        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
+        self.respond_to(&ctx, result.await)
     }
 
     /// Run a notebook's code cells in order in one kernel (optionally only cells start..stop),
@@ -136,7 +135,6 @@ impl JupyterMcp {
             progress::flush(flush).await;
             Ok(answer)
         };
-        let exec_timeout = self.service.settings.exec_timeout;
-        crate::mcp::tasks::respond_to(&ctx, result.await, exec_timeout)
+        self.respond_to(&ctx, result.await)
     }
 }
