@@ -64,9 +64,10 @@ impl Hook {
                 .and_then(|k| k.as_str())
                 .unwrap_or(DEFAULT_KERNEL)
         });
+        let files = !NO_FILES.contains(&name);
         let scope = Scope {
-            files: !NO_FILES.contains(&name),
-            writes: !read_only,
+            files,
+            writes: files && !read_only,
             kernel,
         };
         let continuity = service.before_call(principal.name(), scope).await;

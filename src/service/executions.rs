@@ -51,27 +51,21 @@ impl Outcome {
     }
 
     /// The status results carry (`ok`, `error`, `timeout`, ..., or the failure's status).
-    pub fn status(&self) -> String {
-        let exec = |s: crate::kernel::ExecStatus| {
-            serde_json::to_value(s)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        };
+    pub fn status(&self) -> &'static str {
         match self {
-            Outcome::Code(o) => exec(o.status),
-            Outcome::Notebook(o) => exec(o.status),
-            Outcome::Install(_) => "ok".into(),
-            Outcome::Failed(e) => e.status.to_string(),
+            Outcome::Code(o) => o.status.as_str(),
+            Outcome::Notebook(o) => o.status.as_str(),
+            Outcome::Install(_) => "ok",
+            Outcome::Failed(e) => e.status.as_str(),
         }
     }
 }
 
-/// Where an execution stands.
+/// Where an execution stands: running, or ended at an instant with its outcome.
 #[derive(Clone)]
 enum Phase {
     Running,
-    Finished(Arc<Outcome>),
+    Finished(Arc<Outcome>, Instant),
 }
 
 /// Progress of a notebook run, in cells.
@@ -93,9 +87,6 @@ pub struct Execution {
     /// Who stopped it on purpose (cancel_execution), said in its result.
     stopped_by: Mutex<Option<String>>,
     phase: watch::Sender<Phase>,
-    finished_at: Mutex<Option<Instant>>,
-    /// The wall-clock time it ended (task timestamps).
-    finished_wall: Mutex<Option<SystemTime>>,
     pub live: LiveLog,
     cells: Mutex<CellProgress>,
     /// Set once the work took its kernel's turn (it is no longer queued).
@@ -125,7 +116,15 @@ impl Execution {
     pub fn outcome(&self) -> Option<Arc<Outcome>> {
         match &*self.phase.borrow() {
             Phase::Running => None,
-            Phase::Finished(o) => Some(Arc::clone(o)),
+            Phase::Finished(o, _) => Some(Arc::clone(o)),
+        }
+    }
+
+    /// When it ended.
+    fn finished_at(&self) -> Option<Instant> {
+        match &*self.phase.borrow() {
+            Phase::Running => None,
+            Phase::Finished(_, at) => Some(*at),
         }
     }
 
@@ -133,7 +132,7 @@ impl Execution {
     pub async fn finished(&self) -> Arc<Outcome> {
         let mut rx = self.phase.subscribe();
         loop {
-            if let Phase::Finished(o) = &*rx.borrow_and_update() {
+            if let Phase::Finished(o, _) = &*rx.borrow_and_update() {
                 return Arc::clone(o);
             }
             if rx.changed().await.is_err() {
@@ -154,8 +153,10 @@ impl Execution {
         self.started_at
     }
 
+    /// The wall-clock time it ended, from its start's and the monotonic time between.
     pub fn finished_wall(&self) -> Option<SystemTime> {
-        self.finished_wall.lock().ok().and_then(|f| *f)
+        let at = self.finished_at()?;
+        Some(self.started_at + at.duration_since(self.started))
     }
 
     pub fn started_unix_secs(&self) -> u64 {
@@ -192,7 +193,10 @@ pub struct Executions {
 }
 
 impl Executions {
+    /// Adds a new execution, first dropping the finished ones past their bounds: the bounds
+    /// hold for a principal who never polls or lists too.
     fn insert(&self, e: Arc<Execution>) {
+        self.prune();
         if let Ok(mut all) = self.all.lock() {
             all.insert(e.id.clone(), e);
         }
@@ -212,7 +216,7 @@ impl Executions {
         let mut finished: HashMap<String, Vec<(Instant, String)>> = HashMap::new();
         let mut gone = Vec::new();
         for (id, e) in all.iter() {
-            let Some(at) = e.finished_at.lock().ok().and_then(|f| *f) else {
+            let Some(at) = e.finished_at() else {
                 continue;
             };
             if at.elapsed() > KEEP_FINISHED {
@@ -406,7 +410,8 @@ impl Service {
             execution.set_total_cells(total);
         }
         // The work records its history events into a journal of its own, flushed when it
-        // ends (the call may have answered long before).
+        // ends (the call may have answered long before); it writes the files through only if
+        // its call answered `running` first (see `spawn_execution`).
         let scope = Scope {
             files: false,
             writes: true,
@@ -507,8 +512,6 @@ impl Service {
             cancel: CancellationToken::new(),
             stopped_by: Mutex::new(None),
             phase,
-            finished_at: Mutex::new(None),
-            finished_wall: Mutex::new(None),
             live: LiveLog::new(self.settings.max_output_bytes),
             cells: Mutex::new(CellProgress::default()),
             started_running: Default::default(),
@@ -530,6 +533,14 @@ impl Service {
         let audit = Arc::clone(&self.audit);
         tokio::spawn(async move {
             let mut outcome = task.await;
+            // A call that has not answered yet writes the files through in its own "after",
+            // which runs once it answers, past every change the work made: walking the
+            // directory here too would do the same work twice.
+            let continuity = if execution.answered_running() {
+                continuity
+            } else {
+                continuity.records_only()
+            };
             let (report, _) = continuity.after().await;
             if let Some(text) = report.text() {
                 tracing::info!(execution = %execution.id, report = %text, "workspace after an execution");
@@ -537,16 +548,9 @@ impl Service {
             if let Some(by) = execution.stopped_by() {
                 note_stop(&mut outcome, &by);
             }
-            if let Ok(mut at) = execution.finished_at.lock() {
-                *at = Some(Instant::now());
-            }
-            if let Ok(mut at) = execution.finished_wall.lock() {
-                *at = Some(SystemTime::now());
-            }
             let outcome = Arc::new(outcome);
-            execution
-                .phase
-                .send_replace(Phase::Finished(Arc::clone(&outcome)));
+            let ended = Phase::Finished(Arc::clone(&outcome), Instant::now());
+            execution.phase.send_replace(ended);
             if execution.note(|s| s.1 = true) {
                 execution.record_end(&audit, &outcome);
             }
@@ -652,6 +656,11 @@ impl Execution {
         })
     }
 
+    /// Whether its call has answered `running`.
+    fn answered_running(&self) -> bool {
+        self.answered_and_ended.lock().is_ok_and(|s| s.0)
+    }
+
     /// Notes a piece of code the work sent to its kernel.
     pub(super) fn ran(&self, code: &str) {
         self.code.push(code);
@@ -671,8 +680,12 @@ impl Execution {
             code_sha256,
             code_count: pieces.len(),
             code,
-            status: &status,
-            duration_ms: self.elapsed().as_millis() as u64,
+            status,
+            // From its start to its end, whichever side writes the record.
+            duration_ms: self
+                .finished_at()
+                .map_or_else(|| self.elapsed(), |at| at.duration_since(self.started))
+                .as_millis() as u64,
         });
     }
 
@@ -689,6 +702,70 @@ impl Execution {
             self.live.read_all()
         } else {
             self.live.read_new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::ExecStatus;
+
+    /// An execution of `owner` that ended at `at`.
+    fn ended(owner: &str, at: Instant) -> Arc<Execution> {
+        let outcome = Arc::new(Outcome::Failed(Error::invalid("test")));
+        let (phase, _) = watch::channel(Phase::Finished(outcome, at));
+        Arc::new(Execution {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: owner.into(),
+            tool: "execute_code",
+            kernel: "default".into(),
+            started: at,
+            started_at: SystemTime::now(),
+            cancel: CancellationToken::new(),
+            stopped_by: Mutex::new(None),
+            phase,
+            live: LiveLog::new(1024),
+            cells: Mutex::new(CellProgress::default()),
+            started_running: Default::default(),
+            code: Default::default(),
+            answered_and_ended: Mutex::new((true, true)),
+            auth: crate::principal::Principal::local().source(),
+        })
+    }
+
+    #[test]
+    fn finished_results_are_kept_to_the_count_then_expire_for_their_owner_only() {
+        let all = Executions::default();
+        let start = Instant::now();
+        let ids: Vec<String> = (0..KEEP_FINISHED_PER_PRINCIPAL + 2)
+            .map(|n| {
+                let e = ended("alice", start + Duration::from_millis(n as u64));
+                all.insert(Arc::clone(&e));
+                e.id.clone()
+            })
+            .collect();
+        // Pruned at the next insert, whoever's it is.
+        all.insert(ended("bob", start));
+        assert_eq!(all.list("alice").len(), KEEP_FINISHED_PER_PRINCIPAL);
+        for old in &ids[..2] {
+            let e = all.get("alice", old, false).err().unwrap();
+            assert_eq!(e.status, Status::NotFound);
+            assert!(e.message.contains("expired"), "{}", e.message);
+            // To anyone else, the same id is simply unknown.
+            let other = all.get("bob", old, false).err().unwrap();
+            assert!(!other.message.contains("expired"), "{}", other.message);
+        }
+        assert!(all.get("alice", &ids[2], false).is_ok());
+        let unknown = all.get("alice", "nope", true).err().unwrap();
+        assert_eq!(unknown.status, Status::Elsewhere, "on Lambda");
+    }
+
+    #[test]
+    fn a_status_name_is_the_name_results_carry() {
+        use ExecStatus::*;
+        for s in [Ok, Error, Timeout, KernelDied, Cancelled, Running] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str(), "{s:?}");
         }
     }
 }

@@ -103,7 +103,7 @@ impl Service {
             principal: principal.to_string(),
             journal: None,
             report: Report::default(),
-            writes: scope.files && scope.writes,
+            writes: scope.writes,
             home: principal_dirs(&self.settings, principal).home,
         };
         let Some(ws) = c.workspace.clone() else {
@@ -158,6 +158,13 @@ impl Service {
 }
 
 impl Continuity {
+    /// The same "after", for the history records only: the files are written through by the
+    /// call that will still run its own "after" (see `Service::spawn_execution`).
+    pub fn records_only(mut self) -> Continuity {
+        self.writes = false;
+        self
+    }
+
     /// Appends the call's records to the histories and writes changed files through; returns
     /// what happened, for the door to show.
     pub async fn after(mut self) -> (Report, Option<StateLost>) {

@@ -140,6 +140,27 @@ def test_a_file_written_by_a_cell_in_one_environment_appears_in_the_other(envs):
     run(body)
 
 
+def test_what_an_execution_writes_after_its_call_answered_reaches_the_other(envs):
+    """The call answers `running`, so its own write-through runs before the cell writes: the
+    execution writes its files (and its history) through itself when it ends."""
+    a, b = envs
+
+    async def body():
+        code = "import time\ntime.sleep(2)\nopen('late_from_a.txt','w').write('written late')"
+        r = await call(a, "execute_code", {"code": code, "kernel": "late", "wait": 0.5})
+        assert r.structured_content["status"] == "running", text(r)
+        execution_id = r.structured_content["execution_id"]
+        r = await call(a, "get_execution", {"execution_id": execution_id, "wait": 30})
+        assert r.structured_content["status"] == "ok", text(r)
+        r = await call(b, "read_file", {"path": "late_from_a.txt"})
+        assert not r.is_error, text(r)
+        assert "written late" in text(r)
+        # Its cell is in the kernel's history too: b sees the state as lost elsewhere.
+        r = await call(b, "get_kernel_status", {"kernel": "late"})
+        assert r.structured_content["state_lost"]["cells_lost"] == 1, text(r)
+    run(body)
+
+
 def test_a_concurrent_edit_in_both_environments_keeps_both_versions(envs, moto):
     a, b = envs
     _, s3 = moto

@@ -94,9 +94,7 @@ impl ExecutionView {
             execution_id: e.id.clone(),
             tool: e.tool.to_string(),
             kernel: e.kernel.clone(),
-            status: e
-                .outcome()
-                .map_or_else(|| "running".to_string(), |o| o.status()),
+            status: e.outcome().map_or("running", |o| o.status()).to_string(),
             elapsed_secs: (e.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             started_at: e.started_unix_secs(),
             cells_done: cells.map(|c| c.done),
